@@ -1,0 +1,90 @@
+import NIOHTTP1
+
+/// The primary cache key of a request (RFC 9111 §2): host, path and the parts of the query and
+/// request headers the route says matter. Vary is handled below the key, per stored variant.
+public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
+    /// The full key, unique per host + path + selected query + selected headers.
+    public let value: String
+    /// The path alone: every variant of one URL shares it, so invalidation by URL can find them all.
+    public let path: String
+
+    public init(value: String, path: String) {
+        self.value = value
+        self.path = path
+    }
+
+    public var description: String { value }
+}
+
+/// How a route turns a request into a `CacheKey`.
+public struct CacheKeyPolicy: Sendable, Equatable {
+    public enum Query: Sendable, Equatable {
+        /// Every query parameter, sorted so that `?a=1&b=2` and `?b=2&a=1` share an entry.
+        case all
+        /// The query is ignored.
+        case none
+        /// Only the listed parameters, sorted; the others are dropped.
+        case only(Set<String>)
+    }
+
+    public var query: Query
+    /// Lowercased request header names whose values become part of the key.
+    public var headers: [String]
+
+    public init(query: Query = .all, headers: [String] = []) {
+        self.query = query
+        self.headers = headers.map { $0.lowercased() }
+    }
+
+    /// Splits a request target into its path and query (without the `?`).
+    public static func split(uri: String) -> (path: Substring, query: Substring?) {
+        let withoutFragment = uri.firstIndex(of: "#").map { uri[..<$0] } ?? Substring(uri)
+        guard let q = withoutFragment.firstIndex(of: "?") else { return (withoutFragment, nil) }
+        return (withoutFragment[..<q], withoutFragment[withoutFragment.index(after: q)...])
+    }
+
+    public func key(host: String, uri: String, headers requestHeaders: HTTPHeaders) -> CacheKey {
+        let (path, query) = Self.split(uri: uri)
+        var key = host.lowercased()
+        key += path
+        if let normalized = normalize(query: query), !normalized.isEmpty {
+            key += "?"
+            key += normalized
+        }
+        for name in headers {
+            key += "\u{0}"
+            key += name
+            key += "="
+            key += requestHeaders[canonicalForm: name].joined(separator: ",")
+        }
+        return CacheKey(value: key, path: String(path))
+    }
+
+    private func normalize(query: Substring?) -> String? {
+        guard let query, !query.isEmpty else { return nil }
+        switch self.query {
+        case .none:
+            return nil
+        case .all:
+            let pairs = query.split(separator: "&", omittingEmptySubsequences: true)
+            if pairs.count == 1 { return String(pairs[0]) }
+            return pairs.sorted(by: Self.pairOrder).joined(separator: "&")
+        case .only(let names):
+            let kept = query.split(separator: "&", omittingEmptySubsequences: true).filter { pair in
+                let name = pair.firstIndex(of: "=").map { pair[..<$0] } ?? pair
+                return names.contains(String(name))
+            }
+            return kept.sorted(by: Self.pairOrder).joined(separator: "&")
+        }
+    }
+
+    /// Sorts by name first so that values keep their relative order only through the stable sort of
+    /// equal names; `a=2&a=1` stays distinct from `a=1&a=2` only if the origin cares, which we cannot
+    /// know, so we order them fully.
+    private static func pairOrder(_ a: Substring, _ b: Substring) -> Bool {
+        let an = a.firstIndex(of: "=").map { a[..<$0] } ?? a
+        let bn = b.firstIndex(of: "=").map { b[..<$0] } ?? b
+        if an != bn { return an < bn }
+        return a < b
+    }
+}

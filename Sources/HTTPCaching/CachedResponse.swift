@@ -1,0 +1,148 @@
+import NIOCore
+import NIOHTTP1
+
+/// One stored response: immutable, shared by reference between event loops and the store, written
+/// to any number of client channels without copying its body.
+public final class CachedResponse: Sendable {
+    public let status: HTTPResponseStatus
+    /// End-to-end headers as they will be sent (hop-by-hop fields removed, `Content-Length` set).
+    public let headers: HTTPHeaders
+    public let body: ByteBuffer
+    /// When the response was received (`response_time` of RFC 9111 §4.2.3).
+    public let responseTime: CacheInstant
+    /// `corrected_initial_age` of §4.2.3, fixed when the response was received.
+    public let correctedInitialAge: CacheDuration
+    public let terms: StorageTerms
+    public let etag: String?
+    public let lastModified: String?
+    /// Lowercased names from the response's `Vary` and the request's values for them (§4.1).
+    public let varyNames: [String]
+    public let varyValues: [String]
+    /// Surrogate keys for purging (route templates and the origin's `Surrogate-Key`/`Cache-Tag`).
+    public let tags: [String]
+    /// Bytes this entry accounts for in a byte-bounded store.
+    public let cost: Int
+
+    public init(
+        status: HTTPResponseStatus,
+        headers: HTTPHeaders,
+        body: ByteBuffer,
+        requestTime: CacheInstant,
+        responseTime: CacheInstant,
+        terms: StorageTerms,
+        varyNames: [String],
+        varyValues: [String],
+        tags: [String]
+    ) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.responseTime = responseTime
+        self.terms = terms
+        self.etag = headers.first(name: "etag")
+        self.lastModified = headers.first(name: "last-modified")
+        self.varyNames = varyNames
+        self.varyValues = varyValues
+        self.tags = tags
+        // §4.2.3: apparent_age = max(0, response_time - date_value);
+        // corrected_age_value = age_value + response_delay;
+        // corrected_initial_age = max(apparent_age, corrected_age_value).
+        let directives = ResponseDirectives(headers: headers, targetedField: "cache-control")
+        let dateValue = directives.date.map { CacheInstant(seconds: $0) } ?? responseTime
+        let apparentAge = max(CacheDuration.zero, responseTime - dateValue)
+        let responseDelay = max(CacheDuration.zero, responseTime - requestTime)
+        let correctedAgeValue = CacheDuration.seconds(directives.age) + responseDelay
+        self.correctedInitialAge = max(apparentAge, correctedAgeValue)
+        var headerBytes = 0
+        for (name, value) in headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
+        for tag in tags { headerBytes += tag.utf8.count + 16 }
+        self.cost = body.readableBytes + headerBytes + 256
+    }
+
+    /// `current_age` of §4.2.3.
+    public func age(at now: CacheInstant) -> CacheDuration {
+        correctedInitialAge + max(.zero, now - responseTime)
+    }
+
+    public func freshness(at now: CacheInstant) -> FreshnessState {
+        let age = age(at: now)
+        if !terms.revalidateAlways, age < terms.freshnessLifetime {
+            return .fresh(remaining: terms.freshnessLifetime - age)
+        }
+        return .stale(staleness: terms.revalidateAlways ? max(.zero, age - terms.freshnessLifetime) : age - terms.freshnessLifetime)
+    }
+
+    /// RFC 5861 §3: may be served at once while one background request refreshes it.
+    public func isWithinStaleWhileRevalidate(at now: CacheInstant) -> Bool {
+        guard terms.mayServeStale, !terms.revalidateAlways else { return false }
+        if case .stale(let staleness) = freshness(at: now) { return staleness <= terms.staleWhileRevalidate }
+        return false
+    }
+
+    /// RFC 5861 §4: may be served when the origin fails.
+    public func isWithinStaleIfError(at now: CacheInstant) -> Bool {
+        guard terms.mayServeStale else { return false }
+        switch freshness(at: now) {
+        case .fresh: return true
+        case .stale(let staleness): return staleness <= terms.staleIfError
+        }
+    }
+
+    /// True when the entry can still serve some purpose: fresh, within a stale window, or carrying a
+    /// validator that lets the origin answer 304 instead of a full body.
+    public func isUseful(at now: CacheInstant) -> Bool {
+        switch freshness(at: now) {
+        case .fresh: return true
+        case .stale(let staleness):
+            if etag != nil || lastModified != nil { return true }
+            return staleness <= max(terms.staleWhileRevalidate, terms.staleIfError)
+        }
+    }
+
+    /// True when the request's values of the fields named by `Vary` match this variant's (§4.1).
+    public func matchesVariant(of requestHeaders: HTTPHeaders) -> Bool {
+        for (i, name) in varyNames.enumerated() where Self.varyValue(name, in: requestHeaders) != varyValues[i] {
+            return false
+        }
+        return true
+    }
+
+    /// §4.1: values are compared after combining field lines and normalising whitespace.
+    public static func varyValue(_ name: String, in headers: HTTPHeaders) -> String {
+        headers[canonicalForm: name].map { $0.trimmingSpaces() }.joined(separator: ",")
+    }
+
+    /// Lowercased field names listed by a response's `Vary`.
+    public static func varyNames(of headers: HTTPHeaders) -> [String] {
+        headers[canonicalForm: "vary"].map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
+    }
+
+    /// §4.3.4: a 304 refreshes the stored entry: its header fields replace the stored ones of the same
+    /// name (framing fields excepted), and the timing starts over from the 304's receipt.
+    public func refreshed(
+        with notModifiedHeaders: HTTPHeaders,
+        requestTime: CacheInstant,
+        responseTime: CacheInstant,
+        terms newTerms: StorageTerms
+    ) -> CachedResponse {
+        var merged = headers
+        var replaced = Set<String>()
+        for (name, _) in notModifiedHeaders {
+            let lower = name.lowercased()
+            guard !Self.notUpdatedBy304.contains(lower), !replaced.contains(lower) else { continue }
+            replaced.insert(lower)
+            merged.remove(name: lower)
+            for value in notModifiedHeaders[canonicalForm: lower] { merged.add(name: name, value: String(value)) }
+        }
+        return CachedResponse(
+            status: status, headers: merged, body: body, requestTime: requestTime, responseTime: responseTime,
+            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags
+        )
+    }
+
+    /// §3.2: fields a cache keeps from the stored response when updating from a 304.
+    static let notUpdatedBy304: Set<String> = [
+        "content-length", "content-encoding", "transfer-encoding", "content-range", "connection", "keep-alive",
+        "te", "trailer", "upgrade", "proxy-connection",
+    ]
+}

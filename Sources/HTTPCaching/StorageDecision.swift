@@ -1,0 +1,93 @@
+import NIOHTTP1
+
+/// The outcome of RFC 9111 §3 for one response: store it (with the lifetime and windows to keep), or
+/// not (with the reason).
+public enum StorageDecision: Sendable, Equatable {
+    case store(StorageTerms)
+    case doNotStore(NotStoredReason)
+}
+
+public struct StorageTerms: Sendable, Equatable {
+    public var freshnessLifetime: CacheDuration
+    public var staleWhileRevalidate: CacheDuration
+    public var staleIfError: CacheDuration
+    /// `no-cache`: never fresh, revalidated before every use (§5.2.2.4).
+    public var revalidateAlways: Bool
+    /// False under `must-revalidate` / `proxy-revalidate` (§5.2.2.2, §5.2.2.8): stale is never served.
+    public var mayServeStale: Bool
+}
+
+/// Decides whether a shared cache may store a response (RFC 9111 §3) and on which terms.
+public enum StorageRules {
+    /// Status codes that are heuristically cacheable, i.e. may be stored with only a route TTL
+    /// (RFC 9110 §15.1). 206 is left out: sidecache does not assemble ranges.
+    public static let cacheableByDefault: Set<UInt> = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]
+
+    /// Statuses a shared cache understands well enough to store when the origin gives explicit
+    /// freshness (§3: "the response status code is final" and understood).
+    private static func isUnderstoodFinal(_ code: UInt) -> Bool {
+        code >= 200 && code < 600 && code != 206 && code != 304
+    }
+
+    public static func evaluate(
+        requestMethod: HTTPMethod,
+        requestHeaders: HTTPHeaders,
+        status: HTTPResponseStatus,
+        responseHeaders: HTTPHeaders,
+        policy: CachePolicy,
+        responseTime: CacheInstant
+    ) -> StorageDecision {
+        guard requestMethod == .GET || requestMethod == .HEAD else { return .doNotStore(.method) }
+        let code = status.code
+        if code == 206 { return .doNotStore(.partialContent) }
+        guard isUnderstoodFinal(code) else { return .doNotStore(.status) }
+
+        let d = ResponseDirectives(headers: responseHeaders, targetedField: policy.targetedField)
+        let cc = d.cacheControl
+        if cc.noStore { return .doNotStore(.noStore) }
+        if cc.isPrivate { return .doNotStore(.isPrivate) }
+        if policy.honorClientNoCache {
+            let requestCC = CacheControl(fieldValues: requestHeaders[canonicalForm: "cache-control"].map(String.init))
+            if requestCC.noStore { return .doNotStore(.clientNoStore) }
+        }
+        // §3.5: a request with Authorization is stored only when the response explicitly allows it.
+        if requestHeaders.contains(name: "authorization"), !(cc.mustRevalidate || cc.isPublic || cc.sMaxAge != nil) {
+            return .doNotStore(.authorization)
+        }
+        if responseHeaders[canonicalForm: "vary"].contains(where: { $0.trimmingSpaces() == "*" }) {
+            return .doNotStore(.varyStar)
+        }
+        let explicit = d.hasExplicitFreshness
+        // A cookie-setting response is shared only when the origin itself said it may be: a route TTL
+        // alone must never hand one client's cookie to another.
+        if responseHeaders.contains(name: "set-cookie"), !explicit { return .doNotStore(.setCookie) }
+
+        let lifetime: CacheDuration
+        if policy.overrideOrigin, let ttl = policy.defaultTTL {
+            lifetime = ttl
+        } else if let origin = d.originLifetime(responseTime: responseTime) {
+            lifetime = origin
+        } else if let ttl = policy.defaultTTL, cacheableByDefault.contains(code) {
+            lifetime = ttl
+        } else if cc.noCache && cacheableByDefault.contains(code) {
+            // no-cache responses are worth storing for revalidation even without a lifetime.
+            lifetime = .zero
+        } else {
+            return .doNotStore(explicit ? .noFreshness : (cacheableByDefault.contains(code) ? .noFreshness : .status))
+        }
+        if !explicit, !cacheableByDefault.contains(code), !(policy.overrideOrigin && policy.defaultTTL != nil) {
+            return .doNotStore(.status)
+        }
+
+        let mayServeStale = !(cc.mustRevalidate || cc.proxyRevalidate)
+        let swr = max(policy.staleWhileRevalidate, cc.staleWhileRevalidate.map { .seconds($0) } ?? .zero)
+        let sie = max(policy.staleIfError, cc.staleIfError.map { .seconds($0) } ?? .zero)
+        return .store(StorageTerms(
+            freshnessLifetime: lifetime,
+            staleWhileRevalidate: mayServeStale ? swr : .zero,
+            staleIfError: mayServeStale ? sie : .zero,
+            revalidateAlways: cc.noCache,
+            mayServeStale: mayServeStale
+        ))
+    }
+}

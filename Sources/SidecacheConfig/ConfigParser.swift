@@ -1,0 +1,293 @@
+import HTTPCaching
+import Yams
+
+/// Reads a config file's text into a validated `SidecacheConfiguration`, or every error in it.
+public enum ConfigParser {
+    public static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+
+    public static func parse(yaml text: String, file: String) throws(ConfigErrors) -> SidecacheConfiguration {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigErrors(file: file, errors: [ConfigError(path: "", line: 1, message: "the file is empty")])
+            }
+            root = node
+        } catch let error as ConfigErrors {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigErrors(file: file, errors: [Self.describe(error)])
+        } catch {
+            throw ConfigErrors(file: file, errors: [ConfigError(path: "", line: nil, message: "not valid YAML: \(error)")])
+        }
+        var reader = ConfigReader()
+        let config = read(root, &reader)
+        if let config, reader.errors.isEmpty { return config }
+        throw ConfigErrors(file: file, errors: reader.errors.isEmpty
+            ? [ConfigError(path: "", line: nil, message: "invalid configuration")] : reader.errors)
+    }
+
+    private static func describe(_ error: YamlError) -> ConfigError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let ctx = context.map { " \($0.text)" } ?? ""
+            return ConfigError(path: "", line: mark.line, message: "not valid YAML: \(problem)\(ctx)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ConfigError(path: "", line: context.mark.line, message: "duplicate keys: \(duplicates.joined(separator: ", "))")
+        default:
+            return ConfigError(path: "", line: nil, message: "not valid YAML: \(error)")
+        }
+    }
+
+    private static func read(_ root: Node, _ r: inout ConfigReader) -> SidecacheConfiguration? {
+        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes"]) else { return nil }
+
+        var listen = SidecacheConfiguration.ListenAddress(host: "127.0.0.1", port: 8080)
+        if let text = r.string(top["listen"], at: "listen") {
+            if let parsed = SidecacheConfiguration.ListenAddress.parse(text) { listen = parsed }
+            else { r.fail("listen", top["listen"], "expected host:port, e.g. \"127.0.0.1:8080\" or \":8080\"") }
+        }
+
+        let upstream = readUpstream(top["upstream"], &r)
+        let limits = readLimits(top["limits"], &r)
+        let cache = readCache(top["cache"], &r)
+        let logging = readLogging(top["logging"], &r)
+        let routes = readRoutes(top["routes"], &r)
+        guard let upstream else { return nil }
+        return SidecacheConfiguration(listen: listen, upstream: upstream, limits: limits, cache: cache, logging: logging, routes: routes)
+    }
+
+    private static func readUpstream(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Upstream? {
+        guard let node else {
+            r.fail("upstream", nil, "missing: sidecache needs to know where the API is (upstream.url)")
+            return nil
+        }
+        guard let m = r.mapping(node, at: "upstream", allowed: ["url", "connect_timeout", "response_timeout", "max_connections", "keepalive_timeout"]) else { return nil }
+        var result: SidecacheConfiguration.Upstream? = nil
+        if let url = r.string(m["url"], at: "upstream.url") {
+            switch UpstreamURL.parse(url) {
+            case .success(let host, let port):
+                result = .init(url: url, host: host, port: port, connectTimeout: .seconds(2), responseTimeout: .seconds(30),
+                               maxConnections: 64, keepaliveTimeout: .seconds(60))
+            case .failure(let message):
+                r.fail("upstream.url", m["url"], message)
+            }
+        } else if m["url"] == nil {
+            r.fail("upstream.url", node, "missing: the upstream's URL, e.g. \"http://127.0.0.1:3000\"")
+        }
+        let connect = r.duration(m["connect_timeout"], at: "upstream.connect_timeout", allowZero: false)
+        let response = r.duration(m["response_timeout"], at: "upstream.response_timeout", allowZero: false)
+        let maxConnections = r.positiveInt(m["max_connections"], at: "upstream.max_connections", max: 100_000)
+        let keepalive = r.duration(m["keepalive_timeout"], at: "upstream.keepalive_timeout", allowZero: false)
+        guard var u = result else { return nil }
+        if let connect { u.connectTimeout = connect }
+        if let response { u.responseTimeout = response }
+        if let maxConnections { u.maxConnections = maxConnections }
+        if let keepalive { u.keepaliveTimeout = keepalive }
+        return u
+    }
+
+    private static func readLimits(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Limits {
+        var l = SidecacheConfiguration.Limits(maxHeaderBytes: 16 * 1024, maxConnections: 10_000, headerReadTimeout: .seconds(10),
+                                              idleTimeout: .seconds(60), drainTimeout: .seconds(10))
+        guard let node, let m = r.mapping(node, at: "limits", allowed: ["max_header_bytes", "max_connections", "header_read_timeout", "idle_timeout", "drain_timeout"]) else { return l }
+        if let v = r.size(m["max_header_bytes"], at: "limits.max_header_bytes") {
+            if v < 1024 || v > 1 << 20 { r.fail("limits.max_header_bytes", m["max_header_bytes"], "must be between 1KiB and 1MiB") }
+            else { l.maxHeaderBytes = v }
+        }
+        if let v = r.positiveInt(m["max_connections"], at: "limits.max_connections", max: 1_000_000) { l.maxConnections = v }
+        if let v = r.duration(m["header_read_timeout"], at: "limits.header_read_timeout", allowZero: false) { l.headerReadTimeout = v }
+        if let v = r.duration(m["idle_timeout"], at: "limits.idle_timeout", allowZero: false) { l.idleTimeout = v }
+        if let v = r.duration(m["drain_timeout"], at: "limits.drain_timeout") { l.drainTimeout = v }
+        return l
+    }
+
+    private static func readCache(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Cache {
+        var c = SidecacheConfiguration.Cache(memory: .init(maxBytes: 256 << 20, maxObjectBytes: 8 << 20))
+        guard let node, let m = r.mapping(node, at: "cache", allowed: ["memory"]) else { return c }
+        guard let memNode = m["memory"], let mem = r.mapping(memNode, at: "cache.memory", allowed: ["max_bytes", "max_object_bytes"]) else { return c }
+        if let v = r.size(mem["max_bytes"], at: "cache.memory.max_bytes") { c.memory.maxBytes = v }
+        if let v = r.size(mem["max_object_bytes"], at: "cache.memory.max_object_bytes") { c.memory.maxObjectBytes = v }
+        if c.memory.maxObjectBytes > c.memory.maxBytes {
+            r.fail("cache.memory.max_object_bytes", mem["max_object_bytes"] ?? memNode, "must not exceed cache.memory.max_bytes (\(SizeText.format(c.memory.maxBytes)))")
+        }
+        return c
+    }
+
+    private static func readLogging(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Logging {
+        var l = SidecacheConfiguration.Logging(level: "info", access: true)
+        guard let node, let m = r.mapping(node, at: "logging", allowed: ["level", "access"]) else { return l }
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        if let level = r.string(m["level"], at: "logging.level") {
+            if levels.contains(level) { l.level = level }
+            else { r.fail("logging.level", m["level"], "expected one of \(levels.joined(separator: ", "))") }
+        }
+        if let access = r.bool(m["access"], at: "logging.access") { l.access = access }
+        return l
+    }
+
+    private static let routeKeys = [
+        "name", "match", "cache", "ttl", "override_origin", "stale_while_revalidate", "stale_if_error", "key", "tags",
+        "honor_client_no_cache", "targeted_cache_control",
+    ]
+
+    private static func readRoutes(_ node: Node?, _ r: inout ConfigReader) -> [SidecacheConfiguration.Route] {
+        guard let node else { return [] }
+        guard case .sequence(let seq) = node else {
+            r.fail("routes", node, "expected a list of routes")
+            return []
+        }
+        var routes: [SidecacheConfiguration.Route] = []
+        var seen: [String: Int] = [:]
+        for (i, item) in seq.enumerated() {
+            let path = "routes[\(i)]"
+            guard let route = readRoute(item, at: path, &r) else { continue }
+            if let first = seen[route.name] {
+                r.fail("\(path).name", item, "duplicate route name '\(route.name)' (also routes[\(first)])")
+            } else {
+                seen[route.name] = i
+            }
+            // A route after one that matches everything it would match can never be used.
+            if let earlier = routes.firstIndex(where: { Self.shadows($0, route) }) {
+                r.fail(path, item, "route '\(route.name)' is unreachable: route '\(routes[earlier].name)' before it matches every request it would")
+            }
+            routes.append(route)
+        }
+        return routes
+    }
+
+    static func shadows(_ a: SidecacheConfiguration.Route, _ b: SidecacheConfiguration.Route) -> Bool {
+        let methodsCovered: Bool
+        switch (a.methods, b.methods) {
+        case (nil, _): methodsCovered = true
+        case (.some, nil): methodsCovered = false
+        case (.some(let am), .some(let bm)): methodsCovered = Set(bm).isSubset(of: Set(am))
+        }
+        return methodsCovered && a.path.covers(b.path)
+    }
+
+    private static func readRoute(_ node: Node, at path: String, _ r: inout ConfigReader) -> SidecacheConfiguration.Route? {
+        guard let m = r.mapping(node, at: path, allowed: routeKeys) else { return nil }
+        let name = r.string(m["name"], at: "\(path).name")
+        if m["name"] == nil { r.fail("\(path).name", node, "missing: every route needs a name (used in logs and metrics)") }
+        if let name, name.isEmpty || name.contains(where: { $0 == " " || $0 == "\"" }) {
+            r.fail("\(path).name", m["name"], "a route name must be non-empty, without spaces or quotes")
+        }
+
+        var methods: [String]? = nil
+        var pattern: PathPattern? = nil
+        if let matchNode = m["match"], let match = r.mapping(matchNode, at: "\(path).match", allowed: ["methods", "path"]) {
+            if let list = r.stringList(match["methods"], at: "\(path).match.methods") {
+                for (j, method) in list.enumerated() where !knownMethods.contains(method) {
+                    r.fail("\(path).match.methods[\(j)]", match["methods"], "unknown method '\(method)'; expected one of \(knownMethods.sorted().joined(separator: ", "))")
+                }
+                if list.isEmpty { r.fail("\(path).match.methods", match["methods"], "an empty list matches nothing; leave it out to match every method") }
+                methods = list
+            }
+            if let p = r.string(match["path"], at: "\(path).match.path") {
+                do { pattern = try PathPattern(p) }
+                catch { r.fail("\(path).match.path", match["path"], "\(error)") }
+            } else if match["path"] == nil {
+                r.fail("\(path).match.path", matchNode, "missing: a path pattern such as \"/api/items/{id}\" or \"/*\"")
+            }
+        } else if m["match"] == nil {
+            r.fail("\(path).match", node, "missing: what the route matches, e.g. match: { path: \"/api/*\" }")
+        }
+
+        let cache = r.bool(m["cache"], at: "\(path).cache") ?? true
+        let ttl = r.duration(m["ttl"], at: "\(path).ttl")
+        let overrideOrigin = r.bool(m["override_origin"], at: "\(path).override_origin") ?? false
+        if overrideOrigin, ttl == nil, m["ttl"] == nil { r.fail("\(path).override_origin", m["override_origin"], "needs a ttl to override the origin with") }
+        let swr = r.duration(m["stale_while_revalidate"], at: "\(path).stale_while_revalidate") ?? .zero
+        let sie = r.duration(m["stale_if_error"], at: "\(path).stale_if_error") ?? .zero
+        let honor = r.bool(m["honor_client_no_cache"], at: "\(path).honor_client_no_cache") ?? false
+        var targeted = "CDN-Cache-Control"
+        if let t = r.string(m["targeted_cache_control"], at: "\(path).targeted_cache_control") {
+            if t.isEmpty || !t.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) {
+                r.fail("\(path).targeted_cache_control", m["targeted_cache_control"], "expected a header field name such as CDN-Cache-Control")
+            } else { targeted = t }
+        }
+
+        var query = CacheKeyPolicy.Query.all
+        var keyHeaders: [String] = []
+        if let keyNode = m["key"], let key = r.mapping(keyNode, at: "\(path).key", allowed: ["query", "headers"]) {
+            if let q = key["query"] {
+                if case .sequence = q {
+                    if let names = r.stringList(q, at: "\(path).key.query") { query = .only(Set(names)) }
+                } else if let word = r.string(q, at: "\(path).key.query") {
+                    switch word {
+                    case "all": query = .all
+                    case "none": query = .none
+                    default: r.fail("\(path).key.query", q, "expected all, none, or a list of parameter names")
+                    }
+                }
+            }
+            if let headers = r.stringList(key["headers"], at: "\(path).key.headers") {
+                for (j, h) in headers.enumerated() where h.isEmpty || !h.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
+                    r.fail("\(path).key.headers[\(j)]", key["headers"], "'\(h)' is not a header field name")
+                }
+                keyHeaders = headers.map { $0.lowercased() }
+            }
+        }
+
+        var tags: [TagTemplate] = []
+        if let list = r.stringList(m["tags"], at: "\(path).tags") {
+            for (j, text) in list.enumerated() {
+                guard let t = TagTemplate(text), !text.isEmpty, !text.contains(" ") else {
+                    r.fail("\(path).tags[\(j)]", m["tags"], "'\(text)' is not a tag template (no spaces; placeholders like {id})")
+                    continue
+                }
+                if let pattern {
+                    for p in t.parameterNames where !pattern.parameterNames.contains(p) {
+                        r.fail("\(path).tags[\(j)]", m["tags"], "{\(p)} is not a parameter of the path \(pattern.source)")
+                    }
+                }
+                tags.append(t)
+            }
+        }
+        if !cache {
+            for key in ["ttl", "stale_while_revalidate", "stale_if_error", "key", "tags", "override_origin"] where m[key] != nil {
+                r.fail("\(path).\(key)", m[key], "has no effect on a route with cache: false")
+            }
+        }
+
+        guard let name, let pattern else { return nil }
+        return SidecacheConfiguration.Route(
+            name: name, methods: methods, path: pattern, cache: cache, ttl: ttl, overrideOrigin: overrideOrigin,
+            staleWhileRevalidate: swr, staleIfError: sie, keyQuery: query, keyHeaders: keyHeaders, tags: tags,
+            honorClientNoCache: honor, targetedCacheControl: targeted
+        )
+    }
+}
+
+/// The parts of an upstream URL sidecache understands now: plain http to a host and port.
+enum UpstreamURL {
+    enum Result { case success(host: String, port: Int), failure(String) }
+
+    static func parse(_ url: String) -> Result {
+        let lower = url.lowercased()
+        if lower.hasPrefix("https://") { return .failure("https upstreams are not supported yet; use http://") }
+        guard lower.hasPrefix("http://") else { return .failure("expected an http:// URL, e.g. \"http://127.0.0.1:3000\"") }
+        var rest = url.dropFirst("http://".count)
+        if let slash = rest.firstIndex(of: "/") {
+            guard rest[slash...] == "/" else { return .failure("a path prefix in the upstream URL is not supported; give scheme, host and port only") }
+            rest = rest[..<slash]
+        }
+        guard !rest.isEmpty else { return .failure("the URL has no host") }
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return .failure("unterminated IPv6 address") }
+            let host = String(rest[rest.index(after: rest.startIndex)..<close])
+            let after = rest[rest.index(after: close)...]
+            if after.isEmpty { return .success(host: host, port: 80) }
+            guard after.hasPrefix(":"), let port = Int(after.dropFirst()), (1...65535).contains(port) else { return .failure("bad port") }
+            return .success(host: host, port: port)
+        }
+        if let colon = rest.lastIndex(of: ":") {
+            guard let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else { return .failure("bad port in the upstream URL") }
+            let host = String(rest[..<colon])
+            guard !host.isEmpty else { return .failure("the URL has no host") }
+            return .success(host: host, port: port)
+        }
+        return .success(host: String(rest), port: 80)
+    }
+}

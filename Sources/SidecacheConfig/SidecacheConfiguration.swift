@@ -1,0 +1,199 @@
+import HTTPCaching
+
+/// The validated content of a config file, before compilation. Encodable so the admin port can show
+/// the active configuration.
+public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
+    public var listen: ListenAddress
+    public var upstream: Upstream
+    public var limits: Limits
+    public var cache: Cache
+    public var logging: Logging
+    public var routes: [Route]
+
+    public struct ListenAddress: Sendable, Equatable, Encodable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        /// `host:port`, `[v6]:port` or `:port` (all interfaces).
+        public static func parse(_ text: String) -> ListenAddress? {
+            var host: Substring
+            var portText: Substring
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]") else { return nil }
+                host = text[text.index(after: text.startIndex)..<close]
+                let after = text[text.index(after: close)...]
+                guard after.hasPrefix(":") else { return nil }
+                portText = after.dropFirst()
+            } else {
+                guard let colon = text.lastIndex(of: ":") else { return nil }
+                host = text[..<colon]
+                portText = text[text.index(after: colon)...]
+                if host.contains(":") { return nil }
+            }
+            if host.isEmpty { host = "0.0.0.0" }
+            guard let port = Int(portText), (0...65535).contains(port) else { return nil }
+            return ListenAddress(host: String(host), port: port)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(description)
+        }
+    }
+
+    public struct Upstream: Sendable, Equatable, Encodable {
+        public var url: String
+        public var host: String
+        public var port: Int
+        public var connectTimeout: CacheDuration
+        public var responseTimeout: CacheDuration
+        public var maxConnections: Int
+        /// Idle keep-alive connections to the upstream are closed after this long.
+        public var keepaliveTimeout: CacheDuration
+
+        enum CodingKeys: String, CodingKey {
+            case url, connectTimeout = "connect_timeout", responseTimeout = "response_timeout"
+            case maxConnections = "max_connections", keepaliveTimeout = "keepalive_timeout"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(url, forKey: .url)
+            try c.encode(DurationText.format(connectTimeout), forKey: .connectTimeout)
+            try c.encode(DurationText.format(responseTimeout), forKey: .responseTimeout)
+            try c.encode(maxConnections, forKey: .maxConnections)
+            try c.encode(DurationText.format(keepaliveTimeout), forKey: .keepaliveTimeout)
+        }
+    }
+
+    public struct Limits: Sendable, Equatable, Encodable {
+        public var maxHeaderBytes: Int
+        public var maxConnections: Int
+        public var headerReadTimeout: CacheDuration
+        public var idleTimeout: CacheDuration
+        /// How long SIGTERM waits for in-flight requests before closing what is left.
+        public var drainTimeout: CacheDuration
+
+        enum CodingKeys: String, CodingKey {
+            case maxHeaderBytes = "max_header_bytes", maxConnections = "max_connections"
+            case headerReadTimeout = "header_read_timeout", idleTimeout = "idle_timeout", drainTimeout = "drain_timeout"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(SizeText.format(maxHeaderBytes), forKey: .maxHeaderBytes)
+            try c.encode(maxConnections, forKey: .maxConnections)
+            try c.encode(DurationText.format(headerReadTimeout), forKey: .headerReadTimeout)
+            try c.encode(DurationText.format(idleTimeout), forKey: .idleTimeout)
+            try c.encode(DurationText.format(drainTimeout), forKey: .drainTimeout)
+        }
+    }
+
+    public struct Cache: Sendable, Equatable, Encodable {
+        public var memory: MemoryStore.Limits
+
+        enum CodingKeys: String, CodingKey { case memory }
+        enum MemoryKeys: String, CodingKey { case maxBytes = "max_bytes", maxObjectBytes = "max_object_bytes" }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            var m = c.nestedContainer(keyedBy: MemoryKeys.self, forKey: .memory)
+            try m.encode(SizeText.format(memory.maxBytes), forKey: .maxBytes)
+            try m.encode(SizeText.format(memory.maxObjectBytes), forKey: .maxObjectBytes)
+        }
+    }
+
+    public struct Logging: Sendable, Equatable, Encodable {
+        public var level: String
+        public var access: Bool
+    }
+
+    public struct Route: Sendable, Equatable, Encodable {
+        public var name: String
+        /// Uppercase method names; nil means every method.
+        public var methods: [String]?
+        public var path: PathPattern
+        public var cache: Bool
+        public var ttl: CacheDuration?
+        public var overrideOrigin: Bool
+        public var staleWhileRevalidate: CacheDuration
+        public var staleIfError: CacheDuration
+        public var keyQuery: CacheKeyPolicy.Query
+        public var keyHeaders: [String]
+        public var tags: [TagTemplate]
+        public var honorClientNoCache: Bool
+        public var targetedCacheControl: String
+
+        enum CodingKeys: String, CodingKey {
+            case name, methods, path, cache, ttl, overrideOrigin = "override_origin"
+            case staleWhileRevalidate = "stale_while_revalidate", staleIfError = "stale_if_error"
+            case key, tags, honorClientNoCache = "honor_client_no_cache", targetedCacheControl = "targeted_cache_control"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encodeIfPresent(methods, forKey: .methods)
+            try c.encode(path.source, forKey: .path)
+            try c.encode(cache, forKey: .cache)
+            try c.encodeIfPresent(ttl.map(DurationText.format), forKey: .ttl)
+            try c.encode(overrideOrigin, forKey: .overrideOrigin)
+            try c.encode(DurationText.format(staleWhileRevalidate), forKey: .staleWhileRevalidate)
+            try c.encode(DurationText.format(staleIfError), forKey: .staleIfError)
+            let query: String
+            switch keyQuery {
+            case .all: query = "all"
+            case .none: query = "none"
+            case .only(let names): query = names.sorted().joined(separator: ",")
+            }
+            try c.encode(["query": query, "headers": keyHeaders.joined(separator: ",")], forKey: .key)
+            try c.encode(tags.map(\.source), forKey: .tags)
+            try c.encode(honorClientNoCache, forKey: .honorClientNoCache)
+            try c.encode(targetedCacheControl, forKey: .targetedCacheControl)
+        }
+    }
+}
+
+/// A tag with `{name}` placeholders filled from the route's path parameters, e.g. `item:{id}`.
+public struct TagTemplate: Sendable, Equatable {
+    public enum Piece: Sendable, Equatable {
+        case text(String)
+        case parameter(String)
+    }
+
+    public let source: String
+    public let pieces: [Piece]
+
+    public init?(_ source: String) {
+        self.source = source
+        var pieces: [Piece] = []
+        var rest = Substring(source)
+        while let open = rest.firstIndex(of: "{") {
+            if open > rest.startIndex { pieces.append(.text(String(rest[..<open]))) }
+            guard let close = rest[open...].firstIndex(of: "}") else { return nil }
+            let name = rest[rest.index(after: open)..<close]
+            guard !name.isEmpty else { return nil }
+            pieces.append(.parameter(String(name)))
+            rest = rest[rest.index(after: close)...]
+        }
+        if rest.contains("}") { return nil }
+        if !rest.isEmpty { pieces.append(.text(String(rest))) }
+        self.pieces = pieces
+    }
+
+    public var parameterNames: [String] {
+        pieces.compactMap { if case .parameter(let n) = $0 { n } else { nil } }
+    }
+
+    public func render(_ parameters: [(name: String, value: Substring)]) -> String {
+        var out = ""
+        for piece in pieces {
+            switch piece {
+            case .text(let t): out += t
+            case .parameter(let n): out += parameters.first(where: { $0.name == n }).map { String($0.value) } ?? ""
+            }
+        }
+        return out
+    }
+}
