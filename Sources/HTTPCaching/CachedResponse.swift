@@ -32,7 +32,8 @@ public final class CachedResponse: Sendable {
         terms: StorageTerms,
         varyNames: [String],
         varyValues: [String],
-        tags: [String]
+        tags: [String],
+        originAge: Int64 = 0
     ) {
         self.status = status
         self.headers = headers
@@ -51,7 +52,7 @@ public final class CachedResponse: Sendable {
         let dateValue = directives.date.map { CacheInstant(seconds: $0) } ?? responseTime
         let apparentAge = max(CacheDuration.zero, responseTime - dateValue)
         let responseDelay = max(CacheDuration.zero, responseTime - requestTime)
-        let correctedAgeValue = CacheDuration.seconds(directives.age) + responseDelay
+        let correctedAgeValue = CacheDuration.seconds(max(originAge, directives.age)) + responseDelay
         self.correctedInitialAge = max(apparentAge, correctedAgeValue)
         var headerBytes = 0
         for (name, value) in headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
@@ -136,13 +137,14 @@ public final class CachedResponse: Sendable {
         }
         return CachedResponse(
             status: status, headers: merged, body: body, requestTime: requestTime, responseTime: responseTime,
-            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags
+            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags,
+            originAge: ResponseDirectives(headers: notModifiedHeaders, targetedField: "cache-control").age
         )
     }
 
     /// §3.2: fields a cache keeps from the stored response when updating from a 304.
     static let notUpdatedBy304: Set<String> = [
-        "content-length", "content-encoding", "transfer-encoding", "content-range", "connection", "keep-alive",
+        "age", "content-length", "content-encoding", "transfer-encoding", "content-range", "connection", "keep-alive",
         "te", "trailer", "upgrade", "proxy-connection",
     ]
 }

@@ -14,6 +14,14 @@ public enum HTTPDate {
         return "\(dayNames[weekday]), \(two(d)) \(monthNames[Int(m - 1)]) \(y) \(two(secs / 3600)):\(two(secs / 60 % 60)):\(two(secs % 60)) GMT"
     }
 
+    /// Calendar fields of a UTC instant: (year, month 1-12, day, hour, minute, second).
+    public static func utcComponents(secondsSinceEpoch t: Int64) -> (year: Int64, month: Int64, day: Int64, hour: Int64, minute: Int64, second: Int64) {
+        let days = t >= 0 ? t / 86400 : (t - 86399) / 86400
+        let secs = t - days * 86400
+        let (y, m, d) = civil(fromDays: days)
+        return (y, m, d, secs / 3600, secs / 60 % 60, secs % 60)
+    }
+
     /// Parses any of the three HTTP-date forms; nil when the value is not a date (RFC 9111 §5.3: an
     /// invalid `Expires` means "already expired", which callers decide).
     public static func parse(_ value: String) -> Int64? {

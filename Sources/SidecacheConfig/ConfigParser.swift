@@ -22,8 +22,11 @@ public enum ConfigParser {
         var reader = ConfigReader()
         let config = read(root, &reader)
         if let config, reader.errors.isEmpty { return config }
-        throw ConfigErrors(file: file, errors: reader.errors.isEmpty
-            ? [ConfigError(path: "", line: nil, message: "invalid configuration")] : reader.errors)
+        let sorted = reader.errors.enumerated().sorted { a, b in
+            (a.element.line ?? 0, a.offset) < (b.element.line ?? 0, b.offset)
+        }.map(\.element)
+        throw ConfigErrors(file: file, errors: sorted.isEmpty
+            ? [ConfigError(path: "", line: nil, message: "invalid configuration")] : sorted)
     }
 
     private static func describe(_ error: YamlError) -> ConfigError {

@@ -1,0 +1,53 @@
+import HTTPCaching
+import NIOCore
+import NIOHTTP1
+import SidecacheConfig
+
+/// The request a connection is working on, from its head until both its end has been read and its
+/// response written. Holds what the access log line and the cache decisions need.
+final class ActiveRequest {
+    let head: HTTPRequestHead
+    /// The request target in origin-form (an absolute-form target is reduced to its path and query).
+    let uri: String
+    let snapshot: ConfigSnapshot
+    let route: CompiledRoute?
+    let requestID: String
+    let started: NIODeadline
+    let keepAlive: Bool
+    var outcome: CacheOutcome = .bypass
+    var status: UInt = 0
+    var bytes = 0
+    var upstreamStarted: NIODeadline?
+    var upstreamMilliseconds: Double?
+    var requestEnded = false
+    var responseStarted = false
+    var responseEnded = false
+    /// Set while a streamed response is being relayed: paused and resumed with the client's writability.
+    var upstreamReader: UpstreamClientHandler?
+    var forward: ForwardExchange?
+    var tunnel: TunnelExchange?
+    var key: CacheKey?
+    /// A stored response that may still be served if the upstream fails (stale-if-error).
+    var stale: CachedResponse?
+
+    init(head: HTTPRequestHead, uri: String, snapshot: ConfigSnapshot, route: CompiledRoute?, requestID: String, started: NIODeadline) {
+        self.head = head
+        self.uri = uri
+        self.snapshot = snapshot
+        self.route = route
+        self.requestID = requestID
+        self.started = started
+        self.keepAlive = head.isKeepAlive
+    }
+
+    var isHead: Bool { head.method == .HEAD }
+
+    var path: Substring { CacheKeyPolicy.split(uri: uri).path }
+
+    func markUpstreamStart() { upstreamStarted = .now() }
+
+    func markUpstreamEnd() {
+        guard let s = upstreamStarted, upstreamMilliseconds == nil else { return }
+        upstreamMilliseconds = Double((NIODeadline.now() - s).nanoseconds) / 1_000_000
+    }
+}

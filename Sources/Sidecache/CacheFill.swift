@@ -1,0 +1,250 @@
+import HTTPCaching
+import NIOCore
+import NIOHTTP1
+import SidecacheConfig
+
+/// Fetches one cache key from the upstream on behalf of every request waiting on it (the owner that
+/// started it, the coalesced followers, or nobody for a background refresh), and stores the result.
+///
+/// The response is buffered while it may be stored (bounded by `max_object_bytes`); a response that
+/// turns out unstorable or too large is streamed to the owner instead and the followers are told to
+/// fetch for themselves. A stale entry being revalidated is refreshed by a 304 (RFC 9111 §4.3.4).
+final class CacheFill: UpstreamResponseDelegate {
+    private enum Mode {
+        case awaitingHead
+        case buffering(HTTPResponseHead, StorageTerms, ByteBuffer)
+        case notModified(HTTPResponseHead)
+        case streaming
+        case finished
+    }
+
+    private let runtime: ProxyRuntime
+    private let key: CacheKey
+    private let route: CompiledRoute
+    private let request: ActiveRequest
+    private weak var owner: ProxyHandler?
+    private let validating: CachedResponse?
+    private let eventLoop: any EventLoop
+    private let upstreamHead: HTTPRequestHead
+    private let maxObjectBytes: Int
+    private var mode = Mode.awaitingHead
+    private var connection: UpstreamConnection?
+    private var attempts = 0
+    private var requestTime = CacheInstant.now()
+
+    init(runtime: ProxyRuntime, key: CacheKey, route: CompiledRoute, request: ActiveRequest, owner: ProxyHandler?,
+         clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop) {
+        self.runtime = runtime
+        self.key = key
+        self.route = route
+        self.request = request
+        self.owner = owner
+        self.validating = validating
+        self.eventLoop = eventLoop
+        self.upstreamHead = UpstreamRequest.head(for: request, clientAddress: clientAddress, forFill: true, validating: validating)
+        self.maxObjectBytes = runtime.store.currentLimits.maxObjectBytes
+    }
+
+    /// The fill keeps itself alive through the pool's callbacks and the upstream handler's delegate
+    /// reference chain; `retainSelf` holds it until it finishes.
+    private var retainSelf: CacheFill?
+
+    func start() {
+        retainSelf = self
+        attempts += 1
+        guard let pool = runtime.pools.pool(for: eventLoop) else {
+            fail(UpstreamError(.connectFailed, "no connection pool on this event loop"))
+            return
+        }
+        let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: runtime.pools.loopCount)
+        if owner != nil, request.upstreamStarted == nil { request.markUpstreamStart() }
+        pool.acquire(settings) { [self] result in
+            switch result {
+            case .success(let connection):
+                self.connection = connection
+                self.requestTime = .now()
+                connection.handler.begin(head: self.upstreamHead, delegate: self, responseTimeout: settings.responseTimeout)
+                connection.handler.sendEnd()
+            case .failure(let error):
+                self.upstreamFailed(error)
+            }
+        }
+    }
+
+    private var liveOwner: ProxyHandler? {
+        guard let owner, owner.request === request else { return nil }
+        return owner
+    }
+
+    // MARK: UpstreamResponseDelegate
+
+    func upstreamResponseHead(_ head: HTTPResponseHead) {
+        if owner != nil { request.markUpstreamEnd() }
+        let now = CacheInstant.now()
+        if let validating, head.status == .notModified {
+            _ = validating
+            mode = .notModified(head)
+            return
+        }
+        // stale-if-error covers an origin answering 500, 502, 503 or 504 (RFC 5861 §4).
+        if [500, 502, 503, 504].contains(head.status.code), let stale = request.stale, stale.isWithinStaleIfError(at: now) {
+            connection?.handler.abort()
+            connection = nil
+            fail(UpstreamError(.errorStatus, "answered \(head.status.code)", status: head.status.code))
+            return
+        }
+        let decision = StorageRules.evaluate(
+            requestMethod: .GET, requestHeaders: request.head.headers, status: head.status, responseHeaders: head.headers,
+            policy: route.policy, responseTime: now
+        )
+        switch decision {
+        case .store(let terms):
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxObjectBytes {
+                stream(head, prefix: nil, reason: .tooLarge)
+            } else {
+                mode = .buffering(head, terms, ByteBuffer())
+            }
+        case .doNotStore(let reason):
+            stream(head, prefix: nil, reason: reason)
+        }
+    }
+
+    func upstreamResponseBody(_ buffer: ByteBuffer) {
+        switch mode {
+        case .buffering(let head, let terms, var body):
+            mode = .finished  // avoid a copy-on-write of the accumulated body
+            body.writeImmutableBuffer(buffer)
+            if body.readableBytes > maxObjectBytes {
+                stream(head, prefix: body, reason: .tooLarge)
+            } else {
+                mode = .buffering(head, terms, body)
+            }
+        case .streaming:
+            liveOwner?.streamBody(buffer, to: request)
+        case .awaitingHead, .notModified, .finished:
+            break
+        }
+    }
+
+    func upstreamReadComplete() {
+        if case .streaming = mode { liveOwner?.flushStreamedResponse(request) }
+    }
+
+    func upstreamResponseEnd() {
+        connection = nil
+        let now = CacheInstant.now()
+        switch mode {
+        case .buffering(let head, let terms, let body):
+            mode = .finished
+            let entry = makeEntry(head, body: body, terms: terms, responseTime: now)
+            let stored = runtime.store.store(entry, for: key)
+            runtime.coalescer.finish(key.value, with: stored ? .entry(entry) : .uncacheable)
+            let status = "sidecache; fwd=\(validating == nil ? "miss" : "stale"); fwd-status=\(head.status.code)" + (stored ? "; stored" : "; detail=too-large")
+            liveOwner?.serve(entry, to: request, cacheStatus: status, now: now)
+        case .notModified(let head):
+            mode = .finished
+            guard let validating else { return }
+            let refreshed = refresh(validating, with: head, responseTime: now)
+            runtime.store.store(refreshed, for: key)
+            runtime.coalescer.finish(key.value, with: .entry(refreshed))
+            liveOwner?.serve(refreshed, to: request, cacheStatus: "sidecache; fwd=stale; fwd-status=304; stored", now: now)
+        case .streaming:
+            mode = .finished
+            liveOwner?.endStreamedResponse(request)
+        case .awaitingHead, .finished:
+            break
+        }
+        retainSelf = nil
+    }
+
+    func upstreamFailed(_ error: UpstreamError) {
+        let wasReused = connection?.hasBeenUsed ?? false
+        connection = nil
+        switch mode {
+        case .streaming:
+            mode = .finished
+            liveOwner?.abortStreamedResponse(request)
+            retainSelf = nil
+        case .awaitingHead where attempts == 1 && error.kind == .closedBeforeResponse && (wasReused || error.requestNotSent):
+            // A keep-alive connection closed under us; GET is idempotent, so one retry is safe.
+            start()
+        case .finished:
+            retainSelf = nil
+        default:
+            fail(error)
+        }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {}
+
+    // MARK: -
+
+    private func fail(_ error: UpstreamError) {
+        mode = .finished
+        runtime.coalescer.finish(key.value, with: .failed(error))
+        if let owner = liveOwner { owner.serveStaleOrError(error, to: request) }
+        retainSelf = nil
+    }
+
+    /// Hands the response to the owner as a stream; followers fetch on their own.
+    private func stream(_ head: HTTPResponseHead, prefix: ByteBuffer?, reason: NotStoredReason) {
+        runtime.coalescer.finish(key.value, with: .uncacheable)
+        guard let owner = liveOwner else {
+            // A background refresh (or an owner that left) has nobody to stream to.
+            mode = .finished
+            connection?.handler.abort()
+            connection = nil
+            retainSelf = nil
+            return
+        }
+        mode = .streaming
+        request.outcome = .miss
+        owner.beginStreamedResponse(head, to: request, reader: connection?.handler,
+                                    cacheStatus: "sidecache; fwd=miss; fwd-status=\(head.status.code); detail=\(reason.rawValue)")
+        if let prefix { owner.streamBody(prefix, to: request) }
+    }
+
+    private func makeEntry(_ head: HTTPResponseHead, body: ByteBuffer, terms: StorageTerms, responseTime: CacheInstant) -> CachedResponse {
+        var headers = UpstreamRequest.clientHeaders(from: head.headers)
+        let originAge = ResponseDirectives(headers: head.headers, targetedField: "cache-control").age
+        headers.remove(name: "age")
+        headers.remove(name: "x-request-id")
+        if head.status.code != 204 {
+            headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        }
+        let varyNames = CachedResponse.varyNames(of: head.headers)
+        let varyValues = varyNames.map { CachedResponse.varyValue($0, in: request.head.headers) }
+        return CachedResponse(
+            status: head.status, headers: headers, body: body, requestTime: requestTime, responseTime: responseTime,
+            terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags(from: head.headers), originAge: originAge
+        )
+    }
+
+    /// Route templates filled from the path, plus the origin's `Surrogate-Key` (space separated) and
+    /// `Cache-Tag` (comma separated).
+    private func tags(from headers: HTTPHeaders) -> [String] {
+        var tags = route.tags(forPath: request.path)
+        for value in headers[canonicalForm: "surrogate-key"] {
+            tags += value.split(separator: " ").map(String.init)
+        }
+        for value in headers[canonicalForm: "cache-tag"] {
+            tags += value.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+        }
+        var seen = Set<String>()
+        return tags.filter { seen.insert($0).inserted }
+    }
+
+    private func refresh(_ entry: CachedResponse, with head: HTTPResponseHead, responseTime: CacheInstant) -> CachedResponse {
+        var updates = head.headers
+        HopByHopHeaders.strip(&updates)
+        updates.remove(name: "x-request-id")
+        let provisional = entry.refreshed(with: updates, requestTime: requestTime, responseTime: responseTime, terms: entry.terms)
+        // The refreshed headers decide the new lifetime (a 304 may carry a new max-age).
+        let decision = StorageRules.evaluate(
+            requestMethod: .GET, requestHeaders: request.head.headers, status: entry.status, responseHeaders: provisional.headers,
+            policy: route.policy, responseTime: responseTime
+        )
+        guard case .store(let terms) = decision else { return provisional }
+        return entry.refreshed(with: updates, requestTime: requestTime, responseTime: responseTime, terms: terms)
+    }
+}

@@ -1,0 +1,153 @@
+import HTTPCaching
+import NIOCore
+import NIOHTTP1
+
+/// Relays one request to the upstream and its response back, streaming both bodies with
+/// backpressure in each direction. Used for everything that is not served from or stored in the
+/// cache: unsafe methods, routes with `cache: false`, and responses that turned out uncacheable.
+final class ForwardExchange: UpstreamResponseDelegate {
+    private weak var handler: ProxyHandler?
+    private let request: ActiveRequest
+    private let eventLoop: any EventLoop
+    private let upstreamHead: HTTPRequestHead
+    private let cacheStatus: String
+    private var connection: UpstreamConnection?
+    private var pendingBody: [ByteBuffer] = []
+    private var pendingBytes = 0
+    private var bodyBytesSent = 0
+    private var attempts = 0
+    private var responseHeadSeen = false
+    private var cancelled = false
+
+    /// Bytes of request body buffered while the upstream connection is being set up.
+    private static let maxPendingBytes = 64 * 1024
+
+    init(handler: ProxyHandler, request: ActiveRequest, eventLoop: any EventLoop, clientAddress: String, cacheStatus: String) {
+        self.handler = handler
+        self.request = request
+        self.eventLoop = eventLoop
+        self.upstreamHead = UpstreamRequest.head(for: request, clientAddress: clientAddress, forFill: false)
+        self.cacheStatus = cacheStatus
+    }
+
+    func start() {
+        guard let handler, let pool = handler.runtime.pools.pool(for: eventLoop) else { return }
+        attempts += 1
+        let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: handler.runtime.pools.loopCount)
+        if request.upstreamStarted == nil { request.markUpstreamStart() }
+        pool.acquire(settings) { [self] result in
+            switch result {
+            case .success(let connection): self.connected(connection, settings: settings)
+            case .failure(let error): self.upstreamFailed(error)
+            }
+        }
+    }
+
+    private func connected(_ connection: UpstreamConnection, settings: UpstreamSettings) {
+        guard !cancelled else {
+            // The client left while we connected: the fresh connection is fine to keep.
+            connection.handler.abort()
+            return
+        }
+        self.connection = connection
+        connection.handler.begin(head: upstreamHead, delegate: self, responseTimeout: settings.responseTimeout)
+        handler?.sendContinue(for: request)
+        for buffer in pendingBody { send(buffer, on: connection) }
+        pendingBody.removeAll()
+        pendingBytes = 0
+        if request.requestEnded {
+            connection.handler.sendEnd()
+        } else {
+            connection.handler.flush()
+            handler?.setClientReading(connection.handler.isWritable)
+        }
+    }
+
+    func clientBody(_ buffer: ByteBuffer) {
+        if let connection {
+            send(buffer, on: connection)
+            if !connection.handler.isWritable {
+                connection.handler.flush()
+                handler?.setClientReading(false)
+            }
+        } else {
+            pendingBody.append(buffer)
+            pendingBytes += buffer.readableBytes
+            if pendingBytes > Self.maxPendingBytes { handler?.setClientReading(false) }
+        }
+    }
+
+    private func send(_ buffer: ByteBuffer, on connection: UpstreamConnection) {
+        bodyBytesSent += buffer.readableBytes
+        connection.handler.sendBody(buffer)
+    }
+
+    func clientEnd() {
+        connection?.handler.sendEnd()
+    }
+
+    func flushUpstream() {
+        connection?.handler.flush()
+    }
+
+    /// The client went away: an unfinished upstream exchange cannot be reused.
+    func cancel() {
+        cancelled = true
+        connection?.handler.abort()
+        connection = nil
+    }
+
+    // MARK: UpstreamResponseDelegate
+
+    func upstreamResponseHead(_ head: HTTPResponseHead) {
+        responseHeadSeen = true
+        lastResponseHeaders = head.headers
+        request.markUpstreamEnd()
+        handler?.beginStreamedResponse(head, to: request, reader: connection?.handler, cacheStatus: cacheStatus)
+    }
+
+    func upstreamResponseBody(_ buffer: ByteBuffer) {
+        handler?.streamBody(buffer, to: request)
+    }
+
+    func upstreamReadComplete() {
+        handler?.flushStreamedResponse(request)
+    }
+
+    func upstreamResponseEnd() {
+        connection = nil
+        // RFC 9111 §4.4: invalidate before the client sees the response, so it reads its own write.
+        if InvalidationTargets.applies(method: request.head.method, status: request.status), let handler {
+            let host = request.head.headers.first(name: "host")
+            let paths = InvalidationTargets.paths(requestPath: request.path, host: host, responseHeaders: lastResponseHeaders ?? [:])
+            for path in paths { handler.runtime.store.invalidate(path: path) }
+        }
+        handler?.endStreamedResponse(request)
+    }
+
+    private var lastResponseHeaders: HTTPHeaders?
+
+    func upstreamFailed(_ error: UpstreamError) {
+        let wasReused = connection?.hasBeenUsed ?? false
+        connection = nil
+        guard !cancelled, let handler else { return }
+        if responseHeadSeen {
+            handler.abortStreamedResponse(request)
+            return
+        }
+        // A reused keep-alive connection may have been closed by the upstream just as we sent: retry
+        // once on a new connection when that cannot duplicate a side effect (RFC 9110 §9.2.2).
+        let replayable = bodyBytesSent == 0 && request.requestEnded
+        if attempts == 1, error.kind == .closedBeforeResponse,
+           error.requestNotSent || (wasReused && replayable && request.head.method.isIdempotent) {
+            start()
+            return
+        }
+        request.markUpstreamEnd()
+        handler.respondUpstreamError(error, to: request)
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if !request.requestEnded { handler?.setClientReading(isWritable) }
+    }
+}

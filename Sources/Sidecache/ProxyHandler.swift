@@ -1,0 +1,383 @@
+import HTTPCaching
+import NIOCore
+import NIOHTTP1
+import SidecacheConfig
+
+/// The request path of one client connection: route, cache lookup, coalesced fill or forwarding,
+/// and writing the response. A fresh hit is answered synchronously inside `channelRead`: no task,
+/// no lock held beyond the store's dictionary lookup, and the stored body is written without a copy.
+///
+/// Requests arrive one at a time (`HTTPServerPipelineHandler` queues pipelined ones until the
+/// previous response is written).
+final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let runtime: ProxyRuntime
+    private(set) var context: ChannelHandlerContext?
+    private(set) var request: ActiveRequest?
+    private var clientAddress = "-"
+    /// Set by `ClientPipeline`; a WebSocket upgrade removes these.
+    var httpHandlers: ClientHTTPHandlers?
+
+    init(runtime: ProxyRuntime) {
+        self.runtime = runtime
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let remote = context.channel.remoteAddress { clientAddress = remote.ipAddress ?? "\(remote)" }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: - Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            start(head, context: context)
+        case .body(let buffer):
+            request?.forward?.clientBody(buffer)
+        case .end:
+            guard let request else { return }
+            request.requestEnded = true
+            request.forward?.clientEnd()
+            if request.responseEnded { complete(request) }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        request?.forward?.flushUpstream()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Backpressure: a slow client pauses reading from the upstream, and resumes it when drained.
+        request?.upstreamReader?.setReading(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let request {
+            request.forward?.cancel()
+            request.tunnel?.cancel()
+            self.request = nil
+        }
+        context.fireChannelInactive()
+    }
+
+    private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let snapshot = runtime.config
+        let requestID = head.headers.first(name: "x-request-id").flatMap { RequestIDGenerator.isAcceptable($0) ? $0 : nil }
+            ?? runtime.requestIDs.next()
+        guard let uri = Self.originForm(head.uri, method: head.method) else {
+            let r = ActiveRequest(head: head, uri: "/", snapshot: snapshot, route: nil, requestID: requestID, started: .now())
+            request = r
+            respondLocally(.badRequest, "bad request target", request: r, close: true)
+            return
+        }
+        let route = snapshot.route(method: head.method, path: CacheKeyPolicy.split(uri: uri).path)
+        let r = ActiveRequest(head: head, uri: uri, snapshot: snapshot, route: route, requestID: requestID, started: .now())
+        request = r
+        if Self.headerBytes(head) > snapshot.configuration.limits.maxHeaderBytes {
+            respondLocally(.init(statusCode: 431), "request header fields too large", request: r, close: true)
+            return
+        }
+        if UpstreamRequest.isWebSocketUpgrade(head) {
+            r.outcome = .bypass
+            let tunnel = TunnelExchange(handler: self, request: r, clientAddress: clientAddress)
+            r.tunnel = tunnel
+            tunnel.start()
+            return
+        }
+        if let route, route.cacheEnabled, head.method == .GET || head.method == .HEAD, !head.headers.contains(name: "range") {
+            handleCacheable(r, route: route)
+        } else {
+            let reason = route?.cacheEnabled == false ? "bypass" : (head.method == .GET || head.method == .HEAD ? (route == nil ? "bypass" : "request") : "method")
+            forward(r, outcome: .bypass, cacheStatus: "sidecache; fwd=\(reason)")
+        }
+    }
+
+    /// Origin-form of the target; absolute-form (RFC 9112 §3.2.2) is reduced to path and query.
+    static func originForm(_ uri: String, method: HTTPMethod) -> String? {
+        if uri.hasPrefix("/") { return uri }
+        if uri == "*" && method == .OPTIONS { return uri }
+        let lower = uri.lowercased()
+        for scheme in ["http://", "https://"] where lower.hasPrefix(scheme) {
+            let afterScheme = uri.dropFirst(scheme.count)
+            guard let slash = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+            let rest = afterScheme[slash...]
+            return rest.hasPrefix("?") ? "/" + rest : String(rest)
+        }
+        return nil
+    }
+
+    static func headerBytes(_ head: HTTPRequestHead) -> Int {
+        var total = head.uri.utf8.count + 16
+        for (name, value) in head.headers { total += name.utf8.count + value.utf8.count + 4 }
+        return total
+    }
+
+    // MARK: - Cache
+
+    private func handleCacheable(_ r: ActiveRequest, route: CompiledRoute) {
+        let key = route.keyPolicy.key(host: r.head.headers.first(name: "host") ?? "", uri: r.uri, headers: r.head.headers)
+        r.key = key
+        let now = CacheInstant.now()
+        let forceRevalidate = route.policy.honorClientNoCache && Self.clientAsksNoCache(r.head.headers)
+        guard let entry = runtime.store.lookup(key, requestHeaders: r.head.headers, now: now) else {
+            fill(r, route: route, key: key, validating: nil)
+            return
+        }
+        switch entry.freshness(at: now) {
+        case .fresh(let remaining) where !forceRevalidate:
+            r.outcome = .hit
+            serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(remaining.seconds)", now: now)
+        case .stale(let staleness) where !forceRevalidate && entry.isWithinStaleWhileRevalidate(at: now):
+            r.outcome = .stale
+            serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(-max(1, staleness.seconds)); detail=stale-while-revalidate", now: now)
+            refreshInBackground(r, route: route, key: key, entry: entry)
+        default:
+            r.stale = entry
+            fill(r, route: route, key: key, validating: entry)
+        }
+    }
+
+    /// `Cache-Control: no-cache`, `max-age=0` or `Pragma: no-cache` from the client.
+    static func clientAsksNoCache(_ headers: HTTPHeaders) -> Bool {
+        let cc = CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init))
+        if cc.noCache || cc.maxAge == 0 || cc.noStore { return true }
+        return headers[canonicalForm: "pragma"].contains { $0.lowercased().contains("no-cache") }
+    }
+
+    private func fill(_ r: ActiveRequest, route: CompiledRoute, key: CacheKey, validating: CachedResponse?) {
+        guard let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let requestID = ObjectIdentifier(r)
+        let waiter = FillCoalescer.Waiter { result in
+            bound.eventLoop.execute { bound.value.fillDelivered(result, to: requestID) }
+        }
+        switch runtime.coalescer.join(key.value, waiter: waiter) {
+        case .follower:
+            r.outcome = .coalesced
+        case .leader:
+            r.outcome = validating == nil ? .miss : .revalidated
+            CacheFill(runtime: runtime, key: key, route: route, request: r, owner: self, clientAddress: clientAddress,
+                      validating: validating, eventLoop: context.eventLoop).start()
+        }
+    }
+
+    private func refreshInBackground(_ r: ActiveRequest, route: CompiledRoute, key: CacheKey, entry: CachedResponse) {
+        guard let context, runtime.coalescer.join(key.value, waiter: nil) == .leader else { return }
+        CacheFill(runtime: runtime, key: key, route: route, request: r, owner: nil, clientAddress: clientAddress,
+                  validating: entry, eventLoop: context.eventLoop).start()
+    }
+
+    /// A fill this request waited on has finished.
+    private func fillDelivered(_ result: FillResult, to requestID: ObjectIdentifier) {
+        guard let r = request, ObjectIdentifier(r) == requestID, !r.responseStarted, let route = r.route, let key = r.key else { return }
+        switch result {
+        case .entry(let entry):
+            if entry.matchesVariant(of: r.head.headers) {
+                r.outcome = .coalesced
+                serve(entry, to: r, cacheStatus: "sidecache; fwd=miss; collapsed", now: .now())
+            } else {
+                fill(r, route: route, key: key, validating: nil)
+            }
+        case .uncacheable:
+            forward(r, outcome: .miss, cacheStatus: "sidecache; fwd=miss; collapsed; detail=uncacheable")
+        case .failed(let error):
+            serveStaleOrError(error, to: r)
+        }
+    }
+
+    /// The upstream failed for a fill: stale-if-error (RFC 5861 §4) when allowed, else 502/504.
+    func serveStaleOrError(_ error: UpstreamError, to r: ActiveRequest) {
+        let now = CacheInstant.now()
+        if let stale = r.stale, stale.isWithinStaleIfError(at: now) {
+            r.outcome = .stale
+            serve(stale, to: r, cacheStatus: "sidecache; fwd=stale; detail=stale-if-error-\(error.kind.rawValue)", now: now)
+            return
+        }
+        respondUpstreamError(error, to: r)
+    }
+
+    // MARK: - Forwarding
+
+    func forward(_ r: ActiveRequest, outcome: CacheOutcome, cacheStatus: String) {
+        guard let context else { return }
+        r.outcome = outcome
+        let exchange = ForwardExchange(handler: self, request: r, eventLoop: context.eventLoop, clientAddress: clientAddress, cacheStatus: cacheStatus)
+        r.forward = exchange
+        exchange.start()
+    }
+
+    func setClientReading(_ on: Bool) {
+        _ = context?.channel.setOption(ChannelOptions.autoRead, value: on)
+    }
+
+    /// Answers `Expect: 100-continue` once the upstream is ready for the body.
+    func sendContinue(for r: ActiveRequest) {
+        guard let context, request === r, !r.responseStarted,
+              r.head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) else { return }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: .continue))), promise: nil)
+    }
+
+    // MARK: - Writing responses
+
+    /// Serves a stored response, answering the client's own conditions (RFC 9111 §4.3.2).
+    func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: String, now: CacheInstant) {
+        guard let context, request === r else { return }
+        var headers = entry.headers
+        headers.add(name: "Age", value: String(entry.age(at: now).seconds))
+        headers.add(name: "Cache-Status", value: cacheStatus)
+        headers.add(name: "X-Cache", value: r.outcome.xCache)
+        headers.add(name: "X-Request-ID", value: r.requestID)
+        addConnectionHeader(&headers, r)
+        r.responseStarted = true
+        if entry.status == .ok, ConditionalRequest.isNotModified(request: r.head.headers, etag: entry.etag, lastModified: entry.lastModified) {
+            var kept = HTTPHeaders()
+            for (name, value) in headers where Self.keptIn304(name) { kept.add(name: name, value: value) }
+            r.status = 304
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: .notModified, headers: kept))), promise: nil)
+        } else {
+            r.status = entry.status.code
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: entry.status, headers: headers))), promise: nil)
+            if !r.isHead, entry.body.readableBytes > 0 {
+                r.bytes = entry.body.readableBytes
+                context.write(wrapOutboundOut(.body(.byteBuffer(entry.body))), promise: nil)
+            }
+        }
+        finishResponse(r)
+    }
+
+    private static func keptIn304(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return ConditionalRequest.fieldsKeptIn304.contains(lower) || ["age", "cache-status", "x-cache", "x-request-id", "connection", "via"].contains(lower)
+    }
+
+    /// Starts relaying an upstream response; the body follows through `streamBody`.
+    func beginStreamedResponse(_ upstream: HTTPResponseHead, to r: ActiveRequest, reader: UpstreamClientHandler?, cacheStatus: String) {
+        guard let context, request === r else {
+            reader?.abort()
+            return
+        }
+        var headers = UpstreamRequest.clientHeaders(from: upstream.headers)
+        headers.replaceOrAdd(name: "Cache-Status", value: cacheStatus)
+        headers.replaceOrAdd(name: "X-Cache", value: r.outcome.xCache)
+        headers.replaceOrAdd(name: "X-Request-ID", value: r.requestID)
+        addConnectionHeader(&headers, r)
+        r.status = upstream.status.code
+        r.responseStarted = true
+        r.upstreamReader = reader
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: upstream.status, headers: headers))), promise: nil)
+        if !context.channel.isWritable { reader?.setReading(false) }
+    }
+
+    func streamBody(_ buffer: ByteBuffer, to r: ActiveRequest) {
+        guard let context, request === r, !r.isHead else { return }
+        r.bytes += buffer.readableBytes
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        if !context.channel.isWritable {
+            context.flush()
+            r.upstreamReader?.setReading(false)
+        }
+    }
+
+    func flushStreamedResponse(_ r: ActiveRequest) {
+        guard request === r else { return }
+        context?.flush()
+    }
+
+    func endStreamedResponse(_ r: ActiveRequest) {
+        guard request === r else { return }
+        r.upstreamReader = nil
+        finishResponse(r)
+    }
+
+    /// The upstream failed after the response head was sent: the client can only learn it from the
+    /// connection closing before the announced end.
+    func abortStreamedResponse(_ r: ActiveRequest) {
+        guard let context, request === r else { return }
+        r.upstreamReader = nil
+        r.responseEnded = true
+        complete(r)
+        context.close(promise: nil)
+    }
+
+    func respondUpstreamError(_ error: UpstreamError, to r: ActiveRequest) {
+        respondLocally(HTTPResponseStatus(statusCode: Int(error.statusCode)), error.description, request: r, close: !r.requestEnded,
+                       cacheStatus: "sidecache; fwd=miss; detail=\(error.kind.rawValue)", keepOutcome: true)
+    }
+
+    /// A response sidecache makes itself: errors and refusals, plain text.
+    func respondLocally(_ status: HTTPResponseStatus, _ message: String, request r: ActiveRequest, close: Bool,
+                        cacheStatus: String = "sidecache; fwd=request", keepOutcome: Bool = false) {
+        guard let context, request === r, !r.responseStarted else { return }
+        if !keepOutcome { r.outcome = .local }
+        var body = context.channel.allocator.buffer(capacity: message.utf8.count + 1)
+        body.writeString(message)
+        body.writeString("\n")
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Cache-Status", value: cacheStatus)
+        headers.add(name: "X-Cache", value: r.outcome.xCache)
+        headers.add(name: "X-Request-ID", value: r.requestID)
+        if close { headers.add(name: "Connection", value: "close") } else { addConnectionHeader(&headers, r) }
+        r.status = status.code
+        r.responseStarted = true
+        r.bytes = body.readableBytes
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: status, headers: headers))), promise: nil)
+        if !r.isHead { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        finishResponse(r, forceClose: close)
+    }
+
+    private func addConnectionHeader(_ headers: inout HTTPHeaders, _ r: ActiveRequest) {
+        if !r.keepAlive {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if r.head.version.minor == 0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+    }
+
+    /// Writes the end of the response. State is settled before the write, because writing the end
+    /// may deliver the next pipelined request re-entrantly.
+    private func finishResponse(_ r: ActiveRequest, forceClose: Bool = false) {
+        guard let context else { return }
+        r.responseEnded = true
+        // An HTTP/1.0 response without Content-Length is delimited by closing the connection.
+        let close = forceClose || !r.keepAlive
+        if r.requestEnded { complete(r) }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if close {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// The request is over on both sides: log it and make room for the next.
+    private func complete(_ r: ActiveRequest) {
+        guard request === r else { return }
+        request = nil
+        r.forward = nil
+        r.tunnel = nil
+        if runtime.accessLogEnabled {
+            let total = Double((NIODeadline.now() - r.started).nanoseconds) / 1_000_000
+            runtime.accessLog.write(AccessRecord(
+                requestID: r.requestID, method: r.head.method, uri: r.uri, route: r.route?.name, status: r.status,
+                outcome: r.outcome, upstreamMilliseconds: r.upstreamMilliseconds, totalMilliseconds: total, bytes: r.bytes,
+                client: clientAddress
+            ), at: .now())
+        }
+    }
+
+    /// A tunnel took the connection over: the HTTP request is done.
+    func tunnelEstablished(_ r: ActiveRequest) {
+        r.responseEnded = true
+        r.requestEnded = true
+        complete(r)
+    }
+}

@@ -1,0 +1,117 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import SidecacheConfig
+
+/// The client-facing HTTP/1.1 listener as a service: binds, serves until graceful shutdown, then
+/// stops accepting, lets in-flight requests finish within `limits.drain_timeout`, and closes the rest.
+public final class ProxyServer: Service, Sendable {
+    private let runtime: ProxyRuntime
+    private let group: any EventLoopGroup
+    private let registry = ConnectionRegistry()
+    private let onListening: @Sendable (SocketAddress) -> Void
+    private let onStopping: @Sendable () -> Void
+
+    public init(runtime: ProxyRuntime, group: any EventLoopGroup,
+                onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in },
+                onStopping: @escaping @Sendable () -> Void = {}) {
+        self.runtime = runtime
+        self.group = group
+        self.onListening = onListening
+        self.onStopping = onStopping
+    }
+
+    public func run() async throws {
+        let listen = runtime.config.configuration.listen
+        let channel = try await bind(listen)
+        guard let address = channel.localAddress else { throw ChannelError.inappropriateOperationForState }
+        runtime.logger.notice("listening", metadata: ["address": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "config": "\(runtime.config.sourcePath)", "summary": "\(runtime.config.summary)"])
+        onListening(address)
+
+        try? await gracefulShutdown()
+
+        onStopping()
+        let drain = runtime.config.configuration.limits.drainTimeout
+        runtime.logger.notice("shutting down: no new connections, draining", metadata: ["open": "\(registry.count)", "drain_timeout_ms": "\(drain.milliseconds)"])
+        try? await channel.close()
+        registry.quiesceAll()
+        let deadline = ContinuousClock.now + .milliseconds(drain.milliseconds)
+        while registry.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = registry.count
+        if left > 0 {
+            runtime.logger.warning("drain time over, closing connections", metadata: ["open": "\(left)"])
+            registry.closeAll()
+        }
+        runtime.pools.closeIdle()
+        runtime.logger.notice("stopped")
+    }
+
+    private func bind(_ listen: SidecacheConfiguration.ListenAddress) async throws -> any Channel {
+        let runtime = self.runtime
+        let registry = self.registry
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler())
+                }
+            }
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let snapshot = runtime.config
+                    let open = registry.add(channel)
+                    if open > snapshot.configuration.limits.maxConnections {
+                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler())
+                        return
+                    }
+                    try ClientPipeline.configure(channel, runtime: runtime, limits: snapshot.configuration.limits)
+                }
+            }
+        do {
+            return try await bootstrap.bind(host: listen.host, port: listen.port).get()
+        } catch {
+            throw ListenError(address: listen.description, underlying: error)
+        }
+    }
+}
+
+public struct ListenError: Error, CustomStringConvertible {
+    public var address: String
+    public var underlying: any Error
+    public var description: String { "cannot listen on \(address): \(underlying)" }
+}
+
+/// The handlers of one client connection, front to back.
+enum ClientPipeline {
+    static func configure(_ channel: any Channel, runtime: ProxyRuntime, limits: SidecacheConfiguration.Limits) throws {
+        let timeouts = ClientTimeouts(
+            headerTimeout: .milliseconds(limits.headerReadTimeout.milliseconds),
+            idleTimeout: .milliseconds(limits.idleTimeout.milliseconds)
+        )
+        let watcher = ClientByteWatcher(timeouts: timeouts)
+        let encoder = HTTPResponseEncoder()
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let pipelining = HTTPServerPipelineHandler()
+        let errors = ClientProtocolErrorHandler()
+        let proxy = ProxyHandler(runtime: runtime)
+        proxy.httpHandlers = ClientHTTPHandlers(
+            front: [watcher], decoder: decoder, encoder: encoder, afterDecoder: [pipelining, errors, timeouts]
+        )
+        try channel.pipeline.syncOperations.addHandlers([watcher, encoder, decoder, pipelining, errors, timeouts, proxy])
+    }
+}
+
+/// References to a client connection's HTTP handlers, so a WebSocket upgrade can remove them.
+struct ClientHTTPHandlers {
+    var front: [any RemovableChannelHandler]
+    var decoder: any RemovableChannelHandler
+    var encoder: any RemovableChannelHandler
+    var afterDecoder: [any RemovableChannelHandler]
+}

@@ -1,0 +1,180 @@
+import NIOCore
+import NIOHTTP1
+
+/// Receives what one upstream exchange produces. Called on the upstream channel's event loop, which
+/// is also the client connection's loop.
+protocol UpstreamResponseDelegate: AnyObject {
+    func upstreamResponseHead(_ head: HTTPResponseHead)
+    func upstreamResponseBody(_ buffer: ByteBuffer)
+    func upstreamResponseEnd()
+    /// The end of one read burst: a good moment to flush what was relayed.
+    func upstreamReadComplete()
+    func upstreamFailed(_ error: UpstreamError)
+    /// The upstream connection's outbound buffer drained (or filled): request body forwarding follows it.
+    func upstreamWritabilityChanged(isWritable: Bool)
+}
+
+/// The last handler of an upstream channel: hands response parts to the current delegate, enforces
+/// the response timeout, and tells the pool when the connection is free again.
+final class UpstreamClientHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        case idle
+        /// Request sent (or being sent); waiting for the response head.
+        case awaitingHead
+        case receivingBody(keepAlive: Bool)
+        case closed
+    }
+
+    private var state = State.idle
+    private weak var delegate: (any UpstreamResponseDelegate)?
+    private var context: ChannelHandlerContext?
+    private var timeout: Scheduled<Void>?
+    private var responseTimeout = TimeAmount.seconds(30)
+    private var requestKeepAlive = true
+    /// Called when an exchange finished and the connection may carry another request.
+    var onReusable: (() -> Void)?
+    /// Called once when the channel is gone.
+    var onClosed: (() -> Void)?
+
+    var isIdle: Bool { if case .idle = state { true } else { false } }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    /// Starts an exchange: writes the request head and arms the response timeout.
+    func begin(head: HTTPRequestHead, delegate: any UpstreamResponseDelegate, responseTimeout: TimeAmount) {
+        guard let context, case .idle = state else {
+            delegate.upstreamFailed(UpstreamError(.closedBeforeResponse, "connection was not ready", requestNotSent: true))
+            return
+        }
+        self.delegate = delegate
+        self.responseTimeout = responseTimeout
+        self.requestKeepAlive = head.isKeepAlive
+        state = .awaitingHead
+        armTimeout()
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    func sendBody(_ buffer: ByteBuffer) {
+        context?.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    func sendEnd() {
+        context?.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func flush() { context?.flush() }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    /// Stops or resumes reading the response (backpressure from a slow client).
+    func setReading(_ on: Bool) {
+        _ = context?.channel.setOption(ChannelOptions.autoRead, value: on)
+    }
+
+    /// Abandons the exchange: the connection cannot be reused because the response was not read to
+    /// its end.
+    func abort() {
+        delegate = nil
+        timeout?.cancel()
+        context?.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch (part, state) {
+        case (.head(let head), .awaitingHead):
+            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
+                return  // interim responses are not relayed (Expect is answered by sidecache itself)
+            }
+            state = .receivingBody(keepAlive: head.isKeepAlive && requestKeepAlive)
+            armTimeout()
+            delegate?.upstreamResponseHead(head)
+        case (.body(let buffer), .receivingBody):
+            armTimeout()
+            delegate?.upstreamResponseBody(buffer)
+        case (.end, .receivingBody(let keepAlive)):
+            timeout?.cancel()
+            timeout = nil
+            let d = delegate
+            delegate = nil
+            state = keepAlive ? .idle : .closed
+            // The delegate runs first so it can record the end before the connection is reused.
+            d?.upstreamResponseEnd()
+            if keepAlive, context.channel.isActive {
+                _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+                onReusable?()
+            } else {
+                context.close(promise: nil)
+            }
+        default:
+            // Data while idle, or out of order: the connection is not trustworthy any more.
+            fail(UpstreamError(.invalidResponse, "sent an unexpected response"), context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(UpstreamError(.invalidResponse, "protocol error: \(error)"), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch state {
+        case .awaitingHead:
+            report(UpstreamError(.closedBeforeResponse, "closed the connection before responding"))
+        case .receivingBody:
+            report(UpstreamError(.closedMidResponse, "closed the connection mid-response"))
+        case .idle, .closed:
+            break
+        }
+        state = .closed
+        timeout?.cancel()
+        let closed = onClosed
+        onClosed = nil
+        onReusable = nil
+        closed?()
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: UpstreamError, context: ChannelHandlerContext) {
+        report(error)
+        state = .closed
+        context.close(promise: nil)
+    }
+
+    private func report(_ error: UpstreamError) {
+        timeout?.cancel()
+        timeout = nil
+        let d = delegate
+        delegate = nil
+        d?.upstreamFailed(error)
+    }
+
+    private func armTimeout() {
+        timeout?.cancel()
+        guard let context else { return }
+        let amount = responseTimeout
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: amount) {
+            let me = loopBoundSelf.value
+            guard let ctx = me.context else { return }
+            me.fail(UpstreamError(.responseTimeout, "did not respond within \(Self.describe(amount))"), context: ctx)
+        }
+    }
+
+    static func describe(_ t: TimeAmount) -> String {
+        let ms = t.nanoseconds / 1_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+}

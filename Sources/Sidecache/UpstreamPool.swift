@@ -1,0 +1,223 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SidecacheConfig
+
+/// One keep-alive HTTP/1.1 connection to the upstream.
+final class UpstreamConnection {
+    let channel: any Channel
+    let handler: UpstreamClientHandler
+    /// True once it has carried a request: a failure before the response head may then be the
+    /// upstream closing an idle connection, which a retry on a new connection fixes.
+    var hasBeenUsed = false
+    fileprivate var idleTimer: Scheduled<Void>?
+
+    init(channel: any Channel, handler: UpstreamClientHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+}
+
+/// Where and how to connect, taken from the config snapshot at each acquire so a reload applies to
+/// new connections.
+struct UpstreamSettings: Equatable {
+    var host: String
+    var port: Int
+    var connectTimeout: TimeAmount
+    var responseTimeout: TimeAmount
+    var keepaliveTimeout: TimeAmount
+    var maxConnections: Int
+
+    init(_ u: SidecacheConfiguration.Upstream, loops: Int) {
+        host = u.host
+        port = u.port
+        connectTimeout = .milliseconds(u.connectTimeout.milliseconds)
+        responseTimeout = .milliseconds(u.responseTimeout.milliseconds)
+        keepaliveTimeout = .milliseconds(u.keepaliveTimeout.milliseconds)
+        // The global bound is split across loops; each loop gets at least one connection.
+        maxConnections = max(1, (u.maxConnections + loops - 1) / loops)
+    }
+
+    var target: String { "\(host):\(port)" }
+}
+
+/// The upstream connections of one event loop, used only on that loop (no locks): idle connections
+/// are reused most-recently-used first, new ones are opened up to the loop's share of
+/// `upstream.max_connections`, and requests beyond that wait in line for a free connection (up to
+/// the connect timeout).
+final class UpstreamPool {
+    typealias Callback = (Result<UpstreamConnection, UpstreamError>) -> Void
+
+    private final class Waiter {
+        let settings: UpstreamSettings
+        let callback: Callback
+        var timer: Scheduled<Void>?
+        init(settings: UpstreamSettings, callback: @escaping Callback) {
+            self.settings = settings
+            self.callback = callback
+        }
+    }
+
+    let eventLoop: any EventLoop
+    private var idle: [UpstreamConnection] = []
+    private var open = 0
+    private var waiters: [Waiter] = []
+    private var target: String?
+    private var keepalive = TimeAmount.seconds(60)
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    var openConnections: Int { open }
+    var idleConnections: Int { idle.count }
+
+    /// Hands a connection to `callback` on this loop: an idle one at once, else a new one, else
+    /// when one is released.
+    func acquire(_ settings: UpstreamSettings, _ callback: @escaping Callback) {
+        eventLoop.preconditionInEventLoop()
+        keepalive = settings.keepaliveTimeout
+        if target != settings.target {
+            // The upstream moved (config reload): idle connections to the old one are dropped.
+            target = settings.target
+            closeIdle()
+        }
+        while let c = idle.popLast() {
+            c.idleTimer?.cancel()
+            if c.channel.isActive && c.handler.isIdle {
+                callback(.success(c))
+                return
+            }
+        }
+        if open < settings.maxConnections {
+            connect(settings, callback)
+            return
+        }
+        let waiter = Waiter(settings: settings, callback: callback)
+        waiter.timer = eventLoop.assumeIsolated().scheduleTask(in: settings.connectTimeout) { [weak self, weak waiter] in
+            guard let self, let waiter, let i = self.waiters.firstIndex(where: { $0 === waiter }) else { return }
+            self.waiters.remove(at: i)
+            waiter.callback(.failure(UpstreamError(.poolExhausted, "has all \(settings.maxConnections) connections of this worker busy", requestNotSent: true)))
+        }
+        waiters.append(waiter)
+    }
+
+    private func connect(_ settings: UpstreamSettings, _ callback: @escaping Callback) {
+        open += 1
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(settings.connectTimeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamClientHandler())
+                }
+            }
+        bootstrap.connect(host: settings.host, port: settings.port).assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let channel):
+                guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamClientHandler.self) else {
+                    channel.close(promise: nil)
+                    self.open -= 1
+                    callback(.failure(UpstreamError(.connectFailed, "connection setup failed", requestNotSent: true)))
+                    return
+                }
+                let connection = UpstreamConnection(channel: channel, handler: handler)
+                handler.onClosed = { [weak self, weak connection] in
+                    guard let self else { return }
+                    self.open -= 1
+                    if let connection { self.forget(connection) }
+                    self.serveWaiter()
+                }
+                handler.onReusable = { [weak self, weak connection] in
+                    guard let self, let connection else { return }
+                    self.release(connection)
+                }
+                callback(.success(connection))
+            case .failure(let error):
+                self.open -= 1
+                callback(.failure(Self.classify(error, settings)))
+                self.serveWaiter()
+            }
+        }
+    }
+
+    private static func classify(_ error: any Error, _ settings: UpstreamSettings) -> UpstreamError {
+        if let e = error as? ChannelError, case .connectTimeout = e {
+            return UpstreamError(.connectTimeout, "\(settings.target) did not accept a connection within \(UpstreamClientHandler.describe(settings.connectTimeout))", requestNotSent: true)
+        }
+        var detail = "\(error)"
+        if let io = error as? IOError { detail = io.description }
+        if let many = error as? NIOConnectionError, let first = many.connectionErrors.first { detail = "\(first.error)" }
+        return UpstreamError(.connectFailed, "\(settings.target) is unreachable: \(detail)", requestNotSent: true)
+    }
+
+    /// A connection finished an exchange and can carry another.
+    private func release(_ connection: UpstreamConnection) {
+        connection.hasBeenUsed = true
+        if !waiters.isEmpty {
+            let waiter = waiters.removeFirst()
+            waiter.timer?.cancel()
+            waiter.callback(.success(connection))
+            return
+        }
+        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: keepalive) { [weak connection] in
+            connection?.channel.close(promise: nil)
+        }
+        idle.append(connection)
+    }
+
+    private func forget(_ connection: UpstreamConnection) {
+        connection.idleTimer?.cancel()
+        idle.removeAll { $0 === connection }
+    }
+
+    /// A slot opened up: the first waiter gets a new connection.
+    private func serveWaiter() {
+        guard !waiters.isEmpty, open < waiters[0].settings.maxConnections else { return }
+        let waiter = waiters.removeFirst()
+        waiter.timer?.cancel()
+        connect(waiter.settings, waiter.callback)
+    }
+
+    /// Closes every idle connection (shutdown, or the upstream changed).
+    func closeIdle() {
+        let old = idle
+        idle.removeAll()
+        for c in old {
+            c.idleTimer?.cancel()
+            c.channel.close(promise: nil)
+        }
+    }
+}
+
+/// The pools of all event loops, each created on and reachable only from its own loop.
+final class UpstreamPools: Sendable {
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
+    let loopCount: Int
+
+    init(group: any EventLoopGroup) {
+        var count = 0
+        for _ in group.makeIterator() { count += 1 }
+        self.loopCount = max(1, count)
+    }
+
+    /// The pool of `loop`; must be called on that loop.
+    func pool(for loop: any EventLoop) -> UpstreamPool? {
+        loop.preconditionInEventLoop()
+        let id = ObjectIdentifier(loop)
+        return pools.withLockedValue { table in
+            if let existing = table[id] { return existing.value }
+            let pool = UpstreamPool(eventLoop: loop)
+            table[id] = NIOLoopBound(pool, eventLoop: loop)
+            return pool
+        }
+    }
+
+    func closeIdle() {
+        for (_, bound) in pools.withLockedValue({ $0 }) {
+            bound.eventLoop.execute { bound.value.closeIdle() }
+        }
+    }
+}
