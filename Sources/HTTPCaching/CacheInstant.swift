@@ -29,6 +29,9 @@ public struct CacheInstant: Sendable, Hashable, Comparable, CustomStringConverti
     public static func + (lhs: CacheInstant, rhs: CacheDuration) -> CacheInstant {
         CacheInstant(milliseconds: lhs.milliseconds &+ rhs.milliseconds)
     }
+    public static func - (lhs: CacheInstant, rhs: CacheDuration) -> CacheInstant {
+        CacheInstant(milliseconds: lhs.milliseconds &- rhs.milliseconds)
+    }
     public static func - (lhs: CacheInstant, rhs: CacheInstant) -> CacheDuration {
         CacheDuration(milliseconds: lhs.milliseconds &- rhs.milliseconds)
     }

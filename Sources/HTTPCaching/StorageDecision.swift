@@ -15,6 +15,15 @@ public struct StorageTerms: Sendable, Equatable {
     public var revalidateAlways: Bool
     /// False under `must-revalidate` / `proxy-revalidate` (§5.2.2.2, §5.2.2.8): stale is never served.
     public var mayServeStale: Bool
+
+    public init(freshnessLifetime: CacheDuration, staleWhileRevalidate: CacheDuration, staleIfError: CacheDuration,
+                revalidateAlways: Bool, mayServeStale: Bool) {
+        self.freshnessLifetime = freshnessLifetime
+        self.staleWhileRevalidate = staleWhileRevalidate
+        self.staleIfError = staleIfError
+        self.revalidateAlways = revalidateAlways
+        self.mayServeStale = mayServeStale
+    }
 }
 
 /// Decides whether a shared cache may store a response (RFC 9111 §3) and on which terms.

@@ -30,7 +30,7 @@ final class CacheFill: UpstreamResponseDelegate {
     private var mode = Mode.awaitingHead
     private var connection: UpstreamConnection?
     private var attempts = 0
-    private var requestTime = CacheInstant.now()
+    private var requestTime = CacheInstant(milliseconds: 0)
 
     init(runtime: ProxyRuntime, key: CacheKey, route: CompiledRoute, request: ActiveRequest, owner: ProxyHandler?,
          clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop) {
@@ -62,7 +62,7 @@ final class CacheFill: UpstreamResponseDelegate {
             switch result {
             case .success(let connection):
                 self.connection = connection
-                self.requestTime = .now()
+                self.requestTime = self.runtime.now()
                 connection.handler.begin(head: self.upstreamHead, delegate: self, responseTimeout: settings.responseTimeout)
                 connection.handler.sendEnd()
             case .failure(let error):
@@ -80,7 +80,7 @@ final class CacheFill: UpstreamResponseDelegate {
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
         if owner != nil { request.markUpstreamEnd() }
-        let now = CacheInstant.now()
+        let now = runtime.now()
         if let validating, head.status == .notModified {
             _ = validating
             mode = .notModified(head)
@@ -132,7 +132,7 @@ final class CacheFill: UpstreamResponseDelegate {
 
     func upstreamResponseEnd() {
         connection = nil
-        let now = CacheInstant.now()
+        let now = runtime.now()
         switch mode {
         case .buffering(let head, let terms, let body):
             mode = .finished

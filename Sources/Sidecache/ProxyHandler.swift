@@ -126,7 +126,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func handleCacheable(_ r: ActiveRequest, route: CompiledRoute) {
         let key = route.keyPolicy.key(host: r.head.headers.first(name: "host") ?? "", uri: r.uri, headers: r.head.headers)
         r.key = key
-        let now = CacheInstant.now()
+        let now = runtime.now()
         let forceRevalidate = route.policy.honorClientNoCache && Self.clientAsksNoCache(r.head.headers)
         guard let entry = runtime.store.lookup(key, requestHeaders: r.head.headers, now: now) else {
             fill(r, route: route, key: key, validating: nil)
@@ -183,7 +183,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .entry(let entry):
             if entry.matchesVariant(of: r.head.headers) {
                 r.outcome = .coalesced
-                serve(entry, to: r, cacheStatus: "sidecache; fwd=miss; collapsed", now: .now())
+                serve(entry, to: r, cacheStatus: "sidecache; fwd=miss; collapsed", now: runtime.now())
             } else {
                 fill(r, route: route, key: key, validating: nil)
             }
@@ -196,7 +196,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The upstream failed for a fill: stale-if-error (RFC 5861 §4) when allowed, else 502/504.
     func serveStaleOrError(_ error: UpstreamError, to r: ActiveRequest) {
-        let now = CacheInstant.now()
+        let now = runtime.now()
         if let stale = r.stale, stale.isWithinStaleIfError(at: now) {
             r.outcome = .stale
             serve(stale, to: r, cacheStatus: "sidecache; fwd=stale; detail=stale-if-error-\(error.kind.rawValue)", now: now)

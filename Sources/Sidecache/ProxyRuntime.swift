@@ -18,8 +18,12 @@ public final class ProxyRuntime: Sendable {
     let openConnections = NIOLockedValueBox(0)
     private let accessEnabled: NIOLockedValueBox<Bool>
     private let loadLock = NIOLock()
+    private let clock: @Sendable () -> CacheInstant
 
-    public init(snapshot: ConfigSnapshot, group: any EventLoopGroup, logger: Logger, logSink: LogSink, levelBox: LogLevelBox) {
+    /// `clock` gives the wall-clock time for RFC 9111 arithmetic; tests pass a manual one.
+    public init(snapshot: ConfigSnapshot, group: any EventLoopGroup, logger: Logger, logSink: LogSink, levelBox: LogLevelBox,
+                clock: @escaping @Sendable () -> CacheInstant = { CacheInstant.now() }) {
+        self.clock = clock
         self.snapshot = NIOLockedValueBox(snapshot)
         self.store = MemoryStore(limits: snapshot.configuration.cache.memory)
         self.pools = UpstreamPools(group: group)
@@ -29,6 +33,8 @@ public final class ProxyRuntime: Sendable {
         self.accessEnabled = NIOLockedValueBox(snapshot.configuration.logging.access)
         levelBox.level = Logger.Level(rawValue: snapshot.configuration.logging.level) ?? .info
     }
+
+    func now() -> CacheInstant { clock() }
 
     /// The snapshot new requests use.
     public var config: ConfigSnapshot { snapshot.withLockedValue { $0 } }

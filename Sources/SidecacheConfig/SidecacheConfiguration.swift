@@ -13,6 +13,12 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
     public struct ListenAddress: Sendable, Equatable, Encodable, CustomStringConvertible {
         public var host: String
         public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
         /// `host:port`, `[v6]:port` or `:port` (all interfaces).

@@ -1,0 +1,109 @@
+import HTTPCaching
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// RFC 9111 §4.2 arithmetic with explicit instants: no test waits for time to pass.
+@Suite struct FreshnessTests {
+    let t0 = CacheInstant(seconds: 1_800_000_000)
+
+    func entry(_ headers: [(String, String)], policy: CachePolicy = CachePolicy(), requestTime: CacheInstant? = nil,
+               responseTime: CacheInstant? = nil) throws -> CachedResponse {
+        let h = HTTPHeaders(headers)
+        let decision = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .ok, responseHeaders: h,
+                                             policy: policy, responseTime: responseTime ?? t0)
+        guard case .store(let terms) = decision else {
+            Issue.record("not storable: \(decision)")
+            throw CancellationError()
+        }
+        return CachedResponse(status: .ok, headers: h, body: ByteBuffer(string: "x"), requestTime: requestTime ?? t0,
+                              responseTime: responseTime ?? t0, terms: terms, varyNames: [], varyValues: [], tags: [],
+                              originAge: ResponseDirectives(headers: h, targetedField: "cache-control").age)
+    }
+
+    func date(_ t: CacheInstant) -> String { HTTPDate.format(secondsSinceEpoch: t.seconds) }
+
+    @Test func freshUntilMaxAgeThenStale() throws {
+        let e = try entry([("Cache-Control", "max-age=60"), ("Date", date(t0))])
+        #expect(e.freshness(at: t0 + .seconds(59)) == .fresh(remaining: .seconds(1)))
+        #expect(e.freshness(at: t0 + .seconds(60)) == .stale(staleness: .zero))
+        #expect(e.freshness(at: t0 + .seconds(75)) == .stale(staleness: .seconds(15)))
+    }
+
+    @Test func ageCountsTheOriginAgeAndTheResponseDelay() throws {
+        // §4.2.3: corrected_age_value = age_value + (response_time - request_time).
+        let e = try entry([("Cache-Control", "max-age=100"), ("Age", "30"), ("Date", date(t0))],
+                          requestTime: t0 - .seconds(2), responseTime: t0)
+        #expect(e.age(at: t0) == .seconds(32))
+        #expect(e.age(at: t0 + .seconds(10)) == .seconds(42))
+        #expect(e.freshness(at: t0 + .seconds(67)) == .fresh(remaining: .seconds(1)))
+    }
+
+    @Test func apparentAgeFromAnOldDateWins() throws {
+        let e = try entry([("Cache-Control", "max-age=100"), ("Date", date(t0 - .seconds(40)))])
+        #expect(e.age(at: t0) == .seconds(40))
+    }
+
+    @Test func sMaxAgeBeatsMaxAgeWhichBeatsExpires() throws {
+        let all = try entry([("Cache-Control", "max-age=10, s-maxage=20"), ("Expires", date(t0 + .seconds(30))), ("Date", date(t0))])
+        #expect(all.terms.freshnessLifetime == .seconds(20))
+        let noShared = try entry([("Cache-Control", "max-age=10"), ("Expires", date(t0 + .seconds(30))), ("Date", date(t0))])
+        #expect(noShared.terms.freshnessLifetime == .seconds(10))
+        let onlyExpires = try entry([("Expires", date(t0 + .seconds(30))), ("Date", date(t0))])
+        #expect(onlyExpires.terms.freshnessLifetime == .seconds(30))
+    }
+
+    @Test func invalidExpiresMeansAlreadyExpired() throws {
+        let e = try entry([("Expires", "0"), ("ETag", "\"a\"")])
+        #expect(e.terms.freshnessLifetime == .zero)
+        #expect(e.freshness(at: t0) == .stale(staleness: .zero))
+    }
+
+    @Test func routeTTLAppliesOnlyWithoutOriginLifetimeUnlessOverriding() throws {
+        let ttl = CachePolicy(defaultTTL: .seconds(300))
+        #expect(try entry([], policy: ttl).terms.freshnessLifetime == .seconds(300))
+        #expect(try entry([("Cache-Control", "max-age=5")], policy: ttl).terms.freshnessLifetime == .seconds(5))
+        let override = CachePolicy(defaultTTL: .seconds(300), overrideOrigin: true)
+        #expect(try entry([("Cache-Control", "max-age=5")], policy: override).terms.freshnessLifetime == .seconds(300))
+    }
+
+    @Test func noCacheIsStoredButNeverFresh() throws {
+        let e = try entry([("Cache-Control", "no-cache, max-age=600"), ("ETag", "\"v1\"")])
+        #expect(e.terms.revalidateAlways)
+        #expect(e.freshness(at: t0) == .stale(staleness: .zero))
+        #expect(!e.isWithinStaleWhileRevalidate(at: t0))
+    }
+
+    @Test func staleWindowsComeFromRouteOrOriginWhicheverIsLonger() throws {
+        let policy = CachePolicy(staleWhileRevalidate: .seconds(30), staleIfError: .seconds(60))
+        let e = try entry([("Cache-Control", "max-age=10, stale-while-revalidate=5, stale-if-error=600")], policy: policy)
+        #expect(e.isWithinStaleWhileRevalidate(at: t0 + .seconds(40)))
+        #expect(!e.isWithinStaleWhileRevalidate(at: t0 + .seconds(41)))
+        #expect(e.isWithinStaleIfError(at: t0 + .seconds(610)))
+        #expect(!e.isWithinStaleIfError(at: t0 + .seconds(611)))
+    }
+
+    @Test func mustRevalidateForbidsServingStale() throws {
+        let policy = CachePolicy(staleWhileRevalidate: .seconds(30), staleIfError: .seconds(60))
+        for directive in ["must-revalidate", "proxy-revalidate"] {
+            let e = try entry([("Cache-Control", "max-age=10, \(directive)")], policy: policy)
+            #expect(!e.isWithinStaleWhileRevalidate(at: t0 + .seconds(11)))
+            #expect(!e.isWithinStaleIfError(at: t0 + .seconds(11)))
+        }
+    }
+
+    @Test func a304RefreshesHeadersAndRestartsTheClock() throws {
+        let e = try entry([("Cache-Control", "max-age=10"), ("ETag", "\"v1\""), ("X-Version", "1"), ("Content-Length", "1")])
+        let later = t0 + .seconds(100)
+        let updates = HTTPHeaders([("Cache-Control", "max-age=20"), ("X-Version", "2"), ("Content-Length", "0")])
+        let decision = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .ok, responseHeaders: updates,
+                                             policy: CachePolicy(), responseTime: later)
+        guard case .store(let terms) = decision else { Issue.record("not storable"); return }
+        let refreshed = e.refreshed(with: updates, requestTime: later, responseTime: later, terms: terms)
+        #expect(refreshed.headers.first(name: "x-version") == "2")
+        #expect(refreshed.headers.first(name: "content-length") == "1")
+        #expect(refreshed.headers.first(name: "etag") == "\"v1\"")
+        #expect(refreshed.freshness(at: later + .seconds(5)) == .fresh(remaining: .seconds(15)))
+        #expect(refreshed.body == e.body)
+    }
+}
