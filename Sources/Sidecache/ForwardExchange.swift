@@ -67,8 +67,10 @@ final class ForwardExchange: UpstreamResponseDelegate {
         if let connection {
             send(buffer, on: connection)
             if !connection.handler.isWritable {
+                // Pause the client only if the flush did not drain the buffer at once (else no
+                // writability event would ever resume it).
                 connection.handler.flush()
-                handler?.setClientReading(false)
+                if !connection.handler.isWritable { handler?.setClientReading(false) }
             }
         } else {
             pendingBody.append(buffer)

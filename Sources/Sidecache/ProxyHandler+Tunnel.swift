@@ -17,9 +17,14 @@ extension ProxyHandler {
         do {
             let client = context.pipeline.syncOperations
             try client.addHandler(clientGlue)
-            let upstreamOps = upstream.pipeline.syncOperations
-            try upstreamOps.addHandler(upstreamGlue)
-            for h in upstreamHandlers { upstreamOps.removeHandler(h, promise: nil) }
+            try upstream.pipeline.syncOperations.addHandler(upstreamGlue)
+            // We are inside the upstream decoder's callback: it still has the 101's end to deliver
+            // (the receiver swallows it). Remove the HTTP handlers once that call stack unwinds;
+            // bytes the decoder read past the head are then forwarded to the glue.
+            upstream.eventLoop.assumeIsolated().execute {
+                let ops = upstream.pipeline.syncOperations
+                for h in upstreamHandlers { ops.removeHandler(h, promise: nil) }
+            }
             for h in http.afterDecoder { client.removeHandler(h, promise: nil) }
             client.removeHandler(http.decoder, promise: nil)
             client.removeHandler(http.encoder, promise: nil)

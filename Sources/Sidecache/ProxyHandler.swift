@@ -274,22 +274,28 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.responseStarted = true
         r.upstreamReader = reader
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: upstream.status, headers: headers))), promise: nil)
-        if !context.channel.isWritable { reader?.setReading(false) }
+        if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
     }
 
     func streamBody(_ buffer: ByteBuffer, to r: ActiveRequest) {
         guard let context, request === r, !r.isHead else { return }
         r.bytes += buffer.readableBytes
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        if !context.channel.isWritable {
-            context.flush()
-            r.upstreamReader?.setReading(false)
-        }
+        if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
     }
 
     func flushStreamedResponse(_ r: ActiveRequest) {
-        guard request === r else { return }
-        context?.flush()
+        guard let context, request === r else { return }
+        context.flush()
+        if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
+    }
+
+    /// Pauses the upstream only if the client is still unwritable after a flush: a flush that drains
+    /// the buffer at once flips writability back without any event, and a pause then would never be
+    /// undone.
+    private func pauseUpstreamIfStillUnwritable(_ r: ActiveRequest, _ context: ChannelHandlerContext) {
+        context.flush()
+        if !context.channel.isWritable { r.upstreamReader?.setReading(false) }
     }
 
     func endStreamedResponse(_ r: ActiveRequest) {

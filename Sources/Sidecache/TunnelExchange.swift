@@ -104,11 +104,16 @@ private final class TunnelResponseReceiver: ChannelInboundHandler, RemovableChan
 
     private let exchange: TunnelExchange
     private var done = false
+    /// After a 101 the decoder may still deliver the message's end; nothing more is relayed.
+    private var upgraded = false
 
     init(exchange: TunnelExchange) { self.exchange = exchange }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        exchange.received(unwrapInboundIn(data))
+        guard !upgraded else { return }
+        let part = unwrapInboundIn(data)
+        if case .head(let head) = part, head.status == .switchingProtocols { upgraded = true }
+        exchange.received(part)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -130,9 +130,10 @@ final class UpstreamPool {
                     if let connection { self.forget(connection) }
                     self.serveWaiter()
                 }
-                handler.onReusable = { [weak self, weak connection] in
-                    guard let self, let connection else { return }
-                    self.release(connection)
+                // Strong on purpose: nobody else may hold the connection between exchanges. The
+                // cycle (connection -> handler -> closure) is broken when the channel closes.
+                handler.onReusable = { [weak self] in
+                    self?.release(connection)
                 }
                 callback(.success(connection))
             case .failure(let error):

@@ -1,0 +1,214 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// Proxying over real sockets: headers, keep-alive, pipelining, errors and limits.
+@Suite struct ForwardingTests {
+    @Test func forwardingHeadersAreAddedAndHopByHopOnesRemoved() async throws {
+        try await withProxy({ _ in .ok("x", [("Connection", "X-Internal"), ("X-Internal", "1"), ("Keep-Alive", "timeout=5"), ("X-Kept", "yes")]) }) { origin, proxy in
+            let r = try await request(proxy.port, "POST", "/api/things", headers: [
+                ("Connection", "keep-alive, X-Hop"), ("X-Hop", "secret"), ("X-Forwarded-For", "10.0.0.9"), ("TE", "trailers"),
+            ], body: "{}")
+            let seen = try #require(origin.requests.last)
+            #expect(seen.headers.first(name: "x-forwarded-for") == "10.0.0.9, 127.0.0.1")
+            #expect(seen.headers.first(name: "x-forwarded-proto") == "http")
+            #expect(seen.headers.first(name: "x-forwarded-host") == "test.local")
+            #expect(seen.headers.first(name: "via") == "1.1 sidecache")
+            #expect(seen.headers.first(name: "x-request-id") == r.header("X-Request-ID"))
+            #expect(!seen.headers.contains(name: "x-hop"))
+            #expect(!seen.headers.contains(name: "te"))
+            #expect(seen.bodyBytes == 2)
+            #expect(r.header("X-Internal") == nil && r.header("Keep-Alive") == nil)
+            #expect(r.header("X-Kept") == "yes")
+            #expect(r.header("Via") == "1.1 sidecache")
+        }
+    }
+
+    @Test func aClientRequestIDIsKeptAndForwarded() async throws {
+        try await withProxy({ _ in .ok("x") }) { origin, proxy in
+            let r = try await get(proxy.port, "/anything", [("X-Request-ID", "trace-123")])
+            #expect(r.header("X-Request-ID") == "trace-123")
+            #expect(origin.requests.last?.headers.first(name: "x-request-id") == "trace-123")
+        }
+    }
+
+    @Test func keepAliveAndPipelinedRequestsAreAnsweredInOrder() async throws {
+        try await withProxy({ r in .ok("you asked \(r.path)") }) { _, proxy in
+            let bodies = try await offloaded { () -> [String] in
+                let c = try TestConnection(port: proxy.port)
+                var text = ""
+                for i in 1...5 { text += "GET /api/items/\(i) HTTP/1.1\r\nHost: x\r\n\r\n" }
+                text += "POST /api/items/9 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+                text += "GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                try c.send(text)
+                return try (0..<7).map { _ in try c.readResponse().text }
+            }
+            #expect(bodies == (1...5).map { "you asked /api/items/\($0)" } + ["you asked /api/items/9", "you asked /api/items/1"])
+        }
+    }
+
+    @Test func upstreamConnectionsAreKeptAliveAndReused() async throws {
+        try await withProxy({ _ in .ok("x") }) { origin, proxy in
+            for i in 0..<20 { _ = try await request(proxy.port, "POST", "/api/items/\(i)", body: "a") }
+            #expect(origin.connections <= 2)  // one per event loop at most
+        }
+    }
+
+    @Test func anUnreachableUpstreamIs502NamingTheCause() async throws {
+        let port = try freePort()
+        let proxy = try await Sidecar.start(origin: nil, upstreamPort: port)
+        let r = try await get(proxy.port, "/anything")
+        #expect(r.status == 502)
+        #expect(r.text.contains("unreachable") && r.text.contains("127.0.0.1:\(port)"))
+        await proxy.stop()
+    }
+
+    @Test func aSlowUpstreamIs504() async throws {
+        try await withProxy({ _ in OriginReply(status: .ok, body: "late", delay: .seconds(4)) }) { _, proxy in
+            let r = try await request(proxy.port, "POST", "/api/slow", body: "x")
+            #expect(r.status == 504)
+            #expect(r.text.contains("did not respond within 2s"))
+        }
+    }
+
+    @Test func anUpstreamHangingUpIs502() async throws {
+        try await withProxy({ _ in OriginReply(hangUp: true) }) { _, proxy in
+            let r = try await request(proxy.port, "POST", "/api/x", body: "x")
+            #expect(r.status == 502)
+        }
+    }
+
+    @Test func malformedRequestsGet400AndOversizedHeads431() async throws {
+        try await withProxy({ _ in .ok("x") }) { _, proxy in
+            let bad = try await offloaded { () -> TestResponse in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GARBAGE\r\n\r\n")
+                return try c.readResponse()
+            }
+            #expect(bad.status == 400)
+            let big = String(repeating: "a", count: 20_000)
+            let configured = try await get(proxy.port, "/x", [("X-Big", big)])
+            #expect(configured.status == 431)
+            let huge = String(repeating: "b", count: 120_000)
+            let overflow = try await offloaded { () -> TestResponse in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /x HTTP/1.1\r\nHost: x\r\nX-Huge: \(huge)\r\n\r\n")
+                return try c.readResponse()
+            }
+            #expect(overflow.status == 431)
+            #expect(try await get(proxy.port, "/x").status == 200)  // the server is fine
+        }
+    }
+
+    @Test func slowHeadersAndIdleConnectionsAreClosed() async throws {
+        let extra = "limits: { header_read_timeout: 300ms, idle_timeout: 400ms }"
+        try await withProxy(extra: extra, { _ in .ok("x") }) { _, proxy in
+            let slowloris = try await offloaded { () -> Bool in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /x HTTP/1.1\r\nHost: x\r\n")
+                usleep(150_000)
+                try c.send("X-A: 1\r\n")  // still trickling
+                return c.waitForClose(seconds: 3)
+            }
+            #expect(slowloris)
+            let idle = try await offloaded { () -> (Int, Bool) in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                let status = try c.readResponse().status
+                return (status, c.waitForClose(seconds: 3))
+            }
+            #expect(idle.0 == 200 && idle.1)
+        }
+    }
+
+    @Test func connectionsBeyondTheLimitAreRefusedCleanly() async throws {
+        try await withProxy(extra: "limits: { max_connections: 2 }", { _ in .ok("x") }) { _, proxy in
+            let refused = try await offloaded { () -> (TestResponse, TestResponse) in
+                let a = try TestConnection(port: proxy.port)
+                let b = try TestConnection(port: proxy.port)
+                try a.send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                try b.send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                _ = try a.readResponse()
+                _ = try b.readResponse()
+                let c = try TestConnection(port: proxy.port)
+                let third = try c.readResponse()
+                a.close()
+                b.close()
+                usleep(200_000)
+                let d = try TestConnection(port: proxy.port)
+                try d.send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                return (third, try d.readResponse())
+            }
+            #expect(refused.0.status == 503)
+            #expect(refused.1.status == 200)
+        }
+    }
+
+    @Test func webSocketUpgradesAreTunnelledBothWays() async throws {
+        try await withProxy({ _ in .ok("not upgraded") }) { _, proxy in
+            let (status, echoed) = try await offloaded { () -> (Int, String) in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+                let head = try c.readResponse()
+                try c.send("ping-frame-bytes")
+                var got: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 64)
+                while got.count < 16 {
+                    let n = recv(c.fd, &chunk, 64, 0)
+                    if n <= 0 { break }
+                    got += chunk[0..<n]
+                }
+                return (head.status, String(decoding: got, as: UTF8.self))
+            }
+            #expect(status == 101)
+            #expect(echoed == "ping-frame-bytes")
+        }
+    }
+
+    @Test func everyRequestWritesOneAccessLogLine() async throws {
+        try await withProxy(access: true, { _ in .ok("x") }) { _, proxy in
+            _ = try await get(proxy.port, "/api/items/1", [("X-Request-ID", "log-me")])
+            _ = try await get(proxy.port, "/api/items/1")
+            let lines = proxy.logLines.filter { $0.contains("\"type\":\"access\"") }
+            #expect(lines.count == 2)
+            let first = try #require(lines.first)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])
+            #expect(json["request_id"] as? String == "log-me")
+            #expect(json["method"] as? String == "GET")
+            #expect(json["path"] as? String == "/api/items/1")
+            #expect(json["route"] as? String == "items")
+            #expect(json["status"] as? Int == 200)
+            #expect(json["cache"] as? String == "miss")
+            #expect(json["upstream_ms"] != nil && json["total_ms"] != nil && json["bytes"] as? Int == 1)
+            #expect(lines[1].contains("\"cache\":\"hit\""))
+        }
+    }
+
+    @Test func aReloadSwapsTheConfigAndKeepsTheCache() async throws {
+        try await withProxy({ r in .ok("x \(r.path)") }) { origin, proxy in
+            _ = try await get(proxy.port, "/api/items/1")
+            let original = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+            // An invalid file: the old config keeps serving and every error is reported.
+            try (original + "\nbogus_key: 1\n").write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+            guard case .failure(let errors) = proxy.runtime.reload() else { Issue.record("reload should fail"); return }
+            #expect(errors.errors.first?.path == "bogus_key")
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "HIT")
+            // A valid change: the items route stops caching; the entry survives in the store.
+            let changed = original.replacingOccurrences(of: "  - name: items\n    match: { methods: [GET, HEAD], path: \"/api/items/{id}\" }\n    ttl: 5m",
+                                                        with: "  - name: items\n    match: { methods: [GET, HEAD], path: \"/api/items/{id}\" }\n    cache: false\n  - name: extra\n    match: { path: \"/extra\" }\n    ttl: 5m")
+                .replacingOccurrences(of: "    stale_while_revalidate: 30s\n    stale_if_error: 10m\n    key: { query: [lang], headers: [X-Tenant] }\n    tags: [\"items\", \"item:{id}\"]\n", with: "")
+            try changed.write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+            guard case .success(let changes) = proxy.runtime.reload() else { Issue.record("reload should succeed"); return }
+            #expect(changes.addedRoutes == ["extra"])
+            #expect(changes.changedRoutes == ["items"])
+            #expect(proxy.runtime.config.version == 2)
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "BYPASS")
+            #expect(proxy.runtime.cacheStatistics.entries == 1)
+            #expect(proxy.logLines.contains { $0.contains("config reloaded") && $0.contains("routes added: extra") })
+            #expect(proxy.logLines.contains { $0.contains("config reload failed") })
+        }
+    }
+}
+

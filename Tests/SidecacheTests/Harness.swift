@@ -1,0 +1,235 @@
+import Foundation
+import HTTPCaching
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Sidecache
+import SidecacheConfig
+
+/// A wall clock the test moves by hand, so TTLs expire without sleeping.
+final class ManualClock: Sendable {
+    private let value = NIOLockedValueBox(CacheInstant.now())
+    func now() -> CacheInstant { value.withLockedValue { $0 } }
+    func advance(seconds: Int64) { value.withLockedValue { $0 = $0 + .seconds(seconds) } }
+}
+
+/// A real sidecache (server, handlers, upstream pools) in this process, on a free port, in front of
+/// a test origin. Config text uses `UPSTREAM` for the origin's URL.
+final class Sidecar: Sendable {
+    let port: Int
+    let runtime: ProxyRuntime
+    let clock: ManualClock
+    let configPath: String
+    let logPath: String
+    private let group: MultiThreadedEventLoopGroup
+    private let services: ServiceGroup
+    private let task: Task<Void, any Error>
+    private let sink: LogSink
+
+    static let defaultRoutes = """
+    routes:
+      - name: items
+        match: { methods: [GET, HEAD], path: "/api/items/{id}" }
+        ttl: 5m
+        stale_while_revalidate: 30s
+        stale_if_error: 10m
+        key: { query: [lang], headers: [X-Tenant] }
+        tags: ["items", "item:{id}"]
+      - name: origin-rules
+        match: { methods: [GET, HEAD], path: "/origin/*" }
+      - name: honour
+        match: { path: "/honour/*" }
+        ttl: 5m
+        honor_client_no_cache: true
+      - name: writes
+        match: { methods: [POST, PUT, PATCH, DELETE], path: "/api/*" }
+        cache: false
+      - name: default
+        match: { path: "/*" }
+        ttl: 1m
+    """
+
+    init(port: Int, runtime: ProxyRuntime, clock: ManualClock, configPath: String, logPath: String, group: MultiThreadedEventLoopGroup,
+         services: ServiceGroup, task: Task<Void, any Error>, sink: LogSink) {
+        self.port = port
+        self.runtime = runtime
+        self.clock = clock
+        self.configPath = configPath
+        self.logPath = logPath
+        self.group = group
+        self.services = services
+        self.task = task
+        self.sink = sink
+    }
+
+    static func start(origin: TestOrigin?, upstreamPort: Int? = nil, extra: String = "", routes: String = defaultRoutes, access: Bool = false) async throws -> Sidecar {
+        let upstream = "http://127.0.0.1:\(upstreamPort ?? origin?.port ?? 1)"
+        let yaml = """
+        listen: "127.0.0.1:0"
+        upstream:
+          url: "\(upstream)"
+          connect_timeout: 1s
+          response_timeout: 2s
+        \(extra)
+        logging: { level: debug, access: \(access) }
+        \(routes)
+        """
+        let dir = NSTemporaryDirectory() + "sidecache-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let configPath = dir + "/sidecache.yaml"
+        let logPath = dir + "/log.jsonl"
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let snapshot = try ConfigLoader.load(path: configPath, version: 1)
+        let clock = ManualClock()
+        let fd = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let sink = LogSink(fileDescriptor: fd)
+        let levelBox = LogLevelBox(.debug)
+        let logger = Logger(label: "test") { JSONLogHandler(label: $0, sink: sink, level: .trace, levelBox: levelBox) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let runtime = ProxyRuntime(snapshot: snapshot, group: group, logger: logger, logSink: sink, levelBox: levelBox, clock: { clock.now() })
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let server = ProxyServer(runtime: runtime, group: group, onListening: { address in
+            continuation.yield(address.port ?? 0)
+            continuation.finish()
+        })
+        var config = ServiceGroupConfiguration(services: [.init(service: server)], logger: logger)
+        config.gracefulShutdownSignals = []
+        let services = ServiceGroup(configuration: config)
+        let task = Task { try await services.run() }
+        var port = 0
+        for await p in stream { port = p }
+        guard port != 0 else { throw TestClientError(description: "sidecache did not start") }
+        return Sidecar(port: port, runtime: runtime, clock: clock, configPath: configPath, logPath: logPath, group: group,
+                       services: services, task: task, sink: sink)
+    }
+
+    func stop() async {
+        await services.triggerGracefulShutdown()
+        _ = try? await task.value
+        try? await group.shutdownGracefully()
+        sink.flush()
+    }
+
+    var logLines: [String] {
+        sink.flush()
+        return ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+}
+
+/// Runs `body` with an origin and a sidecar in front of it, and stops both whatever happens.
+func withProxy(extra: String = "", routes: String = Sidecar.defaultRoutes, access: Bool = false,
+               _ responder: @escaping TestOrigin.Responder,
+               _ body: (TestOrigin, Sidecar) async throws -> Void) async throws {
+    let origin = try await TestOrigin.start(responder)
+    let proxy: Sidecar
+    do {
+        proxy = try await Sidecar.start(origin: origin, extra: extra, routes: routes, access: access)
+    } catch {
+        await origin.stop()
+        throw error
+    }
+    do {
+        try await body(origin, proxy)
+    } catch {
+        await proxy.stop()
+        await origin.stop()
+        throw error
+    }
+    await proxy.stop()
+    await origin.stop()
+}
+
+/// The sidecache executable built next to the tests, run as a real process.
+final class SidecacheProcess: @unchecked Sendable {
+    let process = Process()
+    let outputPath: String
+    let port: Int
+
+    static var binary: String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/sidecache").path
+    }
+
+    init(config: String, port: Int, environment: [String: String] = [:]) throws {
+        self.port = port
+        outputPath = NSTemporaryDirectory() + "sidecache-proc-\(UUID().uuidString).log"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve", "--config", config]
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until the listener accepts connections.
+    func waitUntilListening(seconds: Double = 15) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? TestConnection(port: port, timeoutSeconds: 1)) != nil { return }
+            if !process.isRunning { throw TestClientError(description: "sidecache exited early:\n\(output)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestClientError(description: "sidecache did not listen on \(port):\n\(output)")
+    }
+
+    func signal(_ sig: Int32) { kill(pid, sig) }
+
+    func waitForExit(seconds: Double) async -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if !process.isRunning { return process.terminationStatus }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    func stop() async {
+        if process.isRunning {
+            signal(SIGTERM)
+            if await waitForExit(seconds: 10) == nil { signal(SIGKILL) }
+        }
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    var peakRSSKiB: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        }
+        return nil
+    }
+
+    /// Waits until the output contains `text`.
+    func waitForOutput(_ text: String, seconds: Double = 10) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if output.contains(text) { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+}
+
+/// A loopback port nobody listens on right now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
