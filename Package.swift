@@ -7,9 +7,10 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "sidecache",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sidecache", targets: ["sidecache"]),
+        .executable(name: "bench-origin", targets: ["bench-origin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -61,6 +62,17 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        // The load benchmark's origin (bench/run); not part of sidecache itself.
+        .executableTarget(
+            name: "bench-origin",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "bench/origin",
             swiftSettings: strict
         ),
         .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching"], swiftSettings: strict),

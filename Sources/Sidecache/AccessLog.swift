@@ -5,7 +5,7 @@ import NIOHTTP1
 struct AccessRecord {
     var requestID: String
     var method: HTTPMethod
-    var uri: String
+    var path: Substring
     var route: String?
     var status: UInt
     var outcome: CacheOutcome
@@ -21,15 +21,14 @@ final class AccessLog: Sendable {
 
     init(sink: LogSink) { self.sink = sink }
 
-    func write(_ r: AccessRecord, at time: CacheInstant) {
+    func write(_ r: AccessRecord, time: String) {
         var line = JSONLine()
-        line.add("time", ISOTime.format(time))
+        line.add("time", time)
         line.add("type", "access")
         line.add("request_id", r.requestID)
         line.add("client", r.client)
         line.add("method", r.method.rawValue)
-        let (path, _) = CacheKeyPolicy.split(uri: r.uri)
-        line.add("path", String(path))
+        line.add("path", String(r.path))
         line.add("route", r.route ?? "-")
         line.add("status", Int(r.status))
         line.add("cache", r.outcome.rawValue)
@@ -37,5 +36,22 @@ final class AccessLog: Sendable {
         line.add("total_ms", milliseconds: r.totalMilliseconds)
         line.add("bytes", r.bytes)
         sink.write(line.finish())
+    }
+}
+
+/// RFC 3339 timestamps for log lines, formatting the date and time once per second.
+struct TimestampCache {
+    private var second: Int64 = .min
+    private var prefix = ""
+
+    mutating func format(_ t: CacheInstant) -> String {
+        let s = t.seconds
+        if s != second {
+            second = s
+            let full = ISOTime.format(CacheInstant(seconds: s))  // "...T12:00:00.000Z"
+            prefix = String(full.dropLast(4))
+        }
+        let ms = t.milliseconds - s * 1000
+        return prefix + (ms < 10 ? "00" : (ms < 100 ? "0" : "")) + String(ms) + "Z"
     }
 }

@@ -9,8 +9,10 @@ final class ActiveRequest {
     let head: HTTPRequestHead
     /// The request target in origin-form (an absolute-form target is reduced to its path and query).
     let uri: String
+    /// The path of `uri`, split once.
+    let path: Substring
     let snapshot: ConfigSnapshot
-    let route: CompiledRoute?
+    var route: CompiledRoute?
     let requestID: String
     let started: NIODeadline
     let keepAlive: Bool
@@ -33,6 +35,7 @@ final class ActiveRequest {
     init(head: HTTPRequestHead, uri: String, snapshot: ConfigSnapshot, route: CompiledRoute?, requestID: String, started: NIODeadline) {
         self.head = head
         self.uri = uri
+        self.path = CacheKeyPolicy.split(uri: uri).path
         self.snapshot = snapshot
         self.route = route
         self.requestID = requestID
@@ -41,8 +44,6 @@ final class ActiveRequest {
     }
 
     var isHead: Bool { head.method == .HEAD }
-
-    var path: Substring { CacheKeyPolicy.split(uri: uri).path }
 
     func markUpstreamStart() { upstreamStarted = .now() }
 

@@ -32,16 +32,19 @@ public final class LogSink: Sendable {
 
     /// Queues one line (a newline is appended).
     public func write(_ line: String) {
-        let accepted = queue.withLockedValue { q -> Bool in
+        // Only the line that makes the queue non-empty wakes the writer; under load the writer finds
+        // many lines per wake-up instead of one futex wake per line.
+        let wake = queue.withLockedValue { q -> Bool in
             guard !q.closed, q.pending.count + line.utf8.count < maxPendingBytes else {
                 q.dropped += 1
                 return false
             }
+            let wasEmpty = q.pending.isEmpty
             q.pending.append(contentsOf: line.utf8)
             q.pending.append(0x0A)
-            return true
+            return wasEmpty
         }
-        if accepted {
+        if wake {
             signal.lock()
             signal.unlock(withValue: 1)
         }
@@ -78,6 +81,14 @@ public final class LogSink: Sendable {
                 return (b, q.closed)
             }
             writeAll(bytes)
+            if !closed {
+                // Let lines gather for a moment: one write per batch, not per line.
+                usleep(2000)
+                if queue.withLockedValue({ !$0.pending.isEmpty }) {
+                    signal.lock()
+                    signal.unlock(withValue: 1)
+                }
+            }
             if closed {
                 done.lock()
                 done.unlock(withValue: true)

@@ -15,8 +15,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let runtime: ProxyRuntime
     private(set) var context: ChannelHandlerContext?
-    private(set) var request: ActiveRequest?
+    var request: ActiveRequest?
+    var deadlines = ClientDeadlines()
     private var clientAddress = "-"
+    private var timestamps = TimestampCache()
     /// Set by `ClientPipeline`; a WebSocket upgrade removes these.
     var httpHandlers: ClientHTTPHandlers?
 
@@ -27,9 +29,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if let remote = context.channel.remoteAddress { clientAddress = remote.ipAddress ?? "\(remote)" }
+        startDeadlines(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        cancelDeadlines()
         self.context = nil
     }
 
@@ -61,6 +65,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        cancelDeadlines()
         if let request {
             request.forward?.cancel()
             request.tunnel?.cancel()
@@ -70,6 +75,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        requestHeadArrived()
         let snapshot = runtime.config
         let requestID = head.headers.first(name: "x-request-id").flatMap { RequestIDGenerator.isAcceptable($0) ? $0 : nil }
             ?? runtime.requestIDs.next()
@@ -79,8 +85,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             respondLocally(.badRequest, "bad request target", request: r, close: true)
             return
         }
-        let route = snapshot.route(method: head.method, path: CacheKeyPolicy.split(uri: uri).path)
-        let r = ActiveRequest(head: head, uri: uri, snapshot: snapshot, route: route, requestID: requestID, started: .now())
+        let r = ActiveRequest(head: head, uri: uri, snapshot: snapshot, route: nil, requestID: requestID, started: .now())
+        r.route = snapshot.route(method: head.method, path: r.path)
+        let route = r.route
         request = r
         if Self.headerBytes(head) > snapshot.configuration.limits.maxHeaderBytes {
             respondLocally(.init(statusCode: 431), "request header fields too large", request: r, close: true)
@@ -355,6 +362,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func finishResponse(_ r: ActiveRequest, forceClose: Bool = false) {
         guard let context else { return }
         r.responseEnded = true
+        responseFinished()
         // An HTTP/1.0 response without Content-Length is delimited by closing the connection.
         let close = forceClose || !r.keepAlive
         if r.requestEnded { complete(r) }
@@ -373,10 +381,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         if runtime.accessLogEnabled {
             let total = Double((NIODeadline.now() - r.started).nanoseconds) / 1_000_000
             runtime.accessLog.write(AccessRecord(
-                requestID: r.requestID, method: r.head.method, uri: r.uri, route: r.route?.name, status: r.status,
+                requestID: r.requestID, method: r.head.method, path: r.path, route: r.route?.name, status: r.status,
                 outcome: r.outcome, upstreamMilliseconds: r.upstreamMilliseconds, totalMilliseconds: total, bytes: r.bytes,
                 client: clientAddress
-            ), at: .now())
+            ), time: timestamps.format(.now()))
         }
     }
 

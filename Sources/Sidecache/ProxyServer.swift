@@ -71,7 +71,7 @@ public final class ProxyServer: Service, Sendable {
                         try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler())
                         return
                     }
-                    try ClientPipeline.configure(channel, runtime: runtime, limits: snapshot.configuration.limits)
+                    try ClientPipeline.configure(channel, runtime: runtime)
                 }
             }
         do {
@@ -90,21 +90,15 @@ public struct ListenError: Error, CustomStringConvertible {
 
 /// The handlers of one client connection, front to back.
 enum ClientPipeline {
-    static func configure(_ channel: any Channel, runtime: ProxyRuntime, limits: SidecacheConfiguration.Limits) throws {
-        let timeouts = ClientTimeouts(
-            headerTimeout: .milliseconds(limits.headerReadTimeout.milliseconds),
-            idleTimeout: .milliseconds(limits.idleTimeout.milliseconds)
-        )
-        let watcher = ClientByteWatcher(timeouts: timeouts)
+    static func configure(_ channel: any Channel, runtime: ProxyRuntime) throws {
+        let watcher = ClientByteWatcher()
         let encoder = HTTPResponseEncoder()
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
         let pipelining = HTTPServerPipelineHandler()
-        let errors = ClientProtocolErrorHandler()
         let proxy = ProxyHandler(runtime: runtime)
-        proxy.httpHandlers = ClientHTTPHandlers(
-            front: [watcher], decoder: decoder, encoder: encoder, afterDecoder: [pipelining, errors, timeouts]
-        )
-        try channel.pipeline.syncOperations.addHandlers([watcher, encoder, decoder, pipelining, errors, timeouts, proxy])
+        watcher.proxy = proxy
+        proxy.httpHandlers = ClientHTTPHandlers(front: [watcher], decoder: decoder, encoder: encoder, afterDecoder: [pipelining])
+        try channel.pipeline.syncOperations.addHandlers([watcher, encoder, decoder, pipelining, proxy])
     }
 }
 

@@ -1,0 +1,135 @@
+import NIOCore
+import NIOHTTP1
+
+/// Client time-outs, kept by the proxy handler because it already sees each request head and each
+/// response end:
+/// - `header_read_timeout`: from accepting the connection, or from the first byte of a request,
+///   until its head is complete (a slowloris client trickling header bytes is cut off);
+/// - `idle_timeout`: between the end of a response and the first byte of the next request.
+///
+/// One timer per connection at most, re-armed lazily: moving a deadline later costs a store, and the
+/// timer, when it fires early, re-schedules itself for what is left. A busy keep-alive connection
+/// therefore schedules about one timer per idle period, not one per request.
+struct ClientDeadlines {
+    enum Phase {
+        case readingHead
+        case busy
+        case idle
+    }
+
+    var phase = Phase.readingHead
+    var deadline = NIODeadline.distantFuture
+    var timer: Scheduled<Void>?
+    var timerDeadline = NIODeadline.distantFuture
+    var headerTimeout = TimeAmount.seconds(10)
+    var idleTimeout = TimeAmount.seconds(60)
+}
+
+extension ProxyHandler {
+    func startDeadlines(context: ChannelHandlerContext) {
+        let limits = runtime.config.configuration.limits
+        deadlines.headerTimeout = .milliseconds(limits.headerReadTimeout.milliseconds)
+        deadlines.idleTimeout = .milliseconds(limits.idleTimeout.milliseconds)
+        deadlines.phase = .readingHead
+        setDeadline(.now() + deadlines.headerTimeout)
+    }
+
+    /// Raw bytes are about to be decoded (from `ClientByteWatcher`).
+    func bytesArriving() {
+        if case .idle = deadlines.phase {
+            deadlines.phase = .readingHead
+            deadlines.deadline = .now() + deadlines.headerTimeout
+        }
+    }
+
+    /// The bytes were decoded: if they did not complete a head, the header deadline must be armed.
+    func bytesDecoded() {
+        if case .readingHead = deadlines.phase { setDeadline(deadlines.deadline) }
+    }
+
+    func requestHeadArrived() {
+        deadlines.phase = .busy
+    }
+
+    func responseFinished() {
+        deadlines.phase = .idle
+        deadlines.deadline = .now() + deadlines.idleTimeout
+        if deadlines.timer == nil { setDeadline(deadlines.deadline) }
+    }
+
+    func cancelDeadlines() {
+        deadlines.timer?.cancel()
+        deadlines.timer = nil
+    }
+
+    private func setDeadline(_ deadline: NIODeadline) {
+        deadlines.deadline = deadline
+        if deadlines.timer != nil, deadlines.timerDeadline <= deadline { return }
+        guard let context else { return }
+        deadlines.timer?.cancel()
+        deadlines.timerDeadline = deadline
+        deadlines.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.deadlineTimerFired()
+        }
+    }
+
+    private func deadlineTimerFired() {
+        deadlines.timer = nil
+        guard let context else { return }
+        switch deadlines.phase {
+        case .busy:
+            return  // re-armed when the response ends
+        case .readingHead, .idle:
+            if NIODeadline.now() >= deadlines.deadline {
+                context.close(promise: nil)
+            } else {
+                setDeadline(deadlines.deadline)
+            }
+        }
+    }
+}
+
+/// Sits before the HTTP decoder and tells the proxy handler when raw bytes arrive and when they
+/// have been decoded, for the header-read deadline.
+final class ClientByteWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    weak var proxy: ProxyHandler?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let proxy = self.proxy
+        proxy?.bytesArriving()
+        context.fireChannelRead(data)
+        proxy?.bytesDecoded()
+    }
+}
+
+extension ProxyHandler {
+    /// Requests the HTTP parser rejects: 431 when the head overflows the parser's limit, 400 for
+    /// anything else malformed, then the connection closes (the parser cannot resync).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        let midResponse = request.map { $0.responseStarted && !$0.responseEnded } ?? false
+        guard !midResponse else {
+            context.close(promise: nil)
+            return
+        }
+        let (status, text): (HTTPResponseStatus, String) = parserError == .headerOverflow
+            ? (HTTPResponseStatus(statusCode: 431), "request header fields too large\n")
+            : (.badRequest, "malformed HTTP request\n")
+        var body = context.channel.allocator.buffer(capacity: text.utf8.count)
+        body.writeString(text)
+        let headers = HTTPHeaders([
+            ("Connection", "close"), ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(body.readableBytes)),
+        ])
+        request?.forward?.cancel()
+        request = nil
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+}
