@@ -38,14 +38,24 @@ public struct CacheKeyPolicy: Sendable, Equatable {
 
     /// Splits a request target into its path and query (without the `?`).
     public static func split(uri: String) -> (path: Substring, query: Substring?) {
-        let withoutFragment = uri.firstIndex(of: "#").map { uri[..<$0] } ?? Substring(uri)
-        guard let q = withoutFragment.firstIndex(of: "?") else { return (withoutFragment, nil) }
-        return (withoutFragment[..<q], withoutFragment[withoutFragment.index(after: q)...])
+        // Byte scan: '?' and '#' are ASCII, so UTF-8 indices are valid String indices.
+        let bytes = uri.utf8
+        var query: String.Index? = nil
+        var end = bytes.endIndex
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let b = bytes[i]
+            if b == UInt8(ascii: "#") { end = i; break }
+            if b == UInt8(ascii: "?"), query == nil { query = i }
+            i = bytes.index(after: i)
+        }
+        guard let q = query, q < end else { return (uri[uri.startIndex..<end], nil) }
+        return (uri[uri.startIndex..<q], uri[bytes.index(after: q)..<end])
     }
 
     public func key(host: String, uri: String, headers requestHeaders: HTTPHeaders) -> CacheKey {
         let (path, query) = Self.split(uri: uri)
-        var key = host.lowercased()
+        var key = host.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? host.lowercased() : host
         key += path
         if let normalized = normalize(query: query), !normalized.isEmpty {
             key += "?"

@@ -9,8 +9,8 @@ struct AccessRecord {
     var route: String?
     var status: UInt
     var outcome: CacheOutcome
-    var upstreamMilliseconds: Double?
-    var totalMilliseconds: Double
+    var upstreamMicroseconds: Int64?
+    var totalMicroseconds: Int64
     var bytes: Int
     var client: String
 }
@@ -32,8 +32,8 @@ final class AccessLog: Sendable {
         line.add("route", r.route ?? "-")
         line.add("status", Int(r.status))
         line.add("cache", r.outcome.rawValue)
-        if let up = r.upstreamMilliseconds { line.add("upstream_ms", milliseconds: up) }
-        line.add("total_ms", milliseconds: r.totalMilliseconds)
+        if let up = r.upstreamMicroseconds { line.add("upstream_ms", microseconds: up) }
+        line.add("total_ms", microseconds: r.totalMicroseconds)
         line.add("bytes", r.bytes)
         sink.write(line.finish())
     }

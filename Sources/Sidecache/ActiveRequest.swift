@@ -20,7 +20,7 @@ final class ActiveRequest {
     var status: UInt = 0
     var bytes = 0
     var upstreamStarted: NIODeadline?
-    var upstreamMilliseconds: Double?
+    var upstreamMicroseconds: Int64?
     var requestEnded = false
     var responseStarted = false
     var responseEnded = false
@@ -48,7 +48,7 @@ final class ActiveRequest {
     func markUpstreamStart() { upstreamStarted = .now() }
 
     func markUpstreamEnd() {
-        guard let s = upstreamStarted, upstreamMilliseconds == nil else { return }
-        upstreamMilliseconds = Double((NIODeadline.now() - s).nanoseconds) / 1_000_000
+        guard let s = upstreamStarted, upstreamMicroseconds == nil else { return }
+        upstreamMicroseconds = (NIODeadline.now() - s).nanoseconds / 1000
     }
 }

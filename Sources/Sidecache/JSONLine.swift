@@ -16,13 +16,24 @@ struct JSONLine {
 
     mutating func add(_ key: String, _ value: Int) {
         separator()
-        text += "\"\(key)\":\(value)"
+        text += "\""
+        text += key
+        text += "\":"
+        text += String(value)
     }
 
-    mutating func add(_ key: String, milliseconds value: Double) {
+    /// Milliseconds with three decimals, formatted with integer arithmetic (Double's description
+    /// is comparatively slow, and this runs for every request).
+    mutating func add(_ key: String, microseconds value: Int64) {
         separator()
-        let rounded = (value * 1000).rounded() / 1000
-        text += "\"\(key)\":\(rounded)"
+        text += "\""
+        text += key
+        text += "\":"
+        let v = max(0, value)
+        text += String(v / 1000)
+        let frac = v % 1000
+        text += frac < 10 ? ".00" : (frac < 100 ? ".0" : ".")
+        text += String(frac)
     }
 
     mutating func finish() -> String {

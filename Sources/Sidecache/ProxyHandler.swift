@@ -379,10 +379,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.forward = nil
         r.tunnel = nil
         if runtime.accessLogEnabled {
-            let total = Double((NIODeadline.now() - r.started).nanoseconds) / 1_000_000
+            let total = (NIODeadline.now() - r.started).nanoseconds / 1000
             runtime.accessLog.write(AccessRecord(
                 requestID: r.requestID, method: r.head.method, path: r.path, route: r.route?.name, status: r.status,
-                outcome: r.outcome, upstreamMilliseconds: r.upstreamMilliseconds, totalMilliseconds: total, bytes: r.bytes,
+                outcome: r.outcome, upstreamMicroseconds: r.upstreamMicroseconds, totalMicroseconds: total, bytes: r.bytes,
                 client: clientAddress
             ), time: timestamps.format(.now()))
         }

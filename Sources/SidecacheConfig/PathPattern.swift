@@ -80,18 +80,18 @@ public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
     }
 
     private func matchCore(_ path: Substring, captures: inout [(name: String, value: Substring)]?) -> Bool {
-        guard path.first == "/" else { return false }
-        var rest = path.dropFirst()
+        guard path.utf8.first == UInt8(ascii: "/") else { return false }
+        var rest = path[path.utf8.index(after: path.startIndex)...]
         for (i, segment) in segments.enumerated() {
             let isLast = i == segments.count - 1
             switch segment {
             case .rest(let prefix):
-                return rest.hasPrefix(prefix)
+                return rest.utf8.starts(with: prefix.utf8)
             case .literal, .parameter:
-                let end = rest.firstIndex(of: "/") ?? rest.endIndex
+                let end = rest.utf8.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
                 let piece = rest[rest.startIndex..<end]
                 if case .literal(let literal) = segment {
-                    guard piece == literal else { return false }
+                    guard piece.utf8.elementsEqual(literal.utf8) else { return false }
                 } else if case .parameter(let name) = segment {
                     guard !piece.isEmpty else { return false }
                     captures?.append((name, piece))
@@ -100,7 +100,7 @@ public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
                     return end == rest.endIndex
                 }
                 guard end != rest.endIndex else { return false }
-                rest = rest[rest.index(after: end)...]
+                rest = rest[rest.utf8.index(after: end)...]
             }
         }
         return segments.isEmpty && rest.isEmpty
