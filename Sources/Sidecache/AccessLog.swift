@@ -15,28 +15,103 @@ struct AccessRecord {
     var client: String
 }
 
-/// One JSON line per request, written off the event loop by the shared `LogSink`.
+/// One JSON line per request, written off the event loop by the shared `LogSink`. Each connection
+/// encodes into its own reused byte buffer: no String growth or Unicode bookkeeping per field.
 final class AccessLog: Sendable {
     private let sink: LogSink
 
     init(sink: LogSink) { self.sink = sink }
 
-    func write(_ r: AccessRecord, time: String) {
-        var line = JSONLine()
-        line.add("time", time)
-        line.add("type", "access")
-        line.add("request_id", r.requestID)
-        line.add("client", r.client)
-        line.add("method", r.method.rawValue)
-        line.add("path", String(r.path))
-        line.add("route", r.route ?? "-")
-        line.add("status", Int(r.status))
-        line.add("cache", r.outcome.rawValue)
-        if let up = r.upstreamMicroseconds { line.add("upstream_ms", microseconds: up) }
-        line.add("total_ms", microseconds: r.totalMicroseconds)
-        line.add("bytes", r.bytes)
-        sink.write(line.finish())
+    func write(_ r: AccessRecord, time: String, scratch: inout [UInt8]) {
+        scratch.removeAll(keepingCapacity: true)
+        var line = JSONBytes(scratch)
+        line.field("time", time)
+        line.field("type", "access")
+        line.field("request_id", r.requestID)
+        line.field("client", r.client)
+        line.field("method", r.method.rawValue)
+        line.field("path", r.path)
+        line.field("route", r.route ?? "-")
+        line.field("status", Int64(r.status))
+        line.field("cache", r.outcome.rawValue)
+        if let up = r.upstreamMicroseconds { line.field("upstream_ms", microseconds: up) }
+        line.field("total_ms", microseconds: r.totalMicroseconds)
+        line.field("bytes", Int64(r.bytes))
+        scratch = line.finish()
+        sink.write(bytes: scratch)
     }
+}
+
+/// A JSON object on one line, encoded straight into bytes.
+struct JSONBytes {
+    private var bytes: [UInt8]
+    private var first = true
+
+    init(_ storage: [UInt8]) {
+        bytes = storage
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    private mutating func key(_ k: StaticString) {
+        if first { first = false } else { bytes.append(UInt8(ascii: ",")) }
+        bytes.append(UInt8(ascii: "\""))
+        k.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func field<S: StringProtocol>(_ k: StaticString, _ value: S) {
+        key(k)
+        bytes.append(UInt8(ascii: "\""))
+        for b in value.utf8 {
+            switch b {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                bytes.append(UInt8(ascii: "\\"))
+                bytes.append(b)
+            case 0..<0x20:
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(Self.hex[Int(b >> 4)])
+                bytes.append(Self.hex[Int(b & 0xF)])
+            default:
+                bytes.append(b)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    mutating func field(_ k: StaticString, _ value: Int64) {
+        key(k)
+        appendDecimal(value)
+    }
+
+    /// Milliseconds with three decimals from a count of microseconds.
+    mutating func field(_ k: StaticString, microseconds value: Int64) {
+        key(k)
+        let v = max(0, value)
+        appendDecimal(v / 1000)
+        bytes.append(UInt8(ascii: "."))
+        let frac = v % 1000
+        bytes.append(UInt8(ascii: "0") + UInt8(frac / 100))
+        bytes.append(UInt8(ascii: "0") + UInt8(frac / 10 % 10))
+        bytes.append(UInt8(ascii: "0") + UInt8(frac % 10))
+    }
+
+    private mutating func appendDecimal(_ value: Int64) {
+        if value < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            appendDecimal(value == .min ? .max : -value)
+            return
+        }
+        if value >= 10 { appendDecimal(value / 10) }
+        bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+    }
+
+    mutating func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 /// RFC 3339 timestamps for log lines, formatting the date and time once per second.

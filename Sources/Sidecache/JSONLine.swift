@@ -14,28 +14,6 @@ struct JSONLine {
         text += "\""
     }
 
-    mutating func add(_ key: String, _ value: Int) {
-        separator()
-        text += "\""
-        text += key
-        text += "\":"
-        text += String(value)
-    }
-
-    /// Milliseconds with three decimals, formatted with integer arithmetic (Double's description
-    /// is comparatively slow, and this runs for every request).
-    mutating func add(_ key: String, microseconds value: Int64) {
-        separator()
-        text += "\""
-        text += key
-        text += "\":"
-        let v = max(0, value)
-        text += String(v / 1000)
-        let frac = v % 1000
-        text += frac < 10 ? ".00" : (frac < 100 ? ".0" : ".")
-        text += String(frac)
-    }
-
     mutating func finish() -> String {
         text += "}"
         return text

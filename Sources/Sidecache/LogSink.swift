@@ -50,6 +50,24 @@ public final class LogSink: Sendable {
         }
     }
 
+    /// Queues one line given as bytes (without its newline).
+    public func write(bytes: [UInt8]) {
+        let wake = queue.withLockedValue { q -> Bool in
+            guard !q.closed, q.pending.count + bytes.count < maxPendingBytes else {
+                q.dropped += 1
+                return false
+            }
+            let wasEmpty = q.pending.isEmpty
+            q.pending.append(contentsOf: bytes)
+            q.pending.append(0x0A)
+            return wasEmpty
+        }
+        if wake {
+            signal.lock()
+            signal.unlock(withValue: 1)
+        }
+    }
+
     /// Lines dropped because the queue was full.
     public var droppedLines: Int { queue.withLockedValue { $0.dropped } }
 

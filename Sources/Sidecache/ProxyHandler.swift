@@ -19,6 +19,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     var deadlines = ClientDeadlines()
     private var clientAddress = "-"
     private var timestamps = TimestampCache()
+    private var logScratch: [UInt8] = []
     /// Set by `ClientPipeline`; a WebSocket upgrade removes these.
     var httpHandlers: ClientHTTPHandlers?
 
@@ -384,7 +385,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 requestID: r.requestID, method: r.head.method, path: r.path, route: r.route?.name, status: r.status,
                 outcome: r.outcome, upstreamMicroseconds: r.upstreamMicroseconds, totalMicroseconds: total, bytes: r.bytes,
                 client: clientAddress
-            ), time: timestamps.format(.now()))
+            ), time: timestamps.format(.now()), scratch: &logScratch)
         }
     }
 
