@@ -54,10 +54,19 @@ public final class CachedResponse: Sendable {
         let responseDelay = max(CacheDuration.zero, responseTime - requestTime)
         let correctedAgeValue = CacheDuration.seconds(max(originAge, directives.age)) + responseDelay
         self.correctedInitialAge = max(apparentAge, correctedAgeValue)
-        var headerBytes = 0
-        for (name, value) in headers { headerBytes += name.utf8.count + value.utf8.count + 4 }
-        for tag in tags { headerBytes += tag.utf8.count + 16 }
-        self.cost = body.readableBytes + headerBytes + 256
+        self.cost = body.readableBytes + Self.overheadBytes(headers: headers, tags: tags)
+    }
+
+    /// What an entry costs in memory beyond its body: each header string (and its heap block when it
+    /// is too long for an inline small string), the entry object, and each tag in the entry and in the
+    /// store's tag index. Calibrated against RSS so that `max_bytes` bounds the process, not just bodies.
+    static func overheadBytes(headers: HTTPHeaders, tags: [String]) -> Int {
+        var bytes = 512  // the object, its ByteBuffer storage header, the headers array
+        for (name, value) in headers {
+            bytes += 32 + (name.utf8.count > 15 ? name.utf8.count + 32 : 0) + (value.utf8.count > 15 ? value.utf8.count + 32 : 0)
+        }
+        for tag in tags { bytes += 2 * (tag.utf8.count + 48) }
+        return bytes
     }
 
     /// `current_age` of §4.2.3.

@@ -28,7 +28,14 @@ public final class MemoryStore: Sendable {
 
     private struct VariantSet: Sendable {
         var variants: [CachedResponse]
-        var cost: Int { variants.reduce(0) { $0 + $1.cost } }
+        /// The key is held by the LRU table and by the path index (and per tag by the tag index),
+        /// each with a hash table slot.
+        var keyBytes: Int
+        var cost: Int { variants.reduce(keyBytes) { $0 + $1.cost } }
+    }
+
+    private static func keyBytes(_ key: CacheKey) -> Int {
+        3 * (key.value.utf8.count + 64) + key.path.utf8.count + 128
     }
 
     private struct Shard: Sendable {
@@ -120,8 +127,9 @@ public final class MemoryStore: Sendable {
             s.bytes -= entry.cost
             s.entries -= 1
             if set.variants.isEmpty {
+                s.bytes -= set.keyBytes
                 s.table.remove(key.value)
-                s.unindex(key.value, VariantSet(variants: [entry]))
+                s.unindex(key.value, VariantSet(variants: [entry], keyBytes: 0))
             } else {
                 s.table.set(key.value, set)
             }
@@ -136,8 +144,9 @@ public final class MemoryStore: Sendable {
         let limits = currentLimits
         guard entry.cost <= limits.maxObjectBytes + 4096, entry.body.readableBytes <= limits.maxObjectBytes else { return false }
         shard(for: key.value).withLockedValue { s in
-            var set = s.table.peek(key.value) ?? VariantSet(variants: [])
-            let before = set.cost
+            let existing = s.table.peek(key.value)
+            var set = existing ?? VariantSet(variants: [], keyBytes: Self.keyBytes(key))
+            let before = existing?.cost ?? 0
             let beforeCount = set.variants.count
             set.variants.removeAll { $0.varyNames == entry.varyNames && $0.varyValues == entry.varyValues }
             set.variants.append(entry)
