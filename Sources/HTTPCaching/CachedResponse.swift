@@ -32,8 +32,7 @@ public final class CachedResponse: Sendable {
         terms: StorageTerms,
         varyNames: [String],
         varyValues: [String],
-        tags: [String],
-        originAge: Int64 = 0
+        tags: [String]
     ) {
         self.status = status
         self.headers = headers
@@ -48,11 +47,10 @@ public final class CachedResponse: Sendable {
         // §4.2.3: apparent_age = max(0, response_time - date_value);
         // corrected_age_value = age_value + response_delay;
         // corrected_initial_age = max(apparent_age, corrected_age_value).
-        let directives = ResponseDirectives(headers: headers, targetedField: "cache-control")
-        let dateValue = directives.date.map { CacheInstant(seconds: $0) } ?? responseTime
+        let dateValue = terms.originDate.map { CacheInstant(seconds: $0) } ?? responseTime
         let apparentAge = max(CacheDuration.zero, responseTime - dateValue)
         let responseDelay = max(CacheDuration.zero, responseTime - requestTime)
-        let correctedAgeValue = CacheDuration.seconds(max(originAge, directives.age)) + responseDelay
+        let correctedAgeValue = CacheDuration.seconds(terms.originAge) + responseDelay
         self.correctedInitialAge = max(apparentAge, correctedAgeValue)
         self.cost = body.readableBytes + Self.overheadBytes(headers: headers, tags: tags)
     }
@@ -127,14 +125,9 @@ public final class CachedResponse: Sendable {
         headers[canonicalForm: "vary"].map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
     }
 
-    /// §4.3.4: a 304 refreshes the stored entry: its header fields replace the stored ones of the same
-    /// name (framing fields excepted), and the timing starts over from the 304's receipt.
-    public func refreshed(
-        with notModifiedHeaders: HTTPHeaders,
-        requestTime: CacheInstant,
-        responseTime: CacheInstant,
-        terms newTerms: StorageTerms
-    ) -> CachedResponse {
+    /// §4.3.4: the stored header fields updated from a 304: its fields replace the stored ones of the
+    /// same name, framing fields excepted.
+    public func headersRefreshed(by notModifiedHeaders: HTTPHeaders) -> HTTPHeaders {
         var merged = headers
         var replaced = Set<String>()
         for (name, _) in notModifiedHeaders {
@@ -144,10 +137,16 @@ public final class CachedResponse: Sendable {
             merged.remove(name: lower)
             for value in notModifiedHeaders[canonicalForm: lower] { merged.add(name: name, value: String(value)) }
         }
-        return CachedResponse(
+        return merged
+    }
+
+    /// The entry after a 304: refreshed headers, the same body, and timing that starts over from the
+    /// 304's receipt (`terms` come from evaluating the refreshed headers, with the 304's `Age`).
+    public func refreshed(headers merged: HTTPHeaders, requestTime: CacheInstant, responseTime: CacheInstant,
+                          terms newTerms: StorageTerms) -> CachedResponse {
+        CachedResponse(
             status: status, headers: merged, body: body, requestTime: requestTime, responseTime: responseTime,
-            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags,
-            originAge: ResponseDirectives(headers: notModifiedHeaders, targetedField: "cache-control").age
+            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags
         )
     }
 

@@ -15,14 +15,20 @@ public struct StorageTerms: Sendable, Equatable {
     public var revalidateAlways: Bool
     /// False under `must-revalidate` / `proxy-revalidate` (§5.2.2.2, §5.2.2.8): stale is never served.
     public var mayServeStale: Bool
+    /// The response's `Date` (seconds since the epoch) and `Age`, read once here for the age
+    /// calculation of RFC 9111 §4.2.3.
+    public var originDate: Int64?
+    public var originAge: Int64
 
     public init(freshnessLifetime: CacheDuration, staleWhileRevalidate: CacheDuration, staleIfError: CacheDuration,
-                revalidateAlways: Bool, mayServeStale: Bool) {
+                revalidateAlways: Bool, mayServeStale: Bool, originDate: Int64? = nil, originAge: Int64 = 0) {
         self.freshnessLifetime = freshnessLifetime
         self.staleWhileRevalidate = staleWhileRevalidate
         self.staleIfError = staleIfError
         self.revalidateAlways = revalidateAlways
         self.mayServeStale = mayServeStale
+        self.originDate = originDate
+        self.originAge = originAge
     }
 }
 
@@ -96,7 +102,9 @@ public enum StorageRules {
             staleWhileRevalidate: mayServeStale ? swr : .zero,
             staleIfError: mayServeStale ? sie : .zero,
             revalidateAlways: cc.noCache,
-            mayServeStale: mayServeStale
+            mayServeStale: mayServeStale,
+            originDate: d.date,
+            originAge: d.age
         ))
     }
 }

@@ -15,7 +15,7 @@ final class ActiveRequest {
     var route: CompiledRoute?
     let requestID: String
     let started: NIODeadline
-    let keepAlive: Bool
+    private(set) var keepAlive: Bool
     var outcome: CacheOutcome = .bypass
     var status: UInt = 0
     var bytes = 0
@@ -44,6 +44,9 @@ final class ActiveRequest {
     }
 
     var isHead: Bool { head.method == .HEAD }
+
+    /// The response will be delimited by closing the connection (HTTP/1.0 without a length).
+    func closeAfterResponse() { keepAlive = false }
 
     func markUpstreamStart() { upstreamStarted = .now() }
 

@@ -81,8 +81,7 @@ final class CacheFill: UpstreamResponseDelegate {
     func upstreamResponseHead(_ head: HTTPResponseHead) {
         if owner != nil { request.markUpstreamEnd() }
         let now = runtime.now()
-        if let validating, head.status == .notModified {
-            _ = validating
+        if validating != nil, head.status == .notModified {
             mode = .notModified(head)
             return
         }
@@ -206,7 +205,6 @@ final class CacheFill: UpstreamResponseDelegate {
 
     private func makeEntry(_ head: HTTPResponseHead, body: ByteBuffer, terms: StorageTerms, responseTime: CacheInstant) -> CachedResponse {
         var headers = UpstreamRequest.clientHeaders(from: head.headers)
-        let originAge = ResponseDirectives(headers: head.headers, targetedField: "cache-control").age
         headers.remove(name: "age")
         headers.remove(name: "x-request-id")
         if head.status.code != 204 {
@@ -216,7 +214,7 @@ final class CacheFill: UpstreamResponseDelegate {
         let varyValues = varyNames.map { CachedResponse.varyValue($0, in: request.head.headers) }
         return CachedResponse(
             status: head.status, headers: headers, body: body, requestTime: requestTime, responseTime: responseTime,
-            terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags(from: head.headers), originAge: originAge
+            terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags(from: head.headers)
         )
     }
 
@@ -238,13 +236,16 @@ final class CacheFill: UpstreamResponseDelegate {
         var updates = head.headers
         HopByHopHeaders.strip(&updates)
         updates.remove(name: "x-request-id")
-        let provisional = entry.refreshed(with: updates, requestTime: requestTime, responseTime: responseTime, terms: entry.terms)
-        // The refreshed headers decide the new lifetime (a 304 may carry a new max-age).
+        let merged = entry.headersRefreshed(by: updates)
+        // The refreshed headers decide the new lifetime (a 304 may carry a new max-age); the 304's
+        // own Age counts for the new age.
         let decision = StorageRules.evaluate(
-            requestMethod: .GET, requestHeaders: request.head.headers, status: entry.status, responseHeaders: provisional.headers,
+            requestMethod: .GET, requestHeaders: request.head.headers, status: entry.status, responseHeaders: merged,
             policy: route.policy, responseTime: responseTime
         )
-        guard case .store(let terms) = decision else { return provisional }
-        return entry.refreshed(with: updates, requestTime: requestTime, responseTime: responseTime, terms: terms)
+        var terms = entry.terms
+        if case .store(let fresh) = decision { terms = fresh }
+        terms.originAge = ResponseDirectives(headers: updates, targetedField: route.policy.targetedField).age
+        return entry.refreshed(headers: merged, requestTime: requestTime, responseTime: responseTime, terms: terms)
     }
 }

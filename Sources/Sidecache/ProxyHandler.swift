@@ -90,6 +90,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.route = snapshot.route(method: head.method, path: r.path)
         let route = r.route
         request = r
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host (or with several) is rejected.
+        if head.version.major == 1, head.version.minor >= 1, head.headers[canonicalForm: "host"].count != 1 {
+            respondLocally(.badRequest, "exactly one Host header is required", request: r, close: true)
+            return
+        }
         if Self.headerBytes(head) > snapshot.configuration.limits.maxHeaderBytes {
             respondLocally(.init(statusCode: 431), "request header fields too large", request: r, close: true)
             return
@@ -274,6 +279,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         var headers = UpstreamRequest.clientHeaders(from: upstream.headers)
+        // HTTP/1.0 has no chunked encoding: a body of unknown length ends when the connection does.
+        if r.head.version.minor == 0, r.head.version.major == 1, !headers.contains(name: "content-length"),
+           !r.isHead, upstream.status.code >= 200, upstream.status != .noContent, upstream.status != .notModified {
+            r.closeAfterResponse()
+        }
         headers.replaceOrAdd(name: "Cache-Status", value: cacheStatus)
         headers.replaceOrAdd(name: "X-Cache", value: r.outcome.xCache)
         headers.replaceOrAdd(name: "X-Request-ID", value: r.requestID)

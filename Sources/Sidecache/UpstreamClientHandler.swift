@@ -32,6 +32,8 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     private weak var delegate: (any UpstreamResponseDelegate)?
     private var context: ChannelHandlerContext?
     private var timeout: Scheduled<Void>?
+    private var deadline = NIODeadline.distantFuture
+    private var timerDeadline = NIODeadline.distantFuture
     private var responseTimeout = TimeAmount.seconds(30)
     private var requestKeepAlive = true
     /// Called when an exchange finished and the connection may carry another request.
@@ -69,16 +71,24 @@ final class UpstreamClientHandler: ChannelInboundHandler {
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    /// Stops or resumes reading the response (backpressure from a slow client).
+    /// Stops or resumes reading the response (backpressure from a slow client). While paused the
+    /// response timeout does not run: a slow client is not the upstream's fault.
     func setReading(_ on: Bool) {
-        _ = context?.channel.setOption(ChannelOptions.autoRead, value: on)
+        guard let context else { return }
+        _ = context.channel.setOption(ChannelOptions.autoRead, value: on)
+        switch state {
+        case .awaitingHead, .receivingBody:
+            if on { armTimeout() } else { disarmTimeout() }
+        case .idle, .closed:
+            break
+        }
     }
 
     /// Abandons the exchange: the connection cannot be reused because the response was not read to
     /// its end.
     func abort() {
         delegate = nil
-        timeout?.cancel()
+        disarmTimeout()
         context?.close(promise: nil)
     }
 
@@ -96,8 +106,7 @@ final class UpstreamClientHandler: ChannelInboundHandler {
             armTimeout()
             delegate?.upstreamResponseBody(buffer)
         case (.end, .receivingBody(let keepAlive)):
-            timeout?.cancel()
-            timeout = nil
+            disarmTimeout()
             let d = delegate
             delegate = nil
             state = keepAlive ? .idle : .closed
@@ -154,23 +163,49 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     }
 
     private func report(_ error: UpstreamError) {
-        timeout?.cancel()
-        timeout = nil
+        disarmTimeout()
         let d = delegate
         delegate = nil
         d?.upstreamFailed(error)
     }
 
+    /// Moves the response deadline. One timer at most, re-armed lazily: pushing the deadline later
+    /// (every body read does) costs a store; the timer, firing early, re-schedules itself for the
+    /// rest. NIO's timer queue removes cancelled tasks by linear search, so cancelling and
+    /// re-scheduling per read would cost more than the read.
     private func armTimeout() {
-        timeout?.cancel()
+        deadline = .now() + responseTimeout
+        if timeout != nil, timerDeadline <= deadline { return }
+        scheduleTimer(at: deadline)
+    }
+
+    private func scheduleTimer(at when: NIODeadline) {
         guard let context else { return }
-        let amount = responseTimeout
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: amount) {
-            let me = loopBoundSelf.value
-            guard let ctx = me.context else { return }
-            me.fail(UpstreamError(.responseTimeout, "did not respond within \(Self.describe(amount))"), context: ctx)
+        timeout?.cancel()
+        timerDeadline = when
+        timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [weak self] in
+            self?.timerFired()
         }
+    }
+
+    private func timerFired() {
+        timeout = nil
+        guard let context else { return }
+        switch state {
+        case .awaitingHead, .receivingBody:
+            if NIODeadline.now() >= deadline {
+                fail(UpstreamError(.responseTimeout, "did not respond within \(Self.describe(responseTimeout))"), context: context)
+            } else {
+                scheduleTimer(at: deadline)
+            }
+        case .idle, .closed:
+            break
+        }
+    }
+
+    /// Stops the deadline (the exchange ended, or reading is paused for a slow client).
+    private func disarmTimeout() {
+        deadline = .distantFuture
     }
 
     static func describe(_ t: TimeAmount) -> String {

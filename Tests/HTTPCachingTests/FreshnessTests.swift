@@ -17,8 +17,7 @@ import Testing
             throw CancellationError()
         }
         return CachedResponse(status: .ok, headers: h, body: ByteBuffer(string: "x"), requestTime: requestTime ?? t0,
-                              responseTime: responseTime ?? t0, terms: terms, varyNames: [], varyValues: [], tags: [],
-                              originAge: ResponseDirectives(headers: h, targetedField: "cache-control").age)
+                              responseTime: responseTime ?? t0, terms: terms, varyNames: [], varyValues: [], tags: [])
     }
 
     func date(_ t: CacheInstant) -> String { HTTPDate.format(secondsSinceEpoch: t.seconds) }
@@ -99,7 +98,7 @@ import Testing
         let decision = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .ok, responseHeaders: updates,
                                              policy: CachePolicy(), responseTime: later)
         guard case .store(let terms) = decision else { Issue.record("not storable"); return }
-        let refreshed = e.refreshed(with: updates, requestTime: later, responseTime: later, terms: terms)
+        let refreshed = e.refreshed(headers: e.headersRefreshed(by: updates), requestTime: later, responseTime: later, terms: terms)
         #expect(refreshed.headers.first(name: "x-version") == "2")
         #expect(refreshed.headers.first(name: "content-length") == "1")
         #expect(refreshed.headers.first(name: "etag") == "\"v1\"")

@@ -49,6 +49,21 @@ import Testing
         }
     }
 
+    @Test func anHTTP10ClientGetsAResponseItCanDelimit() async throws {
+        try await withProxy({ _ in OriginReply(status: .ok, headers: [("Cache-Control", "no-store")], streamBytes: 100_000) }) { _, proxy in
+            let (head, count, closed) = try await offloaded { () -> (TestResponse, Int, Bool) in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                let (r, n) = try c.readResponseCountingBody()
+                return (r, n, c.closedByPeer)
+            }
+            #expect(head.status == 200)
+            #expect(head.header("Transfer-Encoding") == nil)
+            #expect(head.header("Connection")?.lowercased() == "close")
+            #expect(count == 100_000 && closed)
+        }
+    }
+
     @Test func upstreamConnectionsAreKeptAliveAndReused() async throws {
         try await withProxy({ _ in .ok("x") }) { origin, proxy in
             for i in 0..<20 { _ = try await request(proxy.port, "POST", "/api/items/\(i)", body: "a") }
@@ -73,6 +88,20 @@ import Testing
         }
     }
 
+    @Test func aClientPausingLongerThanTheResponseTimeoutStillGetsTheWholeBody() async throws {
+        // response_timeout is 2s in the test config; backpressure pauses the upstream, not the clock.
+        let size = 16 << 20
+        try await withProxy({ _ in OriginReply(status: .ok, headers: [("Cache-Control", "no-store")], streamBytes: size) }) { _, proxy in
+            let received = try await offloaded { () -> Int in
+                let c = try TestConnection(port: proxy.port, timeoutSeconds: 20)
+                try c.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                sleep(3)
+                return try c.readResponseCountingBody().1
+            }
+            #expect(received == size)
+        }
+    }
+
     @Test func anUpstreamHangingUpIs502() async throws {
         try await withProxy({ _ in OriginReply(hangUp: true) }) { _, proxy in
             let r = try await request(proxy.port, "POST", "/api/x", body: "x")
@@ -88,6 +117,12 @@ import Testing
                 return try c.readResponse()
             }
             #expect(bad.status == 400)
+            let noHost = try await offloaded { () -> TestResponse in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /x HTTP/1.1\r\n\r\n")
+                return try c.readResponse()
+            }
+            #expect(noHost.status == 400)
             let big = String(repeating: "a", count: 20_000)
             let configured = try await get(proxy.port, "/x", [("X-Big", big)])
             #expect(configured.status == 431)
