@@ -91,7 +91,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let route = r.route
         request = r
         // RFC 9112 §3.2: an HTTP/1.1 request without Host (or with several) is rejected.
-        if head.version.major == 1, head.version.minor >= 1, head.headers[canonicalForm: "host"].count != 1 {
+        if head.version.major == 1, head.version.minor >= 1, Self.hostFieldCount(head.headers) != 1 {
             respondLocally(.badRequest, "exactly one Host header is required", request: r, close: true)
             return
         }
@@ -126,6 +126,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return rest.hasPrefix("?") ? "/" + rest : String(rest)
         }
         return nil
+    }
+
+    /// Counts Host fields without building an array (this runs for every request).
+    static func hostFieldCount(_ headers: HTTPHeaders) -> Int {
+        var count = 0
+        for (name, _) in headers where name.utf8.count == 4 && name.lowercased() == "host" { count += 1 }
+        return count
     }
 
     static func headerBytes(_ head: HTTPRequestHead) -> Int {
