@@ -22,6 +22,10 @@ public final class CachedResponse: Sendable {
     public let tags: [String]
     /// Bytes this entry accounts for in a byte-bounded store.
     public let cost: Int
+    /// The HTTP/1.1 status line and stored header fields, encoded once when stored, so a hit writes
+    /// bytes instead of re-encoding a header list. Ends after the last stored field's CRLF: the
+    /// per-response fields and the blank line follow.
+    public let encodedHead: ByteBuffer
 
     public init(
         status: HTTPResponseStatus,
@@ -52,7 +56,27 @@ public final class CachedResponse: Sendable {
         let responseDelay = max(CacheDuration.zero, responseTime - requestTime)
         let correctedAgeValue = CacheDuration.seconds(terms.originAge) + responseDelay
         self.correctedInitialAge = max(apparentAge, correctedAgeValue)
-        self.cost = body.readableBytes + Self.overheadBytes(headers: headers, tags: tags)
+        self.encodedHead = Self.encode(status: status, headers: headers)
+        self.cost = body.readableBytes + encodedHead.readableBytes + Self.overheadBytes(headers: headers, tags: tags)
+    }
+
+    static func encode(status: HTTPResponseStatus, headers: HTTPHeaders) -> ByteBuffer {
+        var size = 32 + status.reasonPhrase.utf8.count
+        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(size)
+        buffer.writeStaticString("HTTP/1.1 ")
+        buffer.writeString(String(status.code))
+        buffer.writeStaticString(" ")
+        buffer.writeString(status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in headers {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        return buffer
     }
 
     /// What an entry costs in memory beyond its body: each header string (and its heap block when it

@@ -7,8 +7,10 @@ import SidecacheConfig
 /// and writing the response. A fresh hit is answered synchronously inside `channelRead`: no task,
 /// no lock held beyond the store's dictionary lookup, and the stored body is written without a copy.
 ///
-/// Requests arrive one at a time (`HTTPServerPipelineHandler` queues pipelined ones until the
-/// previous response is written).
+/// Requests are handled one at a time: pipelined requests that arrive while one is in progress wait
+/// in `queued` (and reading pauses) until its response is written, the job NIO's
+/// `HTTPServerPipelineHandler` would do. Doing it here lets a hit write pre-encoded bytes below
+/// the HTTP encoder, which the pipeline handler, expecting typed response parts, would not allow.
 final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -22,6 +24,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var logScratch: [UInt8] = []
     /// Set by `ClientPipeline`; a WebSocket upgrade removes these.
     var httpHandlers: ClientHTTPHandlers?
+    /// The context of the HTTP encoder: writing through it sends bytes straight to the socket.
+    var rawWriter: ChannelHandlerContext?
+    /// Parts of pipelined requests that arrived while another request was in progress.
+    private var queued: [HTTPServerRequestPart] = []
+    private var draining = false
+    private var pausedForQueue = false
+    /// Shutting down: close once the request in progress (if any) is answered.
+    private var quiescing = false
 
     init(runtime: ProxyRuntime) {
         self.runtime = runtime
@@ -41,7 +51,21 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: - Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || (request != nil && part.isHead) {
+            // A pipelined request: it waits for the current response, and reading pauses meanwhile.
+            queued.append(part)
+            if !pausedForQueue {
+                pausedForQueue = true
+                _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
+            }
+            return
+        }
+        process(part, context: context)
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             start(head, context: context)
         case .body(let buffer):
@@ -52,6 +76,33 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             request.forward?.clientEnd()
             if request.responseEnded { complete(request) }
         }
+    }
+
+    /// Runs the queued pipelined requests once nothing is in progress.
+    private func drainQueue() {
+        guard !draining, let context else { return }
+        draining = true
+        defer { draining = false }
+        // Feed parts until the next request's head meets a request still in progress; the body and
+        // end of the request just started belong to it and go through at once.
+        while let next = queued.first, request == nil || !next.isHead {
+            queued.removeFirst()
+            process(next, context: context)
+        }
+        if queued.isEmpty && pausedForQueue {
+            pausedForQueue = false
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+        }
+        if quiescing && request == nil && queued.isEmpty { context.close(promise: nil) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            if request == nil && queued.isEmpty { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -251,6 +302,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Serves a stored response, answering the client's own conditions (RFC 9111 §4.3.2).
     func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: String, now: CacheInstant) {
         guard let context, request === r else { return }
+        let notModified = entry.status == .ok
+            && ConditionalRequest.isNotModified(request: r.head.headers, etag: entry.etag, lastModified: entry.lastModified)
+        if !notModified, r.head.version == .http1_1, let raw = rawWriter {
+            serveEncoded(entry, to: r, cacheStatus: cacheStatus, now: now, context: context, raw: raw)
+            return
+        }
         var headers = entry.headers
         headers.add(name: "Age", value: String(entry.age(at: now).seconds))
         headers.add(name: "Cache-Status", value: cacheStatus)
@@ -258,7 +315,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "X-Request-ID", value: r.requestID)
         addConnectionHeader(&headers, r)
         r.responseStarted = true
-        if entry.status == .ok, ConditionalRequest.isNotModified(request: r.head.headers, etag: entry.etag, lastModified: entry.lastModified) {
+        if notModified {
             var kept = HTTPHeaders()
             for (name, value) in headers where Self.keptIn304(name) { kept.add(name: name, value: value) }
             r.status = 304
@@ -272,6 +329,32 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         finishResponse(r)
+    }
+
+    /// The hit fast path (HTTP/1.1): the entry's pre-encoded head, the per-response fields and the
+    /// body, written below the HTTP encoder. No header list is copied or re-encoded.
+    private func serveEncoded(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: String, now: CacheInstant,
+                              context: ChannelHandlerContext, raw: ChannelHandlerContext) {
+        var head = context.channel.allocator.buffer(capacity: entry.encodedHead.readableBytes + 96 + cacheStatus.utf8.count + r.requestID.utf8.count)
+        head.writeImmutableBuffer(entry.encodedHead)
+        head.writeStaticString("Age: ")
+        head.writeString(String(entry.age(at: now).seconds))
+        head.writeStaticString("\r\nCache-Status: ")
+        head.writeString(cacheStatus)
+        head.writeStaticString("\r\nX-Cache: ")
+        head.writeString(r.outcome.xCache)
+        head.writeStaticString("\r\nX-Request-ID: ")
+        head.writeString(r.requestID)
+        if !r.keepAlive { head.writeStaticString("\r\nConnection: close") }
+        head.writeStaticString("\r\n\r\n")
+        r.responseStarted = true
+        r.status = entry.status.code
+        raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
+        if !r.isHead, entry.body.readableBytes > 0 {
+            r.bytes = entry.body.readableBytes
+            raw.write(NIOAny(IOData.byteBuffer(entry.body)), promise: nil)
+        }
+        finishResponse(r, encoded: true)
     }
 
     private static func keptIn304(_ name: String) -> Bool {
@@ -335,6 +418,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let context, request === r else { return }
         r.upstreamReader = nil
         r.responseEnded = true
+        queued.removeAll()
         complete(r)
         context.close(promise: nil)
     }
@@ -375,19 +459,29 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Writes the end of the response. State is settled before the write, because writing the end
-    /// may deliver the next pipelined request re-entrantly.
-    private func finishResponse(_ r: ActiveRequest, forceClose: Bool = false) {
+    /// Ends the response (through the encoder, or by flushing what a hit wrote below it), then, if
+    /// the request is also over, completes it, which may start the next pipelined request.
+    private func finishResponse(_ r: ActiveRequest, forceClose: Bool = false, encoded: Bool = false) {
         guard let context else { return }
         r.responseEnded = true
         responseFinished()
         // An HTTP/1.0 response without Content-Length is delimited by closing the connection.
-        let close = forceClose || !r.keepAlive
-        if r.requestEnded { complete(r) }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if close {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        let close = forceClose || !r.keepAlive || quiescing
+        if encoded {
+            if close {
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                rawWriter?.writeAndFlush(NIOAny(IOData.byteBuffer(ByteBuffer())), promise: promise)
+                promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            } else {
+                context.flush()
+            }
+        } else {
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if close {
+                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            }
         }
+        if r.requestEnded { complete(r) }
     }
 
     /// The request is over on both sides: log it and make room for the next.
@@ -404,6 +498,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 client: clientAddress
             ), time: timestamps.format(.now()), scratch: &logScratch)
         }
+        drainQueue()
     }
 
     /// A tunnel took the connection over: the HTTP request is done.
@@ -411,5 +506,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.responseEnded = true
         r.requestEnded = true
         complete(r)
+    }
+}
+
+extension HTTPServerRequestPart {
+    var isHead: Bool {
+        if case .head = self { return true }
+        return false
     }
 }

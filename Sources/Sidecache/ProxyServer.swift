@@ -94,11 +94,11 @@ enum ClientPipeline {
         let watcher = ClientByteWatcher()
         let encoder = HTTPResponseEncoder()
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-        let pipelining = HTTPServerPipelineHandler()
         let proxy = ProxyHandler(runtime: runtime)
         watcher.proxy = proxy
-        proxy.httpHandlers = ClientHTTPHandlers(front: [watcher], decoder: decoder, encoder: encoder, afterDecoder: [pipelining])
-        try channel.pipeline.syncOperations.addHandlers([watcher, encoder, decoder, pipelining, proxy])
+        proxy.httpHandlers = ClientHTTPHandlers(front: [watcher], decoder: decoder, encoder: encoder, afterDecoder: [])
+        try channel.pipeline.syncOperations.addHandlers([watcher, encoder, decoder, proxy])
+        proxy.rawWriter = try channel.pipeline.syncOperations.context(handler: encoder)
     }
 }
 

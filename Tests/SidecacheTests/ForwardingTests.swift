@@ -64,6 +64,24 @@ import Testing
         }
     }
 
+    @Test func pipelinedRequestsWaitForASlowMissAndKeepTheirOrder() async throws {
+        try await withProxy({ r in OriginReply(status: .ok, headers: [("Cache-Control", "max-age=60")], body: "body of \(r.path)", delay: .milliseconds(150)) }) { origin, proxy in
+            let responses = try await offloaded { () -> [TestResponse] in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "HEAD /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "GET /api/items/2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                return [try c.readResponse(), try c.readResponse(), try c.readResponse(forHead: true), try c.readResponse(), try c.readResponse()]
+            }
+            #expect(responses.map(\.xCache) == ["MISS", "HIT", "HIT", "MISS", "HIT"])
+            #expect(responses.map(\.text) == ["body of /api/items/1", "body of /api/items/1", "", "body of /api/items/2", "body of /api/items/1"])
+            #expect(responses[2].header("Content-Length") == "20")
+            #expect(origin.count("/api/items/1") == 1)
+        }
+    }
+
     @Test func upstreamConnectionsAreKeptAliveAndReused() async throws {
         try await withProxy({ _ in .ok("x") }) { origin, proxy in
             for i in 0..<20 { _ = try await request(proxy.port, "POST", "/api/items/\(i)", body: "a") }
