@@ -345,7 +345,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         head.writeString(r.outcome.xCache)
         head.writeStaticString("\r\nX-Request-ID: ")
         head.writeString(r.requestID)
-        if !r.keepAlive { head.writeStaticString("\r\nConnection: close") }
+        if !r.keepAlive || quiescing { head.writeStaticString("\r\nConnection: close") }
         head.writeStaticString("\r\n\r\n")
         r.responseStarted = true
         r.status = entry.status.code
@@ -452,7 +452,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func addConnectionHeader(_ headers: inout HTTPHeaders, _ r: ActiveRequest) {
-        if !r.keepAlive {
+        if !r.keepAlive || quiescing {
             headers.replaceOrAdd(name: "Connection", value: "close")
         } else if r.head.version.minor == 0 {
             headers.replaceOrAdd(name: "Connection", value: "keep-alive")
