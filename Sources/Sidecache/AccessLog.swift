@@ -42,7 +42,8 @@ final class AccessLog: Sendable {
     }
 }
 
-/// A JSON object on one line, encoded straight into bytes.
+/// A JSON object on one line, encoded straight into bytes: the format of every log line sidecache
+/// writes (access lines and swift-log events alike).
 struct JSONBytes {
     private var bytes: [UInt8]
     private var first = true
@@ -60,8 +61,20 @@ struct JSONBytes {
         bytes.append(UInt8(ascii: ":"))
     }
 
+    /// A field whose name is only known at run time (swift-log metadata keys), escaped like a value.
+    mutating func field<S: StringProtocol>(named name: String, _ value: S) {
+        if first { first = false } else { bytes.append(UInt8(ascii: ",")) }
+        appendString(name)
+        bytes.append(UInt8(ascii: ":"))
+        appendString(value)
+    }
+
     mutating func field<S: StringProtocol>(_ k: StaticString, _ value: S) {
         key(k)
+        appendString(value)
+    }
+
+    private mutating func appendString<S: StringProtocol>(_ value: S) {
         bytes.append(UInt8(ascii: "\""))
         for b in value.utf8 {
             switch b {

@@ -25,17 +25,17 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         if let box = levelOverride, event.level < box.level { return }
-        var line = JSONLine()
-        line.add("time", ISOTime.format(CacheInstant.now()))
-        line.add("level", event.level.rawValue)
-        line.add("logger", label)
-        line.add("msg", event.message.description)
+        var line = JSONBytes([])
+        line.field("time", ISOTime.format(CacheInstant.now()))
+        line.field("level", event.level.rawValue)
+        line.field("logger", label)
+        line.field("msg", event.message.description)
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra, uniquingKeysWith: { _, new in new }) }
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-            line.add(key, "\(value)")
+            line.field(named: key, "\(value)")
         }
-        sink.write(line.finish())
+        sink.write(bytes: line.finish())
     }
 }
 

@@ -30,27 +30,9 @@ public final class LogSink: Sendable {
         thread.start()
     }
 
-    /// Queues one line (a newline is appended).
-    public func write(_ line: String) {
-        // Only the line that makes the queue non-empty wakes the writer; under load the writer finds
-        // many lines per wake-up instead of one futex wake per line.
-        let wake = queue.withLockedValue { q -> Bool in
-            guard !q.closed, q.pending.count + line.utf8.count < maxPendingBytes else {
-                q.dropped += 1
-                return false
-            }
-            let wasEmpty = q.pending.isEmpty
-            q.pending.append(contentsOf: line.utf8)
-            q.pending.append(0x0A)
-            return wasEmpty
-        }
-        if wake {
-            signal.lock()
-            signal.unlock(withValue: 1)
-        }
-    }
-
-    /// Queues one line given as bytes (without its newline).
+    /// Queues one line given as bytes (without its newline). Only the line that makes the queue
+    /// non-empty wakes the writer; under load the writer finds many lines per wake-up instead of one
+    /// futex wake per line.
     public func write(bytes: [UInt8]) {
         let wake = queue.withLockedValue { q -> Bool in
             guard !q.closed, q.pending.count + bytes.count < maxPendingBytes else {
