@@ -55,6 +55,11 @@ public struct CacheKeyPolicy: Sendable, Equatable {
 
     public func key(host: String, uri: String, headers requestHeaders: HTTPHeaders) -> CacheKey {
         let (path, query) = Self.split(uri: uri)
+        return key(host: host, path: path, query: query, headers: requestHeaders)
+    }
+
+    /// The key from a target already split into path and query (the request path splits it once).
+    public func key(host: String, path: Substring, query: Substring?, headers requestHeaders: HTTPHeaders) -> CacheKey {
         var key = host.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? host.lowercased() : host
         key += path
         if let normalized = normalize(query: query), !normalized.isEmpty {

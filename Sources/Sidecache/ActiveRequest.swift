@@ -9,8 +9,9 @@ final class ActiveRequest {
     let head: HTTPRequestHead
     /// The request target in origin-form (an absolute-form target is reduced to its path and query).
     let uri: String
-    /// The path of `uri`, split once.
+    /// `uri` split once into path and query.
     let path: Substring
+    let query: Substring?
     let snapshot: ConfigSnapshot
     var route: CompiledRoute?
     let requestID: String
@@ -35,7 +36,7 @@ final class ActiveRequest {
     init(head: HTTPRequestHead, uri: String, snapshot: ConfigSnapshot, route: CompiledRoute?, requestID: String, started: NIODeadline) {
         self.head = head
         self.uri = uri
-        self.path = CacheKeyPolicy.split(uri: uri).path
+        (self.path, self.query) = CacheKeyPolicy.split(uri: uri)
         self.snapshot = snapshot
         self.route = route
         self.requestID = requestID

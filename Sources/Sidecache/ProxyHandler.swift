@@ -195,7 +195,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: - Cache
 
     private func handleCacheable(_ r: ActiveRequest, route: CompiledRoute) {
-        let key = route.keyPolicy.key(host: r.head.headers.first(name: "host") ?? "", uri: r.uri, headers: r.head.headers)
+        let key = route.keyPolicy.key(host: r.head.headers.first(name: "host") ?? "", path: r.path, query: r.query, headers: r.head.headers)
         r.key = key
         let now = runtime.now()
         let forceRevalidate = route.policy.honorClientNoCache && Self.clientAsksNoCache(r.head.headers)
