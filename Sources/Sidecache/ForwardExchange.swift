@@ -17,6 +17,8 @@ final class ForwardExchange: UpstreamResponseDelegate {
     private var bodyBytesSent = 0
     private var attempts = 0
     private var responseHeadSeen = false
+    /// The upstream's response fields: `Location` / `Content-Location` name what a write invalidates.
+    private var lastResponseHeaders: HTTPHeaders?
     private var cancelled = false
 
     /// Bytes of request body buffered while the upstream connection is being set up.
@@ -126,8 +128,6 @@ final class ForwardExchange: UpstreamResponseDelegate {
         }
         handler?.endStreamedResponse(request)
     }
-
-    private var lastResponseHeaders: HTTPHeaders?
 
     func upstreamFailed(_ error: UpstreamError) {
         let wasReused = connection?.hasBeenUsed ?? false

@@ -25,10 +25,9 @@ extension ProxyHandler {
                 let ops = upstream.pipeline.syncOperations
                 for h in upstreamHandlers { ops.removeHandler(h, promise: nil) }
             }
-            for h in http.afterDecoder { client.removeHandler(h, promise: nil) }
             client.removeHandler(http.decoder, promise: nil)
             client.removeHandler(http.encoder, promise: nil)
-            for h in http.front { client.removeHandler(h, promise: nil) }
+            client.removeHandler(http.watcher, promise: nil)
             _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
             _ = upstream.setOption(ChannelOptions.autoRead, value: true)
             client.removeHandler(self, promise: nil)

@@ -96,7 +96,7 @@ enum ClientPipeline {
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
         let proxy = ProxyHandler(runtime: runtime)
         watcher.proxy = proxy
-        proxy.httpHandlers = ClientHTTPHandlers(front: [watcher], decoder: decoder, encoder: encoder, afterDecoder: [])
+        proxy.httpHandlers = ClientHTTPHandlers(watcher: watcher, decoder: decoder, encoder: encoder)
         try channel.pipeline.syncOperations.addHandlers([watcher, encoder, decoder, proxy])
         proxy.rawWriter = try channel.pipeline.syncOperations.context(handler: encoder)
     }
@@ -104,8 +104,7 @@ enum ClientPipeline {
 
 /// References to a client connection's HTTP handlers, so a WebSocket upgrade can remove them.
 struct ClientHTTPHandlers {
-    var front: [any RemovableChannelHandler]
+    var watcher: any RemovableChannelHandler
     var decoder: any RemovableChannelHandler
     var encoder: any RemovableChannelHandler
-    var afterDecoder: [any RemovableChannelHandler]
 }

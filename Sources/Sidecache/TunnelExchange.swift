@@ -93,8 +93,9 @@ final class TunnelExchange {
         }
     }
 
+    /// The client left: the upstream side of the tunnel (or of the relayed answer) goes too.
     func cancel() {
-        if !relayingPlainResponse || request.responseEnded == false { upstream?.close(promise: nil) }
+        upstream?.close(promise: nil)
     }
 }
 
