@@ -119,13 +119,10 @@ extension ProxyHandler {
             return
         }
         let (status, text): (HTTPResponseStatus, String) = parserError == .headerOverflow
-            ? (HTTPResponseStatus(statusCode: 431), "request header fields too large\n")
-            : (.badRequest, "malformed HTTP request\n")
-        var body = context.channel.allocator.buffer(capacity: text.utf8.count)
-        body.writeString(text)
-        let headers = HTTPHeaders([
-            ("Connection", "close"), ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(body.readableBytes)),
-        ])
+            ? (HTTPResponseStatus(statusCode: 431), "request header fields too large")
+            : (.badRequest, "malformed HTTP request")
+        var (headers, body) = Self.plainText(text, allocator: context.channel.allocator)
+        headers.add(name: "Connection", value: "close")
         request?.forward?.cancel()
         request = nil
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)

@@ -433,12 +433,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                         cacheStatus: String = "sidecache; fwd=request", keepOutcome: Bool = false) {
         guard let context, request === r, !r.responseStarted else { return }
         if !keepOutcome { r.outcome = .local }
-        var body = context.channel.allocator.buffer(capacity: message.utf8.count + 1)
-        body.writeString(message)
-        body.writeString("\n")
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        var (headers, body) = Self.plainText(message, allocator: context.channel.allocator)
         headers.add(name: "Cache-Status", value: cacheStatus)
         headers.add(name: "X-Cache", value: r.outcome.xCache)
         headers.add(name: "X-Request-ID", value: r.requestID)
@@ -449,6 +444,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: status, headers: headers))), promise: nil)
         if !r.isHead { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         finishResponse(r, forceClose: close)
+    }
+
+    /// The body and framing fields of a response sidecache writes itself: one line of text.
+    static func plainText(_ message: String, allocator: ByteBufferAllocator) -> (HTTPHeaders, ByteBuffer) {
+        var body = allocator.buffer(capacity: message.utf8.count + 1)
+        body.writeString(message)
+        body.writeString("\n")
+        let headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(body.readableBytes))])
+        return (headers, body)
     }
 
     private func addConnectionHeader(_ headers: inout HTTPHeaders, _ r: ActiveRequest) {
