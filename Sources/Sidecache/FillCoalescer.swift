@@ -45,6 +45,4 @@ final class FillCoalescer: Sendable {
         let waiters = inFlight.withLockedValue { $0.removeValue(forKey: key) } ?? []
         for waiter in waiters { waiter.deliver(result) }
     }
-
-    var inFlightCount: Int { inFlight.withLockedValue { $0.count } }
 }

@@ -15,7 +15,6 @@ public final class ProxyRuntime: Sendable {
     let levelBox: LogLevelBox
     let accessLog: AccessLog
     let requestIDs = RequestIDGenerator()
-    let openConnections = NIOLockedValueBox(0)
     private let accessEnabled: NIOLockedValueBox<Bool>
     private let loadLock = NIOLock()
     private let clock: @Sendable () -> CacheInstant

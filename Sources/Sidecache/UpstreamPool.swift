@@ -70,9 +70,6 @@ final class UpstreamPool {
         self.eventLoop = eventLoop
     }
 
-    var openConnections: Int { open }
-    var idleConnections: Int { idle.count }
-
     /// Hands a connection to `callback` on this loop: an idle one at once, else a new one, else
     /// when one is released.
     func acquire(_ settings: UpstreamSettings, _ callback: @escaping Callback) {
