@@ -20,6 +20,21 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
+        // hiredis from Debian's libhiredis-dev (headers in /usr/include/hiredis, found through the
+        // shim's <hiredis/hiredis.h>). Not through pkg-config: its hiredis.pc adds
+        // -D_FILE_OFFSET_BITS=64, which SwiftPM refuses with a warning on every build.
+        .systemLibrary(name: "CHiredis"),
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "HTTPCaching",
             dependencies: [
@@ -43,6 +58,7 @@ let package = Package(
             dependencies: [
                 "HTTPCaching",
                 "SidecacheConfig",
+                "RedisClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -75,6 +91,20 @@ let package = Package(
             path: "bench/origin",
             swiftSettings: strict
         ),
+        // Fixtures shared by the test targets: free ports and a real redis-server per test.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(
+            name: "RedisClientTests",
+            dependencies: [
+                "RedisClient",
+                "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching"], swiftSettings: strict),
         .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig"], swiftSettings: strict),
         .testTarget(
@@ -83,6 +113,8 @@ let package = Package(
                 "Sidecache",
                 "SidecacheConfig",
                 "HTTPCaching",
+                "RedisClient",
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

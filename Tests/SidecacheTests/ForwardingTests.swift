@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import TestSupport
 import Testing
 
 /// Proxying over real sockets: headers, keep-alive, pipelining, errors and limits.

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import TestSupport
 import Testing
 
 /// The built `sidecache` executable as a real process: signals, systemd notifications, the CLI and

@@ -1,0 +1,146 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RedisClient
+import TestSupport
+import Testing
+
+/// Against a real redis-server each test starts on a free port.
+@Suite struct RedisServerTests {
+    static let group = MultiThreadedEventLoopGroup.singleton
+    static let logger = Logger(label: "redis-test")
+
+    static func settings(_ url: String, timeout: TimeAmount = .milliseconds(500)) throws -> RedisConnectionSettings {
+        RedisConnectionSettings(url: try RedisURL(parsing: url), connectTimeout: .seconds(1), commandTimeout: timeout,
+                                backoff: RedisBackoff(base: .milliseconds(20), cap: .milliseconds(200)))
+    }
+
+    /// Waits until the pool has a connection up (connecting is asynchronous).
+    static func waitConnected(_ client: RedisClient, count: Int = 1) async throws {
+        for _ in 0..<250 where client.connectedCount < count { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(client.connectedCount >= count)
+    }
+
+    @Test func setGetDelAndBinaryValues() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let client = RedisClient(settings: try Self.settings(server.url), poolSize: 2, group: Self.group, logger: Self.logger)
+        defer { client.shutdown() }
+        try await Self.waitConnected(client, count: 2)
+        var set = RedisCommand("SET", ["k"])
+        set.append(ByteBuffer(bytes: [0, 1, 2, 13, 10, 255]))
+        #expect(try await client.send(set).get() == .simpleString("OK"))
+        #expect(try await client.send(RedisCommand("GET", ["k"])).get() == .bulk(ByteBuffer(bytes: [0, 1, 2, 13, 10, 255])))
+        #expect(try await client.send(RedisCommand("GET", ["missing"])).get() == .null)
+        #expect(try await client.send(RedisCommand("DEL", ["k", "missing"])).get() == .integer(1))
+        await #expect(throws: RedisError.self) { try await client.send(RedisCommand("NOSUCHCOMMAND")).get() }
+    }
+
+    @Test func manyPipelinedCommandsAreAnsweredInOrder() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let client = RedisClient(settings: try Self.settings(server.url), poolSize: 1, group: Self.group, logger: Self.logger)
+        defer { client.shutdown() }
+        try await Self.waitConnected(client)
+        let futures = (0..<2000).map { i in client.send(RedisCommand("ECHO", ["value-\(i)"])) }
+        for (i, future) in futures.enumerated() {
+            #expect(try await future.get().string == "value-\(i)")
+        }
+    }
+
+    @Test func authAndDatabaseAreSentOnConnect() async throws {
+        let server = try RedisServer(arguments: ["--requirepass", "s3cret"])
+        defer { server.stop() }
+        let client = RedisClient(settings: try Self.settings("redis://:s3cret@127.0.0.1:\(server.port)/3"), poolSize: 1, group: Self.group, logger: Self.logger)
+        defer { client.shutdown() }
+        try await Self.waitConnected(client)
+        _ = try await client.send(RedisCommand("SET", ["in-db-3", "yes"])).get()
+        #expect(try server.command("AUTH s3cret") == "+OK")
+        // A fresh raw connection on db 0 does not see it; the client's SELECT 3 put it elsewhere.
+        #expect(try await client.send(RedisCommand("CLIENT", ["INFO"])).get().string?.contains("db=3") == true)
+
+        let wrong = RedisClient(settings: try Self.settings("redis://:nope@127.0.0.1:\(server.port)"), poolSize: 1, group: Self.group, logger: Self.logger)
+        defer { wrong.shutdown() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(wrong.connectedCount == 0)
+        await #expect(throws: RedisError(.unavailable, "no connection to redis is up")) { try await wrong.send(RedisCommand("PING")).get() }
+    }
+
+    @Test func aSlowReplyTimesOutAndTheConnectionIsRemade() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let client = RedisClient(settings: try Self.settings(server.url, timeout: .milliseconds(50)), poolSize: 1, group: Self.group, logger: Self.logger)
+        defer { client.shutdown() }
+        try await Self.waitConnected(client)
+        let started = ContinuousClock.now
+        let error = await #expect(throws: RedisError.self) { try await client.send(RedisCommand("DEBUG", ["SLEEP", "0.3"])).get() }
+        #expect(error?.kind == .timeout)
+        #expect(ContinuousClock.now - started < .milliseconds(250))
+        try await Task.sleep(for: .milliseconds(400))
+        try await Self.waitConnected(client)
+        #expect(try await client.send(RedisCommand("PING")).get() == .simpleString("PONG"))
+    }
+
+    @Test func killedAndRestartedServerIsReconnected() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let client = RedisClient(settings: try Self.settings(server.url), poolSize: 2, group: Self.group, logger: Self.logger)
+        defer { client.shutdown() }
+        try await Self.waitConnected(client, count: 2)
+        server.kill()
+        for _ in 0..<100 where client.connectedCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(client.connectedCount == 0)
+        let started = ContinuousClock.now
+        await #expect(throws: RedisError.self) { try await client.send(RedisCommand("PING")).get() }
+        #expect(ContinuousClock.now - started < .milliseconds(100))  // fails at once, no waiting
+        try server.start()
+        try await Self.waitConnected(client, count: 2)
+        #expect(try await client.send(RedisCommand("PING")).get() == .simpleString("PONG"))
+    }
+
+    @Test func subscriberReceivesMessagesAndResubscribesAfterARestart() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let settings = try Self.settings(server.url)
+        let client = RedisClient(settings: settings, poolSize: 1, group: Self.group, logger: Self.logger)
+        defer { client.shutdown() }
+        let received = NIOLockedValueBox<[String]>([])
+        let subscriptions = NIOLockedValueBox<[Bool]>([])
+        let subscriber = RedisSubscriber(
+            settings: settings, channels: ["news"], eventLoop: Self.group.next(), logger: Self.logger, keepAlive: .milliseconds(100),
+            onMessage: { channel, payload in received.withLockedValue { $0.append("\(channel):\(String(buffer: payload))") } },
+            onSubscribed: { again in subscriptions.withLockedValue { $0.append(again) } }
+        )
+        defer { subscriber.shutdown() }
+        try await Self.waitConnected(client)
+        for _ in 0..<250 where subscriptions.withLockedValue({ $0 }).isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try await client.send(RedisCommand("PUBLISH", ["news", "one"])).get() == .integer(1))
+        try await Task.sleep(for: .milliseconds(300))  // several keep-alive PINGs pass meanwhile
+        #expect(try await client.send(RedisCommand("PUBLISH", ["news", "two"])).get() == .integer(1))
+        for _ in 0..<100 where received.withLockedValue({ $0 }).count < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(received.withLockedValue { $0 } == ["news:one", "news:two"])
+
+        server.kill()
+        try server.start()
+        for _ in 0..<250 where subscriptions.withLockedValue({ $0 }).count < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(subscriptions.withLockedValue { $0 } == [false, true])
+        try await Self.waitConnected(client)
+        #expect(try await client.send(RedisCommand("PUBLISH", ["news", "three"])).get() == .integer(1))
+        for _ in 0..<100 where received.withLockedValue({ $0 }).count < 3 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(received.withLockedValue { $0 }.last == "news:three")
+    }
+
+    @Test func scriptsAreLoadedAndReloadedAfterAFlush() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let client = RedisClient(settings: try Self.settings(server.url), poolSize: 1, group: Self.group, logger: Self.logger)
+        defer { client.shutdown() }
+        try await Self.waitConnected(client)
+        let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "2")]).get() == .integer(2))
+        #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "3")]).get() == .integer(5))
+        _ = try await client.send(RedisCommand("SCRIPT", ["FLUSH"])).get()
+        #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "1")]).get() == .integer(6))
+    }
+}
