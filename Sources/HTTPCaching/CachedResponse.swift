@@ -27,7 +27,7 @@ public final class CachedResponse: Sendable {
     /// per-response fields and the blank line follow.
     public let encodedHead: ByteBuffer
 
-    public init(
+    public convenience init(
         status: HTTPResponseStatus,
         headers: HTTPHeaders,
         body: ByteBuffer,
@@ -38,16 +38,6 @@ public final class CachedResponse: Sendable {
         varyValues: [String],
         tags: [String]
     ) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.responseTime = responseTime
-        self.terms = terms
-        self.etag = headers.first(name: "etag")
-        self.lastModified = headers.first(name: "last-modified")
-        self.varyNames = varyNames
-        self.varyValues = varyValues
-        self.tags = tags
         // §4.2.3: apparent_age = max(0, response_time - date_value);
         // corrected_age_value = age_value + response_delay;
         // corrected_initial_age = max(apparent_age, corrected_age_value).
@@ -55,7 +45,34 @@ public final class CachedResponse: Sendable {
         let apparentAge = max(CacheDuration.zero, responseTime - dateValue)
         let responseDelay = max(CacheDuration.zero, responseTime - requestTime)
         let correctedAgeValue = CacheDuration.seconds(terms.originAge) + responseDelay
-        self.correctedInitialAge = max(apparentAge, correctedAgeValue)
+        self.init(status: status, headers: headers, body: body, responseTime: responseTime,
+                  correctedInitialAge: max(apparentAge, correctedAgeValue), terms: terms,
+                  varyNames: varyNames, varyValues: varyValues, tags: tags)
+    }
+
+    /// An entry whose initial age is already known: one read back from a shared tier.
+    public init(
+        status: HTTPResponseStatus,
+        headers: HTTPHeaders,
+        body: ByteBuffer,
+        responseTime: CacheInstant,
+        correctedInitialAge: CacheDuration,
+        terms: StorageTerms,
+        varyNames: [String],
+        varyValues: [String],
+        tags: [String]
+    ) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.responseTime = responseTime
+        self.correctedInitialAge = correctedInitialAge
+        self.terms = terms
+        self.etag = headers.first(name: "etag")
+        self.lastModified = headers.first(name: "last-modified")
+        self.varyNames = varyNames
+        self.varyValues = varyValues
+        self.tags = tags
         self.encodedHead = Self.encode(status: status, headers: headers)
         self.cost = body.readableBytes + encodedHead.readableBytes + Self.overheadBytes(headers: headers, tags: tags)
     }
