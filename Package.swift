@@ -48,6 +48,7 @@ let package = Package(
             name: "SidecacheConfig",
             dependencies: [
                 "HTTPCaching",
+                "RedisClient",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -106,7 +107,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching"], swiftSettings: strict),
-        .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig"], swiftSettings: strict),
+        .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig", "RedisClient"], swiftSettings: strict),
         .testTarget(
             name: "SidecacheTests",
             dependencies: [

@@ -1,4 +1,5 @@
 import HTTPCaching
+import RedisClient
 import Yams
 
 /// Reads a config file's text into a validated `SidecacheConfiguration`, or every error in it.
@@ -107,7 +108,8 @@ public enum ConfigParser {
 
     private static func readCache(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Cache {
         var c = SidecacheConfiguration.Cache(memory: .init(maxBytes: 256 << 20, maxObjectBytes: 8 << 20))
-        guard let node, let m = r.mapping(node, at: "cache", allowed: ["memory"]) else { return c }
+        guard let node, let m = r.mapping(node, at: "cache", allowed: ["memory", "redis"]) else { return c }
+        c.redis = readRedis(m["redis"], &r)
         guard let memNode = m["memory"], let mem = r.mapping(memNode, at: "cache.memory", allowed: ["max_bytes", "max_object_bytes"]) else { return c }
         if let v = r.size(mem["max_bytes"], at: "cache.memory.max_bytes") { c.memory.maxBytes = v }
         if let v = r.size(mem["max_object_bytes"], at: "cache.memory.max_object_bytes") { c.memory.maxObjectBytes = v }
@@ -115,6 +117,38 @@ public enum ConfigParser {
             r.fail("cache.memory.max_object_bytes", mem["max_object_bytes"] ?? memNode, "must not exceed cache.memory.max_bytes (\(SizeText.format(c.memory.maxBytes)))")
         }
         return c
+    }
+
+    private static func readRedis(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Redis? {
+        guard let node, !r.isNull(node) else { return nil }
+        guard let m = r.mapping(node, at: "cache.redis", allowed: ["url", "key_prefix", "pool_size", "timeout", "max_object_bytes"]) else { return nil }
+        var url: RedisURL?
+        if let text = r.string(m["url"], at: "cache.redis.url") {
+            do throws(RedisURL.ParseError) {
+                url = try RedisURL(parsing: text)
+            } catch {
+                r.fail("cache.redis.url", m["url"], error.description)
+            }
+        } else if m["url"] == nil {
+            r.fail("cache.redis.url", node, "missing: where Redis is, e.g. \"redis://127.0.0.1:6379/0\"")
+        }
+        let prefix = r.string(m["key_prefix"], at: "cache.redis.key_prefix")
+        if let prefix, prefix.contains(where: { $0 == " " || $0 == "*" || $0 == "?" || $0 == "[" }) {
+            r.fail("cache.redis.key_prefix", m["key_prefix"], "must not contain spaces or glob characters (* ? [)")
+        }
+        let poolSize = r.positiveInt(m["pool_size"], at: "cache.redis.pool_size", max: 64)
+        let timeout = r.duration(m["timeout"], at: "cache.redis.timeout", allowZero: false)
+        let maxObject = r.size(m["max_object_bytes"], at: "cache.redis.max_object_bytes")
+        if let maxObject, maxObject > 512 << 20 {
+            r.fail("cache.redis.max_object_bytes", m["max_object_bytes"], "must not exceed 512MiB (Redis's largest value)")
+        }
+        guard let url else { return nil }
+        var redis = SidecacheConfiguration.Redis(url: url)
+        if let prefix { redis.keyPrefix = prefix }
+        if let poolSize { redis.poolSize = poolSize }
+        if let timeout { redis.timeout = timeout }
+        if let maxObject { redis.maxObjectBytes = maxObject }
+        return redis
     }
 
     private static func readLogging(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Logging {

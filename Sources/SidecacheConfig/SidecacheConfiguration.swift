@@ -1,4 +1,5 @@
 import HTTPCaching
+import RedisClient
 
 /// The validated content of a config file, before compilation. Encodable so the admin port can show
 /// the active configuration.
@@ -98,8 +99,15 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
 
     public struct Cache: Sendable, Equatable, Encodable {
         public var memory: MemoryStore.Limits
+        /// The shared second tier; nil runs on memory alone.
+        public var redis: Redis?
 
-        enum CodingKeys: String, CodingKey { case memory }
+        public init(memory: MemoryStore.Limits, redis: Redis? = nil) {
+            self.memory = memory
+            self.redis = redis
+        }
+
+        enum CodingKeys: String, CodingKey { case memory, redis }
         enum MemoryKeys: String, CodingKey { case maxBytes = "max_bytes", maxObjectBytes = "max_object_bytes" }
 
         public func encode(to encoder: any Encoder) throws {
@@ -107,6 +115,45 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             var m = c.nestedContainer(keyedBy: MemoryKeys.self, forKey: .memory)
             try m.encode(SizeText.format(memory.maxBytes), forKey: .maxBytes)
             try m.encode(SizeText.format(memory.maxObjectBytes), forKey: .maxObjectBytes)
+            try c.encodeIfPresent(redis, forKey: .redis)
+        }
+    }
+
+    /// `cache.redis`: the L2 tier shared by every instance, and their invalidation channel.
+    public struct Redis: Sendable, Equatable, Encodable {
+        public var url: RedisURL
+        /// Every key sidecache writes starts with this, and the channel is `<key_prefix>invalidate`.
+        public var keyPrefix: String
+        /// Pooled command connections (plus one for pub/sub).
+        public var poolSize: Int
+        /// How long a command may take before it counts as failed (and the request goes on without it).
+        public var timeout: CacheDuration
+        /// Entries with larger bodies stay in L1 only.
+        public var maxObjectBytes: Int
+
+        public init(url: RedisURL, keyPrefix: String = "sidecache:", poolSize: Int = 4, timeout: CacheDuration = .milliseconds(50),
+                    maxObjectBytes: Int = 8 << 20) {
+            self.url = url
+            self.keyPrefix = keyPrefix
+            self.poolSize = poolSize
+            self.timeout = timeout
+            self.maxObjectBytes = maxObjectBytes
+        }
+
+        public var invalidationChannel: String { keyPrefix + "invalidate" }
+
+        enum CodingKeys: String, CodingKey {
+            case url, keyPrefix = "key_prefix", poolSize = "pool_size", timeout, maxObjectBytes = "max_object_bytes"
+        }
+
+        /// The URL is written without its password.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(url.description, forKey: .url)
+            try c.encode(keyPrefix, forKey: .keyPrefix)
+            try c.encode(poolSize, forKey: .poolSize)
+            try c.encode(DurationText.format(timeout), forKey: .timeout)
+            try c.encode(SizeText.format(maxObjectBytes), forKey: .maxObjectBytes)
         }
     }
 
