@@ -93,7 +93,12 @@ let package = Package(
             swiftSettings: strict
         ),
         // Fixtures shared by the test targets: free ports and a real redis-server per test.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .target(
+            name: "TestSupport",
+            dependencies: ["RedisClient", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "RedisClientTests",
             dependencies: [

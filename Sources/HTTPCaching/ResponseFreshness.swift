@@ -66,3 +66,10 @@ public enum FreshnessState: Sendable, Equatable {
     /// is (zero for `no-cache` responses, which are never fresh).
     case stale(staleness: CacheDuration)
 }
+
+extension FreshnessState {
+    public var isFresh: Bool {
+        if case .fresh = self { return true }
+        return false
+    }
+}

@@ -137,6 +137,7 @@ final class CacheFill: UpstreamResponseDelegate {
             mode = .finished
             let entry = makeEntry(head, body: body, terms: terms, responseTime: now)
             let stored = runtime.store.store(entry, for: key)
+            if stored { runtime.redisTier?.store(entry, for: key, now: now, on: eventLoop) }
             runtime.coalescer.finish(key.value, with: stored ? .entry(entry) : .uncacheable)
             let status = "sidecache; fwd=\(validating == nil ? "miss" : "stale"); fwd-status=\(head.status.code)" + (stored ? "; stored" : "; detail=too-large")
             liveOwner?.serve(entry, to: request, cacheStatus: status, now: now)
@@ -145,6 +146,7 @@ final class CacheFill: UpstreamResponseDelegate {
             guard let validating else { return }
             let refreshed = refresh(validating, with: head, responseTime: now)
             runtime.store.store(refreshed, for: key)
+            runtime.redisTier?.store(refreshed, for: key, now: now, on: eventLoop)
             runtime.coalescer.finish(key.value, with: .entry(refreshed))
             liveOwner?.serve(refreshed, to: request, cacheStatus: "sidecache; fwd=stale; fwd-status=304; stored", now: now)
         case .streaming:

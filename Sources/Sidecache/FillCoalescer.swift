@@ -9,6 +9,8 @@ enum FillResult: Sendable {
     case uncacheable
     /// The upstream failed; serve stale if allowed, else the error.
     case failed(UpstreamError)
+    /// The leader left before fetching (its client went away): look up again, maybe leading.
+    case retry
 }
 
 /// Makes N concurrent misses on one key cost one upstream request. The first request becomes the

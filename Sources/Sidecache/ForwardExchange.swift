@@ -120,11 +120,19 @@ final class ForwardExchange: UpstreamResponseDelegate {
 
     func upstreamResponseEnd() {
         connection = nil
-        // RFC 9111 §4.4: invalidate before the client sees the response, so it reads its own write.
+        // RFC 9111 §4.4: invalidate before the response ends, so a client reads its own write, from
+        // L1 at once and from L2 once Redis confirms (or fails, within its timeout).
         if InvalidationTargets.applies(method: request.head.method, status: request.status), let handler {
             let host = request.head.headers.first(name: "host")
             let paths = InvalidationTargets.paths(requestPath: request.path, host: host, responseHeaders: lastResponseHeaders ?? [:])
-            for path in paths { handler.runtime.store.invalidate(path: path) }
+            let done = paths.map { handler.runtime.invalidate(.path($0), on: eventLoop) }
+            if handler.runtime.redisTier != nil {
+                let request = self.request
+                EventLoopFuture.andAllComplete(done, on: eventLoop).assumeIsolated().whenComplete { [weak handler] _ in
+                    handler?.endStreamedResponse(request)
+                }
+                return
+            }
         }
         handler?.endStreamedResponse(request)
     }

@@ -199,17 +199,26 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.key = key
         let now = runtime.now()
         let forceRevalidate = route.policy.honorClientNoCache && Self.clientAsksNoCache(r.head.headers)
+        // A client asking for a revalidated answer gets one from the origin, not from L2.
+        if forceRevalidate { r.l2Checked = true }
         guard let entry = runtime.store.lookup(key, requestHeaders: r.head.headers, now: now) else {
             fill(r, route: route, key: key, validating: nil)
             return
         }
+        use(entry, for: r, route: route, key: key, now: now, forceRevalidate: forceRevalidate, tier: "")
+    }
+
+    /// Serves a stored entry fresh, or stale while refreshing it, or revalidates it first.
+    /// `tier` is added to `Cache-Status` (`; tier=l2` for an entry read from Redis).
+    private func use(_ entry: CachedResponse, for r: ActiveRequest, route: CompiledRoute, key: CacheKey, now: CacheInstant,
+                     forceRevalidate: Bool, tier: String) {
         switch entry.freshness(at: now) {
         case .fresh(let remaining) where !forceRevalidate:
             r.outcome = .hit
-            serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(remaining.seconds)", now: now)
+            serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(remaining.seconds)\(tier)", now: now)
         case .stale(let staleness) where !forceRevalidate && entry.isWithinStaleWhileRevalidate(at: now):
             r.outcome = .stale
-            serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(-max(1, staleness.seconds)); detail=stale-while-revalidate", now: now)
+            serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(-max(1, staleness.seconds)); detail=stale-while-revalidate\(tier)", now: now)
             refreshInBackground(r, route: route, key: key, entry: entry)
         default:
             r.stale = entry
@@ -236,8 +245,52 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             r.outcome = .coalesced
         case .leader:
             r.outcome = validating == nil ? .miss : .revalidated
-            CacheFill(runtime: runtime, key: key, route: route, request: r, owner: self, clientAddress: clientAddress,
-                      validating: validating, eventLoop: context.eventLoop).start()
+            if !r.l2Checked, let tier = runtime.redisTier {
+                r.l2Checked = true
+                lookUpL2(tier, for: r, route: route, key: key, validating: validating, context: context)
+            } else {
+                fetch(r, route: route, key: key, validating: validating, eventLoop: context.eventLoop)
+            }
+        }
+    }
+
+    private func fetch(_ r: ActiveRequest, route: CompiledRoute, key: CacheKey, validating: CachedResponse?, eventLoop: any EventLoop) {
+        CacheFill(runtime: runtime, key: key, route: route, request: r, owner: self, clientAddress: clientAddress,
+                  validating: validating, eventLoop: eventLoop).start()
+    }
+
+    /// The leader of a miss asks Redis before the upstream; the followers keep waiting meanwhile, so
+    /// N concurrent misses make one Redis lookup and at most one upstream request.
+    private func lookUpL2(_ tier: RedisTier, for r: ActiveRequest, route: CompiledRoute, key: CacheKey, validating: CachedResponse?,
+                          context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        tier.lookup(key, requestHeaders: r.head.headers, now: runtime.now(), on: loop).assumeIsolated().whenSuccess { [self] found in
+            let now = runtime.now()
+            // An L2 copy older than the stale one in L1 is of no help.
+            let usable = found.flatMap { entry in validating.map { entry.responseTime > $0.responseTime } ?? true ? entry : nil }
+            guard let entry = usable else {
+                if request === r {
+                    fetch(r, route: route, key: key, validating: validating, eventLoop: loop)
+                } else {
+                    runtime.coalescer.finish(key.value, with: .retry)  // the client left; wake the followers
+                }
+                return
+            }
+            runtime.store.store(entry, for: key)
+            let servable = entry.freshness(at: now).isFresh || entry.isWithinStaleWhileRevalidate(at: now)
+            guard request === r else {
+                runtime.coalescer.finish(key.value, with: servable ? .entry(entry) : .retry)
+                return
+            }
+            if servable {
+                runtime.coalescer.finish(key.value, with: .entry(entry))
+                use(entry, for: r, route: route, key: key, now: now, forceRevalidate: false, tier: "; tier=l2")
+            } else {
+                // Stale beyond serving: this request stays the leader and revalidates it.
+                r.stale = entry
+                r.outcome = .revalidated
+                fetch(r, route: route, key: key, validating: entry, eventLoop: loop)
+            }
         }
     }
 
@@ -260,6 +313,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         case .uncacheable:
             forward(r, outcome: .miss, cacheStatus: "sidecache; fwd=miss; collapsed; detail=uncacheable")
+        case .retry:
+            handleCacheable(r, route: route)
         case .failed(let error):
             serveStaleOrError(error, to: r)
         }

@@ -18,6 +18,10 @@ public final class ProxyRuntime: Sendable {
     private let accessEnabled: NIOLockedValueBox<Bool>
     private let loadLock = NIOLock()
     private let clock: @Sendable () -> CacheInstant
+    private let group: any EventLoopGroup
+    private let tier = NIOLockedValueBox<RedisTier?>(nil)
+    /// Names this process in invalidation messages, so it can ignore its own.
+    let instanceID = RequestIDGenerator().next()
 
     /// `clock` gives the wall-clock time for RFC 9111 arithmetic; tests pass a manual one.
     public init(snapshot: ConfigSnapshot, group: any EventLoopGroup, logger: Logger, logSink: LogSink, levelBox: LogLevelBox,
@@ -30,7 +34,75 @@ public final class ProxyRuntime: Sendable {
         self.levelBox = levelBox
         self.accessLog = AccessLog(sink: logSink)
         self.accessEnabled = NIOLockedValueBox(snapshot.configuration.logging.access)
+        self.group = group
         levelBox.level = Logger.Level(rawValue: snapshot.configuration.logging.level) ?? .info
+        if let redis = snapshot.configuration.cache.redis { tier.withLockedValue { $0 = makeTier(redis) } }
+    }
+
+    /// The Redis tier when one is configured.
+    var redisTier: RedisTier? { tier.withLockedValue { $0 } }
+
+    public struct RedisStatus: Sendable, Equatable {
+        /// At least one command connection is up.
+        public var connected: Bool
+        /// The invalidation channel is subscribed.
+        public var subscribed: Bool
+        /// Commands that failed or timed out since the tier started (each fell back to L1 and the upstream).
+        public var errors: Int
+    }
+
+    /// Nil when no Redis is configured.
+    public var redisStatus: RedisStatus? {
+        redisTier.map { RedisStatus(connected: $0.connected, subscribed: $0.subscribed, errors: $0.errorCount) }
+    }
+
+    private func makeTier(_ config: SidecacheConfiguration.Redis) -> RedisTier {
+        let store = self.store
+        let logger = self.logger
+        return RedisTier(
+            config: config, group: group, logger: logger, instanceID: instanceID,
+            onInvalidation: { target in
+                switch target {
+                case .path(let path): store.invalidate(path: path)
+                case .tag(let tag): store.invalidate(tag: tag)
+                case .all: store.removeAll()
+                }
+            },
+            onResubscribed: {
+                // Messages sent while the subscription was down are lost: what L1 holds may have
+                // been invalidated elsewhere.
+                let removed = store.removeAll()
+                logger.warning("resubscribed to the invalidation channel; cleared the memory cache, which may have missed invalidations",
+                               metadata: ["entries_removed": "\(removed)"])
+            }
+        )
+    }
+
+    /// Switches the Redis tier on, off or to new settings after a reload.
+    private func replaceTier(with config: SidecacheConfiguration.Redis?) {
+        let old = tier.withLockedValue { current -> RedisTier? in
+            defer { current = config.map(makeTier) }
+            return current
+        }
+        old?.shutdown()
+    }
+
+    /// Closes the Redis connections (at shutdown).
+    public func shutdown() {
+        replaceTier(with: nil)
+    }
+
+    /// Evicts from L1 now, and from L2 and every other instance's L1 through Redis when it is
+    /// configured (best effort: with Redis down only this instance's L1 is cleared). The future
+    /// completes on `loop` once Redis has done its part or failed (bounded by the Redis timeout).
+    func invalidate(_ target: InvalidationMessage.Target, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        switch target {
+        case .path(let path): store.invalidate(path: path)
+        case .tag(let tag): store.invalidate(tag: tag)
+        case .all: store.removeAll()
+        }
+        guard let tier = redisTier else { return loop.makeSucceededVoidFuture() }
+        return tier.invalidate(target, on: loop).map { _ in () }.recover { _ in () }
     }
 
     func now() -> CacheInstant { clock() }
@@ -63,6 +135,7 @@ public final class ProxyRuntime: Sendable {
             let changes = ConfigChanges(from: current.configuration, to: next.configuration)
             snapshot.withLockedValue { $0 = next }
             store.updateLimits(next.configuration.cache.memory)
+            if next.configuration.cache.redis != current.configuration.cache.redis { replaceTier(with: next.configuration.cache.redis) }
             accessEnabled.withLockedValue { $0 = next.configuration.logging.access }
             levelBox.level = Logger.Level(rawValue: next.configuration.logging.level) ?? .info
             logger.notice("config reloaded: \(changes)", metadata: ["version": "\(next.version)", "routes": "\(next.routes.count)"])

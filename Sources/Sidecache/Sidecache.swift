@@ -52,9 +52,11 @@ public enum SidecacheServer {
             try await group2.run()
         } catch {
             logger.critical("stopped with an error: \(error)")
+            runtime.shutdown()
             try? await group.shutdownGracefully()
             throw error
         }
+        runtime.shutdown()
         try? await group.shutdownGracefully()
     }
 }

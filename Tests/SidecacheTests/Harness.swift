@@ -108,6 +108,7 @@ final class Sidecar: Sendable {
     func stop() async {
         await services.triggerGracefulShutdown()
         _ = try? await task.value
+        runtime.shutdown()
         try? await group.shutdownGracefully()
         sink.flush()
     }

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import RedisClient
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -81,9 +83,23 @@ public final class RedisServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: logPath)
     }
 
-    /// Sends one inline command over a fresh blocking socket and returns the first reply line.
+    /// Sends one inline command and returns its reply as text (`+PONG`, `-ERR ...`, `:1`); for
+    /// the start-up probe and simple commands.
     @discardableResult
     public func command(_ line: String) throws -> String {
+        switch try call(line.split(separator: " ").map { Array($0.utf8) }) {
+        case .simpleString(let s): return "+" + s
+        case .error(let e): return "-" + e
+        case .integer(let i): return ":" + String(i)
+        case .bulk(let b): return String(buffer: b)
+        case .array(let a): return "*" + String(a.count)
+        case .null: return "(nil)"
+        }
+    }
+
+    /// Sends one command over a fresh blocking socket (encoded and parsed with hiredis) and
+    /// returns the reply.
+    public func call(_ arguments: [[UInt8]]) throws -> RESPValue {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RedisServerError(description: "socket() failed") }
         defer { close(fd) }
@@ -95,15 +111,51 @@ public final class RedisServer: @unchecked Sendable {
         inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard rc == 0 else { throw RedisServerError(description: "connect failed") }
-        let bytes = Array((line + "\r\n").utf8)
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        var reply: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while !reply.contains(UInt8(ascii: "\n")) {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { break }
-            reply.append(contentsOf: buffer[0..<n])
+        guard let name = arguments.first else { throw RedisServerError(description: "empty command") }
+        var command = RedisCommand(String(decoding: name, as: UTF8.self))
+        for argument in arguments.dropFirst() { command.append(ByteBuffer(bytes: argument)) }
+        var out = ByteBuffer()
+        RedisCommandEncoder.encode(command, into: &out)
+        let bytes = Array(out.readableBytesView)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw RedisServerError(description: "send failed") }
+            sent += n
         }
-        return String(decoding: reply, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let reader = RedisReplyReader()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let reply = try reader.next() { return reply }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw RedisServerError(description: "connection closed before a reply") }
+            try reader.feed(ByteBuffer(bytes: buffer[0..<n]))
+        }
+    }
+
+    public func call(_ arguments: String...) throws -> RESPValue {
+        try call(arguments.map { Array($0.utf8) })
+    }
+
+    /// Keys matching a pattern (tests only: KEYS is fine on a test server).
+    public func keys(_ pattern: String) throws -> [String] {
+        try call("KEYS", pattern).array?.compactMap(\.string) ?? []
+    }
+
+    /// The text of an INFO section.
+    public func info(_ section: String) throws -> String {
+        try call("INFO", section).string ?? ""
+    }
+
+    /// Rewrites every value of a hash through `transform`.
+    public func rewriteHashValues(_ key: String, _ transform: ([UInt8]) -> [UInt8]) throws {
+        guard let items = try call("HGETALL", key).array else { return }
+        var i = 0
+        while i + 1 < items.count {
+            if let field = items[i].bytes, let value = items[i + 1].bytes {
+                _ = try call([Array("HSET".utf8), Array(key.utf8), Array(field.readableBytesView), transform(Array(value.readableBytesView))])
+            }
+            i += 2
+        }
     }
 }

@@ -1,0 +1,237 @@
+import Foundation
+import HTTPCaching
+import NIOConcurrencyHelpers
+import NIOCore
+import RedisClient
+import Sidecache
+import TestSupport
+import Testing
+
+/// Two sidecache instances sharing one real redis-server (each test starts its own).
+@Suite struct RedisTierTests {
+    static let item = #"{"id":1,"name":"one"}"#
+
+    static func redisSection(_ server: RedisServer, timeout: String = "2s") -> String {
+        """
+        cache:
+          redis: { url: "\(server.url)", key_prefix: "t:", pool_size: 2, timeout: \(timeout) }
+        """
+    }
+
+    /// Waits until the instance's Redis tier has a command connection and its subscription.
+    static func waitForRedis(_ proxy: Sidecar) async throws {
+        for _ in 0..<250 {
+            if let status = proxy.runtime.redisStatus, status.connected, status.subscribed { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("redis tier did not connect")
+    }
+
+    /// Runs `body` with one origin, one Redis and two sidecars A and B in front of the origin.
+    static func withTwoInstances(_ responder: @escaping TestOrigin.Responder, timeout: String = "2s",
+                                 _ body: (TestOrigin, RedisServer, Sidecar, Sidecar) async throws -> Void) async throws {
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let origin = try await TestOrigin.start(responder)
+        let a = try await Sidecar.start(origin: origin, extra: redisSection(redis, timeout: timeout))
+        let b = try await Sidecar.start(origin: origin, extra: redisSection(redis, timeout: timeout))
+        do {
+            try await waitForRedis(a)
+            try await waitForRedis(b)
+            try await body(origin, redis, a, b)
+        } catch {
+            await a.stop()
+            await b.stop()
+            await origin.stop()
+            throw error
+        }
+        await a.stop()
+        await b.stop()
+        await origin.stop()
+    }
+
+    /// L2 writes are asynchronous: wait until the entry's hash exists.
+    static func waitForL2(_ redis: RedisServer, keyContaining fragment: String) async throws {
+        for _ in 0..<100 {
+            if let reply = try? redis.command("KEYS *\(fragment)*"), reply != "*0" { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("no L2 key containing \(fragment)")
+    }
+
+    @Test func aResponseCachedThroughAIsAnL2HitOnBThenAnL1Hit() async throws {
+        try await Self.withTwoInstances({ _ in .ok(Self.item, [("ETag", "\"v1\""), ("Vary", "Accept-Language")]) }) { origin, redis, a, b in
+            let first = try await get(a.port, "/api/items/1", [("Accept-Language", "de")])
+            #expect(first.xCache == "MISS")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/1")
+
+            let onB = try await get(b.port, "/api/items/1", [("Accept-Language", "de")])
+            #expect(onB.xCache == "HIT" && onB.text == Self.item)
+            #expect(onB.header("Cache-Status")?.hasPrefix("sidecache; hit; ttl=") == true)
+            #expect(onB.header("Cache-Status")?.hasSuffix("; tier=l2") == true)
+            #expect(onB.header("ETag") == "\"v1\"")
+            let again = try await get(b.port, "/api/items/1", [("Accept-Language", "de")])
+            #expect(again.xCache == "HIT" && again.header("Cache-Status")?.contains("tier=l2") == false)
+            // Another Vary variant is a miss in both tiers.
+            #expect(try await get(b.port, "/api/items/1", [("Accept-Language", "fr")]).xCache == "MISS")
+            #expect(origin.count("/api/items/1") == 2)
+        }
+    }
+
+    @Test func anUnsafeRequestThroughAEvictsTheEntryFromBsMemoryAndFromRedis() async throws {
+        let version = NIOLockedValueBox(1)
+        try await Self.withTwoInstances({ r in
+            if r.method == .POST { return .ok("saved") }
+            return .ok("v\(version.withLockedValue { $0 })")
+        }) { origin, redis, a, b in
+            #expect(try await get(a.port, "/api/items/7").text == "v1")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/7")
+            #expect(try await get(b.port, "/api/items/7").text == "v1")  // now in B's L1 too
+            #expect(try await get(b.port, "/api/items/7").xCache == "HIT")
+
+            version.withLockedValue { $0 = 2 }
+            let write = try await request(a.port, "POST", "/api/items/7", body: "{}")
+            #expect(write.status == 200)
+            // B heard the invalidation: its L1 and L2 are both empty for the key.
+            var fresh = try await get(b.port, "/api/items/7")
+            for _ in 0..<50 where fresh.text != "v2" {
+                try await Task.sleep(for: .milliseconds(20))
+                fresh = try await get(b.port, "/api/items/7")
+            }
+            #expect(fresh.text == "v2" && fresh.xCache == "MISS")
+            // A reads its own write at once.
+            #expect(try await get(a.port, "/api/items/7").text == "v2")
+        }
+    }
+
+    @Test func concurrentMissesMakeOneRedisLookupAndOneUpstreamRequest() async throws {
+        try await Self.withTwoInstances({ _ in OriginReply(status: .ok, body: Self.item, delay: .milliseconds(150)) }) { origin, redis, a, _ in
+            _ = try redis.command("CONFIG RESETSTAT")
+            let results = try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<8 { group.addTask { try await get(a.port, "/api/items/9").header("Cache-Status") } }
+                var out: [String?] = []
+                for try await x in group { out.append(x) }
+                return out
+            }
+            #expect(results.filter { $0?.contains("collapsed") == true }.count == 7)
+            #expect(origin.count("/api/items/9") == 1)
+            let hgetall = try Self.commandCount(redis, "hgetall")
+            let stats = try redis.info("commandstats")
+            #expect(hgetall == 1, "\(stats)")
+        }
+    }
+
+    static func commandCount(_ redis: RedisServer, _ name: String) throws -> Int {
+        // INFO is a bulk reply: read it over the raw client and find "cmdstat_<name>:calls=N,".
+        let info = try redis.info("commandstats")
+        let prefix = "cmdstat_\(name):calls="
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix(prefix) }),
+              let calls = line.dropFirst(prefix.count).split(separator: ",").first else { return 0 }
+        return Int(calls) ?? 0
+    }
+
+    @Test func anEntryWithAnotherEncodingVersionIsAMissAndIsDeleted() async throws {
+        try await Self.withTwoInstances({ _ in .ok(Self.item) }) { origin, redis, a, b in
+            _ = try await get(a.port, "/api/items/5")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/5")
+            // Rewrite the stored value's version byte (offset 3, after "SCE") to 9.
+            let key = try #require(redis.keys("*e:*/api/items/5*").first)
+            try redis.rewriteHashValues(key) { value in
+                var bytes = value
+                bytes[3] = 9
+                return bytes
+            }
+            let onB = try await get(b.port, "/api/items/5")
+            #expect(onB.xCache == "MISS" && onB.text == Self.item)
+            #expect(origin.count("/api/items/5") == 2)
+            let log = b.logLines.joined(separator: "\n")
+            #expect(log.contains("discarded an undecodable L2 entry") && log.contains("version 9"))
+        }
+    }
+
+    @Test func killingRedisMidStreamFailsNoRequestAndL2ComesBack() async throws {
+        try await Self.withTwoInstances({ r in .ok("body of \(r.path)") }) { origin, redis, a, b in
+            var failures = 0
+            for i in 0..<60 {
+                if i == 20 { redis.kill() }
+                // Repeated paths (L1 hits) and new ones (misses that ask Redis first).
+                let path = i.isMultiple(of: 3) ? "/plain/\(i)" : "/plain/\(i % 10)"
+                let response = try await get(i.isMultiple(of: 2) ? a.port : b.port, path)
+                if response.status != 200 || response.text != "body of \(path)" { failures += 1 }
+            }
+            #expect(failures == 0)
+            #expect((a.runtime.redisStatus?.errors ?? 0) + (b.runtime.redisStatus?.errors ?? 0) > 0)
+
+            try redis.start()
+            try await Self.waitForRedis(a)
+            try await Self.waitForRedis(b)
+            let fresh = try await get(a.port, "/plain/new")
+            #expect(fresh.xCache == "MISS")
+            try await Self.waitForL2(redis, keyContaining: "/plain/new")
+            let l2 = try await get(b.port, "/plain/new")
+            #expect(l2.header("Cache-Status")?.contains("tier=l2") == true)
+            #expect(origin.count("/plain/new") == 1)
+            let log = b.logLines.joined(separator: "\n")
+            #expect(log.contains("cleared the memory cache"))
+        }
+    }
+
+    @Test func withRedisDownAtStartRequestsGoOnWithoutDelay() async throws {
+        let port = try freePort()
+        try await withProxy(extra: "cache:\n  redis: { url: \"redis://127.0.0.1:\(port)\", timeout: 50ms }", { _ in .ok(Self.item) }) { origin, proxy in
+            let started = ContinuousClock.now
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "HIT")
+            #expect(ContinuousClock.now - started < .seconds(1))
+            #expect(proxy.runtime.redisStatus?.connected == false)
+            // Started late, Redis is picked up by itself.
+            let redis = try RedisServer(port: port)
+            defer { redis.stop() }
+            try await Self.waitForRedis(proxy)
+            _ = try await get(proxy.port, "/api/items/2")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/2")
+        }
+    }
+
+    @Test func aReloadAddsAndRemovesTheRedisTier() async throws {
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        try await withProxy({ _ in .ok(Self.item) }) { origin, proxy in
+            #expect(proxy.runtime.redisStatus == nil)
+            let original = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+            let withRedis = original.replacingOccurrences(of: "logging:", with: Self.redisSection(redis) + "\nlogging:")
+            try withRedis.write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+            guard case .success(let changes) = proxy.runtime.reload() else {
+                Issue.record("reload failed")
+                return
+            }
+            #expect(changes.changedSections.contains("cache"))
+            try await Self.waitForRedis(proxy)
+            _ = try await get(proxy.port, "/api/items/3")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/3")
+            try original.write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+            _ = proxy.runtime.reload()
+            #expect(proxy.runtime.redisStatus == nil)
+            #expect(try await get(proxy.port, "/api/items/3").xCache == "HIT")
+        }
+    }
+
+    @Test func aSlowRedisCostsAtMostItsTimeout() async throws {
+        let redis = try RedisServer(arguments: ["--enable-debug-command", "yes"])
+        defer { redis.stop() }
+        try await withProxy(extra: "cache:\n  redis: { url: \"\(redis.url)\", timeout: 100ms }", { r in .ok("body of \(r.path)") }) { origin, proxy in
+            try await Self.waitForRedis(proxy)
+            let sleeper = Thread { _ = try? redis.call("DEBUG", "SLEEP", "3") }
+            sleeper.start()
+            try await Task.sleep(for: .milliseconds(100))
+            let started = ContinuousClock.now
+            for i in 0..<5 {
+                let response = try await get(proxy.port, "/plain/slow-\(i)")
+                #expect(response.status == 200 && response.text == "body of /plain/slow-\(i)")
+            }
+            // Five misses while Redis sleeps 3 s: each waited at most the 100 ms timeout.
+            #expect(ContinuousClock.now - started < .milliseconds(2500))
+            #expect((proxy.runtime.redisStatus?.errors ?? 0) > 0)
+        }
+    }
+}
