@@ -6,21 +6,44 @@ import NIOPosix
 public final class RedisConnection: Sendable {
     public let channel: any Channel
     let commandTimeout: TimeAmount
+    /// A flush is already scheduled for this event loop tick.
+    private let flushScheduled: NIOLoopBoundBox<Bool>
 
     init(channel: any Channel, commandTimeout: TimeAmount) {
         self.channel = channel
         self.commandTimeout = commandTimeout
+        self.flushScheduled = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
     }
 
     public var eventLoop: any EventLoop { channel.eventLoop }
 
+    /// Sends a command; the reply (or failure) completes the returned future on this connection's
+    /// event loop. From that loop, commands written in one tick share one flush (one syscall).
     public func send(_ command: RedisCommand) -> EventLoopFuture<RESPValue> {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-        let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { error in
-            promise.fail(RedisError(.connectionClosed, "could not send \(command): \(error)"))
+        let request = RedisRequest(command: command, promise: promise, deadline: .now() + commandTimeout)
+        if channel.eventLoop.inEventLoop {
+            // On the loop nothing can close the channel between this check and the write, so the
+            // handler is there to fail the command if the connection drops later.
+            guard channel.isActive else {
+                promise.fail(RedisError(.connectionClosed, "connection closed before \(command) was sent"))
+                return promise.futureResult
+            }
+            channel.write(request, promise: nil)
+            if !flushScheduled.value {
+                flushScheduled.value = true
+                channel.eventLoop.assumeIsolated().execute { [self] in
+                    flushScheduled.value = false
+                    channel.flush()
+                }
+            }
+        } else {
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { error in
+                promise.fail(RedisError(.connectionClosed, "could not send \(command): \(error)"))
+            }
+            channel.writeAndFlush(request, promise: written)
         }
-        channel.writeAndFlush(RedisRequest(command: command, promise: promise, deadline: .now() + commandTimeout), promise: written)
         return promise.futureResult
     }
 

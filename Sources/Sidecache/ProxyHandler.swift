@@ -264,7 +264,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func lookUpL2(_ tier: RedisTier, for r: ActiveRequest, route: CompiledRoute, key: CacheKey, validating: CachedResponse?,
                           context: ChannelHandlerContext) {
         let loop = context.eventLoop
-        tier.lookup(key, requestHeaders: r.head.headers, now: runtime.now(), on: loop).assumeIsolated().whenSuccess { [self] found in
+        tier.lookup(key, requestHeaders: r.head.headers, now: runtime.now(), on: loop) { [self] found in
             let now = runtime.now()
             // An L2 copy older than the stale one in L1 is of no help.
             let usable = found.flatMap { entry in validating.map { entry.responseTime > $0.responseTime } ?? true ? entry : nil }

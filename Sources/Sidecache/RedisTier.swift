@@ -105,33 +105,50 @@ final class RedisTier: Sendable {
 
     /// The stored variant matching the request, if Redis has one that can still serve; nil on a
     /// miss and on any error. Completes on `loop`.
-    func lookup(_ key: CacheKey, requestHeaders: HTTPHeaders, now: CacheInstant, on loop: any EventLoop) -> EventLoopFuture<CachedResponse?> {
+    func lookup(_ key: CacheKey, requestHeaders: HTTPHeaders, now: CacheInstant, on loop: any EventLoop,
+                _ completion: @escaping (CachedResponse?) -> Void) {
         let redisKey = entryKey(key)
-        return client.send(RedisCommand("HGETALL", [redisKey]), preferring: loop).hop(to: loop).map { reply -> CachedResponse? in
-            guard let items = reply.array else {
-                self.recordFailure(RedisError(.unexpectedReply, "HGETALL answered \(reply)"))
-                return nil
+        let reply = client.send(RedisCommand("HGETALL", [redisKey]), preferring: loop)
+        // One callback, no chained futures: this runs for every L1 miss.
+        let deliver: (Result<RESPValue, any Error>) -> Void = { result in
+            switch result {
+            case .success(let value):
+                completion(self.bestVariant(in: value, redisKey: redisKey, requestHeaders: requestHeaders, now: now, loop: loop))
+            case .failure(let error):
+                self.recordFailure(error)
+                completion(nil)
             }
-            var best: CachedResponse?
-            var index = 0
-            while index + 1 < items.count {
-                defer { index += 2 }
-                guard let value = items[index + 1].bytes else { continue }
-                let entry: CachedResponse
-                do throws(CachedResponseCodec.DecodeError) {
-                    entry = try CachedResponseCodec.decode(value)
-                } catch {
-                    self.discardCorrupt(redisKey, field: items[index].bytes ?? ByteBuffer(), error: error, loop: loop)
-                    continue
-                }
-                guard entry.matchesVariant(of: requestHeaders), entry.isUseful(at: now) else { continue }
-                if best.map({ entry.responseTime > $0.responseTime }) ?? true { best = entry }
-            }
-            return best
-        }.recover { error in
-            self.recordFailure(error)
+        }
+        if reply.eventLoop === loop {
+            reply.assumeIsolated().whenComplete(deliver)
+        } else {
+            let bound = NIOLoopBound(deliver, eventLoop: loop)
+            reply.whenComplete { result in loop.execute { bound.value(result) } }
+        }
+    }
+
+    private func bestVariant(in reply: RESPValue, redisKey: String, requestHeaders: HTTPHeaders, now: CacheInstant,
+                             loop: any EventLoop) -> CachedResponse? {
+        guard let items = reply.array else {
+            recordFailure(RedisError(.unexpectedReply, "HGETALL answered \(reply)"))
             return nil
         }
+        var best: CachedResponse?
+        var index = 0
+        while index + 1 < items.count {
+            defer { index += 2 }
+            guard let value = items[index + 1].bytes else { continue }
+            let entry: CachedResponse
+            do throws(CachedResponseCodec.DecodeError) {
+                entry = try CachedResponseCodec.decode(value)
+            } catch {
+                discardCorrupt(redisKey, field: items[index].bytes ?? ByteBuffer(), error: error, loop: loop)
+                continue
+            }
+            guard entry.matchesVariant(of: requestHeaders), entry.isUseful(at: now) else { continue }
+            if best.map({ entry.responseTime > $0.responseTime }) ?? true { best = entry }
+        }
+        return best
     }
 
     /// A value that does not decode (another version, or damaged) is never served: it is deleted.
