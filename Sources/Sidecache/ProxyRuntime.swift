@@ -92,6 +92,17 @@ public final class ProxyRuntime: Sendable {
         replaceTier(with: nil)
     }
 
+    /// Purges every entry carrying `tag` here, in Redis and on every other instance (the admin
+    /// port's purge by tag). Completes once Redis has done its part or failed.
+    public func invalidate(tag: String) -> EventLoopFuture<Void> {
+        invalidate(.tag(tag), on: group.next())
+    }
+
+    /// Purges every entry whose URL path is `path`, everywhere (see `invalidate(tag:)`).
+    public func invalidate(path: String) -> EventLoopFuture<Void> {
+        invalidate(.path(path), on: group.next())
+    }
+
     /// Evicts from L1 now, and from L2 and every other instance's L1 through Redis when it is
     /// configured (best effort: with Redis down only this instance's L1 is cleared). The future
     /// completes on `loop` once Redis has done its part or failed (bounded by the Redis timeout).

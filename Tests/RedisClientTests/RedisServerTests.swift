@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -142,5 +143,17 @@ import Testing
         #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "3")]).get() == .integer(5))
         _ = try await client.send(RedisCommand("SCRIPT", ["FLUSH"])).get()
         #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "1")]).get() == .integer(6))
+    }
+
+    @Test func unixSocketURLsConnect() async throws {
+        let path = NSTemporaryDirectory() + "redis-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let server = try RedisServer(arguments: ["--unixsocket", path, "--unixsocketperm", "700"])
+        defer { server.stop() }
+        let client = RedisClient(settings: try Self.settings("unix://\(path)?db=2"), poolSize: 1, group: Self.group, logger: Self.logger)
+        defer { client.shutdown() }
+        try await Self.waitConnected(client)
+        _ = try await client.send(RedisCommand("SET", ["over-unix", "1"])).get()
+        #expect(try server.call("SELECT", "2") == .simpleString("OK"))
+        #expect(try await client.send(RedisCommand("CLIENT", ["INFO"])).get().string?.contains("db=2") == true)
     }
 }

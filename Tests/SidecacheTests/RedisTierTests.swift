@@ -146,6 +146,14 @@ import Testing
             #expect(origin.count("/api/items/5") == 2)
             let log = b.logLines.joined(separator: "\n")
             #expect(log.contains("discarded an undecodable L2 entry") && log.contains("version 9"))
+            // The bad value was deleted (B's own fill then wrote a good one in its place).
+            for _ in 0..<50 {
+                let versions = try redis.call("HVALS", key).array?.compactMap { $0.bytes?.getInteger(at: 3, as: UInt8.self) } ?? []
+                if !versions.contains(9) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let versions = try redis.call("HVALS", key).array?.compactMap { $0.bytes?.getInteger(at: 3, as: UInt8.self) } ?? []
+            #expect(!versions.contains(9))
         }
     }
 
@@ -232,6 +240,54 @@ import Testing
             // Five misses while Redis sleeps 3 s: each waited at most the 100 ms timeout.
             #expect(ContinuousClock.now - started < .milliseconds(2500))
             #expect((proxy.runtime.redisStatus?.errors ?? 0) > 0)
+        }
+    }
+
+    @Test func aPurgeByTagOnOneInstanceRemovesWhatAnotherStored() async throws {
+        let version = NIOLockedValueBox(1)
+        try await Self.withTwoInstances({ r in .ok("v\(version.withLockedValue { $0 })", [("Surrogate-Key", "catalog")]) }) { origin, redis, a, b in
+            _ = try await get(a.port, "/api/items/11")
+            _ = try await get(a.port, "/plain/page")
+            try await Self.waitForL2(redis, keyContaining: "/plain/page")
+            #expect(try await get(a.port, "/api/items/11").xCache == "HIT")
+            let tagSets = try redis.keys("t:t:item:11").count + redis.keys("t:t:catalog").count
+            #expect(tagSets == 2)
+
+            version.withLockedValue { $0 = 2 }
+            try await b.runtime.invalidate(tag: "item:11").get()  // a route template tag, purged from B
+            var after = try await get(a.port, "/api/items/11")
+            for _ in 0..<50 where after.text != "v2" {
+                try await Task.sleep(for: .milliseconds(20))
+                after = try await get(a.port, "/api/items/11")
+            }
+            #expect(after.text == "v2")
+            #expect(try await get(a.port, "/plain/page").text == "v1")  // other tags untouched
+
+            try await b.runtime.invalidate(tag: "catalog").get()  // an origin Surrogate-Key
+            var page = try await get(a.port, "/plain/page")
+            for _ in 0..<50 where page.text != "v2" {
+                try await Task.sleep(for: .milliseconds(20))
+                page = try await get(a.port, "/plain/page")
+            }
+            #expect(page.text == "v2")
+        }
+    }
+
+    @Test func redisAnsweringErrorsCostsNoClientRequest() async throws {
+        try await Self.withTwoInstances({ r in .ok("body of \(r.path)") }) { origin, redis, a, _ in
+            // Out of memory: every write is refused with an error reply.
+            _ = try redis.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            _ = try redis.call("CONFIG", "SET", "maxmemory", "1")
+            // A key of the wrong type: reading it is an error reply too.
+            _ = try redis.call("SET", "t:e:127.0.0.1:\(a.port)/plain/wrongtype", "not a hash")
+            for path in ["/plain/oom-1", "/plain/oom-2", "/plain/wrongtype"] {
+                let first = try await get(a.port, path)
+                #expect(first.status == 200 && first.text == "body of \(path)" && first.xCache == "MISS")
+                #expect(try await get(a.port, path).xCache == "HIT")  // L1 still works
+            }
+            for _ in 0..<50 where (a.runtime.redisStatus?.errors ?? 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect((a.runtime.redisStatus?.errors ?? 0) > 0)
+            #expect(origin.count("/plain/oom-1") == 1)
         }
     }
 }
