@@ -1,3 +1,5 @@
+import HTTPCaching
+
 /// What one instance tells the others to evict, on `<key_prefix>invalidate`:
 /// `v1 <instance-id> <kind> <value>`, kind `path`, `tag` or `all`.
 struct InvalidationMessage: Sendable, Equatable {
@@ -33,6 +35,17 @@ struct InvalidationMessage: Sendable, Equatable {
         case "tag": target = .tag(String(parts[3]))
         case "all": target = .all
         default: return nil
+        }
+    }
+}
+
+extension MemoryStore {
+    /// Applies an invalidation to this process's L1.
+    func invalidate(_ target: InvalidationMessage.Target) {
+        switch target {
+        case .path(let path): invalidate(path: path)
+        case .tag(let tag): invalidate(tag: tag)
+        case .all: removeAll()
         }
     }
 }

@@ -266,8 +266,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let loop = context.eventLoop
         tier.lookup(key, requestHeaders: r.head.headers, now: runtime.now(), on: loop) { [self] found in
             let now = runtime.now()
-            // An L2 copy older than the stale one in L1 is of no help.
-            let usable = found.flatMap { entry in validating.map { entry.responseTime > $0.responseTime } ?? true ? entry : nil }
+            var usable = found
+            // An L2 copy no newer than the stale one in L1 is of no help.
+            if let found, let validating, found.responseTime <= validating.responseTime { usable = nil }
             guard let entry = usable else {
                 if request === r {
                     fetch(r, route: route, key: key, validating: validating, eventLoop: loop)

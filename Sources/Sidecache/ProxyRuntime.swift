@@ -61,13 +61,7 @@ public final class ProxyRuntime: Sendable {
         let logger = self.logger
         return RedisTier(
             config: config, group: group, logger: logger, instanceID: instanceID,
-            onInvalidation: { target in
-                switch target {
-                case .path(let path): store.invalidate(path: path)
-                case .tag(let tag): store.invalidate(tag: tag)
-                case .all: store.removeAll()
-                }
-            },
+            onInvalidation: { target in store.invalidate(target) },
             onResubscribed: {
                 // Messages sent while the subscription was down are lost: what L1 holds may have
                 // been invalidated elsewhere.
@@ -107,11 +101,7 @@ public final class ProxyRuntime: Sendable {
     /// configured (best effort: with Redis down only this instance's L1 is cleared). The future
     /// completes on `loop` once Redis has done its part or failed (bounded by the Redis timeout).
     func invalidate(_ target: InvalidationMessage.Target, on loop: any EventLoop) -> EventLoopFuture<Void> {
-        switch target {
-        case .path(let path): store.invalidate(path: path)
-        case .tag(let tag): store.invalidate(tag: tag)
-        case .all: store.removeAll()
-        }
+        store.invalidate(target)
         guard let tier = redisTier else { return loop.makeSucceededVoidFuture() }
         return tier.invalidate(target, on: loop).map { _ in () }.recover { _ in () }
     }

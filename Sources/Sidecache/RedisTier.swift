@@ -191,12 +191,15 @@ final class RedisTier: Sendable {
         let message = ByteBuffer(string: InvalidationMessage(instanceID: instanceID, target: target).encoded)
         let channel = ByteBuffer(string: config.invalidationChannel)
         let reply: EventLoopFuture<RESPValue>
+        let indexSet: String?
         switch target {
-        case .path(let path):
-            reply = invalidateScript.run(on: client, keys: [pathKey(path)], arguments: [ByteBuffer(string: config.keyPrefix + "e:"), channel, message], preferring: loop)
-        case .tag(let tag):
-            reply = invalidateScript.run(on: client, keys: [tagKey(tag)], arguments: [ByteBuffer(string: config.keyPrefix + "e:"), channel, message], preferring: loop)
-        case .all:
+        case .path(let path): indexSet = pathKey(path)
+        case .tag(let tag): indexSet = tagKey(tag)
+        case .all: indexSet = nil
+        }
+        if let indexSet {
+            reply = invalidateScript.run(on: client, keys: [indexSet], arguments: [ByteBuffer(string: config.keyPrefix + "e:"), channel, message], preferring: loop)
+        } else {
             reply = removeEverything(on: loop).flatMap { removed in
                 var publish = RedisCommand("PUBLISH", [self.config.invalidationChannel])
                 publish.append(message)
