@@ -40,8 +40,9 @@ struct InvalidationMessage: Sendable, Equatable {
 }
 
 extension MemoryStore {
-    /// Applies an invalidation to this process's L1.
-    func invalidate(_ target: InvalidationMessage.Target) {
+    /// Applies an invalidation to this process's L1; returns the entries removed.
+    @discardableResult
+    func invalidate(_ target: InvalidationMessage.Target) -> Int {
         switch target {
         case .path(let path): invalidate(path: path)
         case .tag(let tag): invalidate(tag: tag)

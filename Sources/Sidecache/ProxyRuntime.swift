@@ -86,24 +86,42 @@ public final class ProxyRuntime: Sendable {
         replaceTier(with: nil)
     }
 
-    /// Purges every entry carrying `tag` here, in Redis and on every other instance (the admin
-    /// port's purge by tag). Completes once Redis has done its part or failed.
-    public func invalidate(tag: String) -> EventLoopFuture<Void> {
+    /// What a purge removed: entries from this process's memory, and variants from Redis (nil
+    /// without Redis, or when Redis failed; other instances clear theirs when they hear of it).
+    public struct PurgeCount: Sendable, Equatable {
+        public var memory: Int
+        public var redis: Int?
+
+        public init(memory: Int, redis: Int?) {
+            self.memory = memory
+            self.redis = redis
+        }
+    }
+
+    /// Purges every entry carrying `tag` here, in Redis and on every other instance.
+    public func invalidate(tag: String) -> EventLoopFuture<PurgeCount> {
         invalidate(.tag(tag), on: group.next())
     }
 
     /// Purges every entry whose URL path is `path`, everywhere (see `invalidate(tag:)`).
-    public func invalidate(path: String) -> EventLoopFuture<Void> {
+    public func invalidate(path: String) -> EventLoopFuture<PurgeCount> {
         invalidate(.path(path), on: group.next())
+    }
+
+    /// Purges everything, everywhere.
+    public func invalidateAll() -> EventLoopFuture<PurgeCount> {
+        invalidate(.all, on: group.next())
     }
 
     /// Evicts from L1 now, and from L2 and every other instance's L1 through Redis when it is
     /// configured (best effort: with Redis down only this instance's L1 is cleared). The future
     /// completes on `loop` once Redis has done its part or failed (bounded by the Redis timeout).
-    func invalidate(_ target: InvalidationMessage.Target, on loop: any EventLoop) -> EventLoopFuture<Void> {
-        store.invalidate(target)
-        guard let tier = redisTier else { return loop.makeSucceededVoidFuture() }
-        return tier.invalidate(target, on: loop).map { _ in () }.recover { _ in () }
+    func invalidate(_ target: InvalidationMessage.Target, on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
+        let memory = store.invalidate(target)
+        guard let tier = redisTier else { return loop.makeSucceededFuture(PurgeCount(memory: memory, redis: nil)) }
+        return tier.invalidate(target, on: loop)
+            .map { PurgeCount(memory: memory, redis: $0) }
+            .recover { _ in PurgeCount(memory: memory, redis: nil) }
     }
 
     func now() -> CacheInstant { clock() }

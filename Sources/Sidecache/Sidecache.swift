@@ -1,3 +1,4 @@
+import Foundation
 import HTTPCaching
 import Logging
 import NIOCore
@@ -39,13 +40,22 @@ public enum SidecacheServer {
             onStopping: { notifier.stopping() }
         )
         let reload = ReloadService(signals: hangups, runtime: runtime, notifier: notifier)
-        var configuration = ServiceGroupConfiguration(
-            services: [
-                .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "proxy"),
-                .init(service: reload, successTerminationBehavior: .ignore, serviceName: "reload"),
-            ],
-            logger: logger
-        )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "proxy"),
+            .init(service: reload, successTerminationBehavior: .ignore, serviceName: "reload"),
+        ]
+        if let admin = snapshot.configuration.admin {
+            do {
+                let adminServer = try AdminServer(runtime: runtime, group: group, admin: admin, environment: ProcessInfo.processInfo.environment)
+                services.append(.init(service: adminServer, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "admin"))
+            } catch {
+                logger.critical("not starting: \(error)")
+                runtime.shutdown()
+                try? await group.shutdownGracefully()
+                throw error
+            }
+        }
+        var configuration = ServiceGroupConfiguration(services: services, logger: logger)
         configuration.gracefulShutdownSignals = [.sigterm, .sigint]
         let group2 = ServiceGroup(configuration: configuration)
         do {

@@ -44,7 +44,7 @@ public enum ConfigParser {
     }
 
     private static func read(_ root: Node, _ r: inout ConfigReader) -> SidecacheConfiguration? {
-        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes"]) else { return nil }
+        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin"]) else { return nil }
 
         var listen = SidecacheConfiguration.ListenAddress(host: "127.0.0.1", port: 8080)
         if let text = r.string(top["listen"], at: "listen") {
@@ -57,8 +57,14 @@ public enum ConfigParser {
         let cache = readCache(top["cache"], &r)
         let logging = readLogging(top["logging"], &r)
         let routes = readRoutes(top["routes"], &r)
+        let admin = readAdmin(top["admin"], &r)
         guard let upstream else { return nil }
-        return SidecacheConfiguration(listen: listen, upstream: upstream, limits: limits, cache: cache, logging: logging, routes: routes)
+        var config = SidecacheConfiguration(listen: listen, upstream: upstream, limits: limits, cache: cache, logging: logging, routes: routes)
+        config.admin = admin
+        if let admin, admin.listen == listen, listen.port != 0 {
+            r.fail("admin.listen", top["admin"], "must differ from listen (\(listen))")
+        }
+        return config
     }
 
     private static func readUpstream(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Upstream? {
@@ -149,6 +155,21 @@ public enum ConfigParser {
         if let timeout { redis.timeout = timeout }
         if let maxObject { redis.maxObjectBytes = maxObject }
         return redis
+    }
+
+    private static func readAdmin(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Admin? {
+        guard let node, !r.isNull(node) else { return nil }
+        guard let m = r.mapping(node, at: "admin", allowed: ["listen", "token_file"]) else { return nil }
+        var admin = SidecacheConfiguration.Admin(listen: .init(host: "127.0.0.1", port: 9901))
+        if let text = r.string(m["listen"], at: "admin.listen") {
+            if let parsed = SidecacheConfiguration.ListenAddress.parse(text) { admin.listen = parsed }
+            else { r.fail("admin.listen", m["listen"], "expected host:port, e.g. \"127.0.0.1:9901\"") }
+        }
+        if let file = r.string(m["token_file"], at: "admin.token_file") {
+            if file.hasPrefix("/") { admin.tokenFile = file }
+            else { r.fail("admin.token_file", m["token_file"], "must be an absolute path") }
+        }
+        return admin
     }
 
     private static func readLogging(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Logging {

@@ -105,6 +105,7 @@ public struct ConfigChanges: Sendable, Equatable, CustomStringConvertible {
         if old.cache != new.cache { changedSections.append("cache") }
         if old.logging != new.logging { changedSections.append("logging") }
         if old.listen != new.listen { needsRestart.append("listen") }
+        if old.admin != new.admin { needsRestart.append("admin") }
     }
 
     public var isEmpty: Bool {

@@ -10,6 +10,8 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
     public var cache: Cache
     public var logging: Logging
     public var routes: [Route]
+    /// The admin port; nil when the file has no `admin` section.
+    public var admin: Admin? = nil
 
     public struct ListenAddress: Sendable, Equatable, Encodable, CustomStringConvertible {
         public var host: String
@@ -154,6 +156,26 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(poolSize, forKey: .poolSize)
             try c.encode(DurationText.format(timeout), forKey: .timeout)
             try c.encode(SizeText.format(maxObjectBytes), forKey: .maxObjectBytes)
+        }
+    }
+
+    /// `admin`: the operators' HTTP port (purge, reload, config, health).
+    public struct Admin: Sendable, Equatable, Encodable {
+        public var listen: ListenAddress
+        /// A file holding the bearer token (`SIDECACHE_ADMIN_TOKEN` wins over it).
+        public var tokenFile: String?
+
+        public init(listen: ListenAddress, tokenFile: String? = nil) {
+            self.listen = listen
+            self.tokenFile = tokenFile
+        }
+
+        enum CodingKeys: String, CodingKey { case listen, tokenFile = "token_file" }
+
+        /// True for 127.0.0.0/8, ::1 and localhost: only then may the port run without a token.
+        public var isLoopback: Bool {
+            let host = listen.host.lowercased()
+            return host == "localhost" || host == "::1" || host.hasPrefix("127.")
         }
     }
 

@@ -63,3 +63,24 @@ import Testing
         #expect(json.contains("127.0.0.1:6379"))
     }
 }
+
+@Suite struct AdminConfigTests {
+    @Test func adminSectionAndItsMistakes() throws {
+        let config = try parse("""
+        upstream: { url: "http://127.0.0.1:3000" }
+        admin: { listen: "0.0.0.0:9901", token_file: /etc/sidecache/admin.token }
+        """)
+        #expect(config.admin == SidecacheConfiguration.Admin(listen: .init(host: "0.0.0.0", port: 9901), tokenFile: "/etc/sidecache/admin.token"))
+        #expect(config.admin?.isLoopback == false)
+        #expect(try parse("upstream: { url: \"http://127.0.0.1:3000\" }\nadmin: {}").admin?.isLoopback == true)
+        let e = errors("""
+        listen: "127.0.0.1:8080"
+        upstream: { url: "http://127.0.0.1:3000" }
+        admin:
+          listen: "127.0.0.1:8080"
+          token_file: admin.token
+          tokn: x
+        """)
+        #expect(e.map(\.path) == ["admin.listen", "admin.token_file", "admin.tokn"])
+    }
+}

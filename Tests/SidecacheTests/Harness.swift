@@ -19,6 +19,8 @@ final class ManualClock: Sendable {
 /// a test origin. Config text uses `UPSTREAM` for the origin's URL.
 final class Sidecar: Sendable {
     let port: Int
+    /// The admin port, when the config has an `admin` section.
+    let adminPort: Int?
     let runtime: ProxyRuntime
     let clock: ManualClock
     let configPath: String
@@ -51,9 +53,10 @@ final class Sidecar: Sendable {
         ttl: 1m
     """
 
-    init(port: Int, runtime: ProxyRuntime, clock: ManualClock, configPath: String, logPath: String, group: MultiThreadedEventLoopGroup,
+    init(port: Int, adminPort: Int?, runtime: ProxyRuntime, clock: ManualClock, configPath: String, logPath: String, group: MultiThreadedEventLoopGroup,
          services: ServiceGroup, task: Task<Void, any Error>, sink: LogSink) {
         self.port = port
+        self.adminPort = adminPort
         self.runtime = runtime
         self.clock = clock
         self.configPath = configPath
@@ -64,7 +67,8 @@ final class Sidecar: Sendable {
         self.sink = sink
     }
 
-    static func start(origin: TestOrigin?, upstreamPort: Int? = nil, extra: String = "", routes: String = defaultRoutes, access: Bool = false) async throws -> Sidecar {
+    static func start(origin: TestOrigin?, upstreamPort: Int? = nil, extra: String = "", routes: String = defaultRoutes, access: Bool = false,
+                      adminEnvironment: [String: String] = [:]) async throws -> Sidecar {
         let upstream = "http://127.0.0.1:\(upstreamPort ?? origin?.port ?? 1)"
         let yaml = """
         listen: "127.0.0.1:0"
@@ -94,14 +98,27 @@ final class Sidecar: Sendable {
             continuation.yield(address.port ?? 0)
             continuation.finish()
         })
-        var config = ServiceGroupConfiguration(services: [.init(service: server)], logger: logger)
+        var list: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        let (adminStream, adminContinuation) = AsyncStream<Int>.makeStream()
+        if let admin = snapshot.configuration.admin {
+            let adminServer = try AdminServer(runtime: runtime, group: group, admin: admin, environment: adminEnvironment) { address in
+                adminContinuation.yield(address.port ?? 0)
+                adminContinuation.finish()
+            }
+            list.append(.init(service: adminServer))
+        } else {
+            adminContinuation.finish()
+        }
+        var config = ServiceGroupConfiguration(services: list, logger: logger)
         config.gracefulShutdownSignals = []
         let services = ServiceGroup(configuration: config)
         let task = Task { try await services.run() }
         var port = 0
         for await p in stream { port = p }
         guard port != 0 else { throw TestClientError(description: "sidecache did not start") }
-        return Sidecar(port: port, runtime: runtime, clock: clock, configPath: configPath, logPath: logPath, group: group,
+        var adminPort: Int?
+        for await p in adminStream { adminPort = p }
+        return Sidecar(port: port, adminPort: adminPort, runtime: runtime, clock: clock, configPath: configPath, logPath: logPath, group: group,
                        services: services, task: task, sink: sink)
     }
 

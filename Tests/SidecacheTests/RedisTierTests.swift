@@ -254,7 +254,8 @@ import Testing
             #expect(tagSets == 2)
 
             version.withLockedValue { $0 = 2 }
-            try await b.runtime.invalidate(tag: "item:11").get()  // a route template tag, purged from B
+            let purged = try await b.runtime.invalidate(tag: "item:11").get()  // a route template tag, purged from B
+            #expect(purged == ProxyRuntime.PurgeCount(memory: 0, redis: 1))  // B never held it; Redis did
             var after = try await get(a.port, "/api/items/11")
             for _ in 0..<50 where after.text != "v2" {
                 try await Task.sleep(for: .milliseconds(20))
@@ -263,7 +264,8 @@ import Testing
             #expect(after.text == "v2")
             #expect(try await get(a.port, "/plain/page").text == "v1")  // other tags untouched
 
-            try await b.runtime.invalidate(tag: "catalog").get()  // an origin Surrogate-Key
+            let catalog = try await b.runtime.invalidate(tag: "catalog").get()  // an origin Surrogate-Key
+            #expect(catalog.redis == 2)  // /api/items/11 (stored again) and /plain/page
             var page = try await get(a.port, "/plain/page")
             for _ in 0..<50 where page.text != "v2" {
                 try await Task.sleep(for: .milliseconds(20))

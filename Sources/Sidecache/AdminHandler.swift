@@ -1,0 +1,250 @@
+import Foundation
+import HTTPCaching
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SidecacheConfig
+
+/// One admin connection: reads a request (JSON body up to 1 MiB), checks the token, and answers
+/// with JSON. `/healthz` and `/readyz` need no token.
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let maxBodyBytes = 1 << 20
+
+    private let runtime: ProxyRuntime
+    private let token: String?
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var tooLarge = false
+
+    init(runtime: ProxyRuntime, token: String?) {
+        self.runtime = runtime
+        self.token = token
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body.clear()
+            tooLarge = false
+        case .body(var chunk):
+            if body.readableBytes + chunk.readableBytes > Self.maxBodyBytes { tooLarge = true } else { body.writeBuffer(&chunk) }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            if tooLarge {
+                respond(context, head, .payloadTooLarge, ["error": "request body over 1 MiB"])
+                return
+            }
+            handle(head, body: body, context: context)
+        }
+    }
+
+    // MARK: Routing
+
+    private func handle(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        let path = String(CacheKeyPolicy.split(uri: head.uri).path)
+        switch (head.method, path) {
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            respond(context, head, .ok, ["status": "ok"])
+            return
+        case (.GET, "/readyz"), (.HEAD, "/readyz"):
+            readiness(head, context: context)
+            return
+        default:
+            break
+        }
+        guard authorized(head) else {
+            respond(context, head, .unauthorized, ["error": "missing or wrong bearer token"], extra: [("WWW-Authenticate", "Bearer")])
+            return
+        }
+        switch (head.method, path) {
+        case (.POST, "/purge"):
+            purge(head, body: body, context: context)
+        case (.PURGE, _):
+            run(.path(path), head, context: context)
+        case (.POST, "/reload"):
+            reload(head, context: context)
+        case (.GET, "/config"):
+            configuration(head, context: context)
+        case (_, "/purge"), (_, "/reload"), (_, "/config"), (_, "/healthz"), (_, "/readyz"):
+            respond(context, head, .methodNotAllowed, ["error": "\(head.method.rawValue) is not allowed on \(path)"])
+        default:
+            respond(context, head, .notFound, ["error": "no admin endpoint \(path)",
+                                               "endpoints": ["POST /purge", "PURGE /<path>", "POST /reload", "GET /config", "GET /healthz", "GET /readyz"]])
+        }
+    }
+
+    private func authorized(_ head: HTTPRequestHead) -> Bool {
+        guard let token else { return true }
+        guard let value = head.headers.first(name: "authorization"), value.lowercased().hasPrefix("bearer ") else { return false }
+        return AdminToken.matches(value.dropFirst("bearer ".count), token)
+    }
+
+    // MARK: Endpoints
+
+    /// Ready when a config is loaded and the upstream accepts a TCP connection.
+    private func readiness(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let snapshot = runtime.config
+        let upstream = snapshot.configuration.upstream
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(upstream.connectTimeout.milliseconds))
+            .connect(host: upstream.host, port: upstream.port)
+            .flatMap { $0.close() }
+            .hop(to: loop)
+            .whenComplete { result in
+                let (handler, context) = bound.value
+                switch result {
+                case .success:
+                    handler.respond(context, head, .ok, ["status": "ready", "config_version": snapshot.version])
+                case .failure(let error):
+                    handler.respond(context, head, .serviceUnavailable, ["status": "not ready", "reason": "upstream \(upstream.url) unreachable: \(error)"])
+                }
+            }
+    }
+
+    /// `{"url": "/path"}`, `{"tags": [...]}` or `{"all": true}`.
+    private func purge(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        let request: PurgeRequest
+        do {
+            request = try PurgeRequest(json: body)
+        } catch {
+            respond(context, head, .badRequest, ["error": error.description])
+            return
+        }
+        switch request {
+        case .url(let path): run(.path(path), head, context: context)
+        case .tags(let tags): runTags(tags, head, context: context)
+        case .all: run(.all, head, context: context)
+        }
+    }
+
+    private func run(_ target: InvalidationMessage.Target, _ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        runtime.invalidate(target, on: context.eventLoop).whenSuccess { count in
+            let (handler, context) = bound.value
+            handler.respond(context, head, .ok, Self.summary(count, kind: target.kind))
+        }
+    }
+
+    private func runTags(_ tags: [String], _ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let all = tags.map { runtime.invalidate(.tag($0), on: loop) }
+        EventLoopFuture.whenAllSucceed(all, on: loop).whenSuccess { counts in
+            let (handler, context) = bound.value
+            let memory = counts.reduce(0) { $0 + $1.memory }
+            let redis = counts.allSatisfy { $0.redis != nil } ? counts.reduce(0) { $0 + ($1.redis ?? 0) } : nil
+            handler.respond(context, head, .ok, Self.summary(ProxyRuntime.PurgeCount(memory: memory, redis: redis), kind: "tags"))
+        }
+    }
+
+    static func summary(_ count: ProxyRuntime.PurgeCount, kind: String) -> [String: Any] {
+        ["purged": kind, "removed": ["memory": count.memory, "redis": count.redis.map { $0 as Any } ?? NSNull()]]
+    }
+
+    private func reload(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        switch runtime.reload() {
+        case .success(let changes):
+            respond(context, head, .ok, ["status": "reloaded", "config_version": runtime.config.version, "changes": changes.description])
+        case .failure(let errors):
+            respond(context, head, .unprocessableEntity, [
+                "status": "rejected; the previous config stays active", "file": errors.file,
+                "errors": errors.errors.map { ["path": $0.path, "line": $0.line.map { $0 as Any } ?? NSNull(), "message": $0.message] },
+            ])
+        }
+    }
+
+    /// The active config as JSON; secrets (the Redis password) are left out, the token is never in it.
+    private func configuration(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let snapshot = runtime.config
+        do {
+            let encoded = try JSONEncoder().encode(snapshot.configuration)
+            let config = try JSONSerialization.jsonObject(with: encoded)
+            respond(context, head, .ok, ["config_version": snapshot.version, "file": snapshot.sourcePath, "config": config])
+        } catch {
+            respond(context, head, .internalServerError, ["error": "cannot encode the config: \(error)"])
+        }
+    }
+
+    // MARK: Writing
+
+    private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ object: [String: Any],
+                         extra: [(String, String)] = []) {
+        var data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        data.append(UInt8(ascii: "\n"))
+        var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(data.count))] + extra)
+        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: data)))), promise: nil) }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !head.isKeepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+    }
+}
+
+/// The body of `POST /purge`.
+enum PurgeRequest: Equatable {
+    case url(String)
+    case tags([String])
+    case all
+
+    struct Invalid: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static let fields: Set<String> = ["url", "tags", "all"]
+
+    init(json: ByteBuffer) throws(Invalid) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.readableBytesView)), let fields = object as? [String: Any] else {
+            throw Invalid(description: "the body must be a JSON object: {\"url\": \"/path\"}, {\"tags\": [\"a\"]} or {\"all\": true}")
+        }
+        if let unknown = fields.keys.sorted().first(where: { !Self.fields.contains($0) }) {
+            throw Invalid(description: "unknown field \"\(unknown)\" (expected one of: all, tags, url)")
+        }
+        guard fields.count == 1, let (name, value) = fields.first else {
+            throw Invalid(description: "give exactly one of url, tags or all")
+        }
+        switch name {
+        case "url":
+            guard let text = value as? String, let path = Self.path(of: text) else {
+                throw Invalid(description: "url must be a path (\"/api/items/42\") or an http(s) URL")
+            }
+            self = .url(path)
+        case "tags":
+            guard let list = value as? [String], !list.isEmpty, list.allSatisfy({ !$0.isEmpty }) else {
+                throw Invalid(description: "tags must be a non-empty list of non-empty strings")
+            }
+            self = .tags(list)
+        default:
+            guard let flag = value as? Bool, flag else { throw Invalid(description: "all must be true") }
+            self = .all
+        }
+    }
+
+    /// The path of a path or absolute URL; its query does not matter (every variant goes).
+    static func path(of text: String) -> String? {
+        if text.hasPrefix("/") { return String(CacheKeyPolicy.split(uri: text).path) }
+        let lower = text.lowercased()
+        for scheme in ["http://", "https://"] where lower.hasPrefix(scheme) {
+            let rest = text.dropFirst(scheme.count)
+            guard let slash = rest.firstIndex(of: "/") else { return "/" }
+            return String(CacheKeyPolicy.split(uri: String(rest[slash...])).path)
+        }
+        return nil
+    }
+}
+
+extension InvalidationMessage.Target {
+    var kind: String {
+        switch self {
+        case .path: return "url"
+        case .tag: return "tags"
+        case .all: return "all"
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Sidecache
+import SidecacheConfig
+import TestSupport
+import Testing
+
+/// The admin port over real sockets: a real origin, a real sidecache with its admin listener.
+@Suite struct AdminTests {
+    static let item = #"{"id":1}"#
+
+    static func withAdmin(token: String? = nil, _ body: (TestOrigin, Sidecar, Int) async throws -> Void) async throws {
+        var extra = "admin:\n  listen: \"127.0.0.1:0\""
+        if let token {
+            let file = NSTemporaryDirectory() + "admin-token-\(UUID().uuidString)"
+            try "\(token)\n".write(toFile: file, atomically: true, encoding: .utf8)
+            extra += "\n  token_file: \"\(file)\""
+        }
+        try await withProxy(extra: extra, { _ in .ok(Self.item) }) { origin, proxy in
+            let adminPort = try #require(proxy.adminPort)
+            try await body(origin, proxy, adminPort)
+        }
+    }
+
+    static func json(_ response: TestResponse) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+    }
+
+    static func removed(_ response: TestResponse) throws -> Int {
+        let removed = try #require(try json(response)["removed"] as? [String: Any])
+        return try #require(removed["memory"] as? Int)
+    }
+
+    @Test func healthAndReadiness() async throws {
+        try await Self.withAdmin(token: "t0k") { _, _, admin in
+            let health = try await get(admin, "/healthz")
+            #expect(health.status == 200 && health.header("Content-Type") == "application/json")
+            #expect(try Self.json(health)["status"] as? String == "ok")
+            let ready = try await get(admin, "/readyz")
+            let readyStatus = try Self.json(ready)["status"] as? String
+            #expect(ready.status == 200 && readyStatus == "ready")
+        }
+        // No upstream listening: not ready.
+        let dead = try freePort()
+        let proxy = try await Sidecar.start(origin: nil, upstreamPort: dead, extra: "admin: { listen: \"127.0.0.1:0\" }")
+        let notReady = try await get(try #require(proxy.adminPort), "/readyz")
+        #expect(notReady.status == 503)
+        let reason = try Self.json(notReady)["reason"] as? String
+        #expect(reason?.contains("unreachable") == true)
+        await proxy.stop()
+    }
+
+    @Test func everyOtherEndpointNeedsTheToken() async throws {
+        try await Self.withAdmin(token: "s3cret-token") { _, _, admin in
+            #expect(try await get(admin, "/config").status == 401)
+            #expect(try await get(admin, "/config", [("Authorization", "Bearer wrong")]).status == 401)
+            #expect(try await get(admin, "/config", [("Authorization", "Bearer s3cret-token-and-more")]).status == 401)
+            #expect(try await request(admin, "POST", "/purge", body: #"{"all": true}"#).status == 401)
+            let ok = try await get(admin, "/config", [("Authorization", "Bearer s3cret-token")])
+            #expect(ok.status == 200)
+            #expect(!ok.text.contains("s3cret-token"))
+        }
+    }
+
+    @Test func aNonLoopbackAdminPortRefusesToStartWithoutAToken() throws {
+        let admin = SidecacheConfiguration.Admin(listen: .init(host: "0.0.0.0", port: 9901))
+        let group = MultiThreadedEventLoopGroup.singleton
+        let snapshot = try ConfigSnapshot(configuration: ConfigParser.parse(yaml: "upstream: { url: \"http://127.0.0.1:1\" }", file: "t.yaml"),
+                                          version: 1, sourcePath: "t.yaml")
+        let sink = LogSink(fileDescriptor: -1)
+        let runtime = ProxyRuntime(snapshot: snapshot, group: group, logger: .init(label: "t"), logSink: sink, levelBox: LogLevelBox(.info))
+        #expect(throws: (any Error).self) { try AdminServer(runtime: runtime, group: group, admin: admin, environment: [:]) }
+        _ = try AdminServer(runtime: runtime, group: group, admin: admin, environment: ["SIDECACHE_ADMIN_TOKEN": "x"])
+    }
+
+    @Test func purgeByURLRemovesEveryVariantAndPurgeShorthandToo() async throws {
+        try await Self.withAdmin { origin, proxy, admin in
+            _ = try await get(proxy.port, "/api/items/1")
+            _ = try await get(proxy.port, "/api/items/1?lang=de")
+            _ = try await get(proxy.port, "/api/items/2")
+            #expect(try await get(proxy.port, "/api/items/1?lang=de").xCache == "HIT")
+            let purged = try await request(admin, "POST", "/purge", body: #"{"url": "http://example.com/api/items/1?x=1"}"#)
+            #expect(purged.status == 200)
+            #expect(try Self.removed(purged) == 2)
+            #expect(try await get(proxy.port, "/api/items/1?lang=de").xCache == "MISS")
+            #expect(try await get(proxy.port, "/api/items/2").xCache == "HIT")
+            let shorthand = try await request(admin, "PURGE", "/api/items/2")
+            let shorthandRemoved = try Self.removed(shorthand)
+            #expect(shorthand.status == 200 && shorthandRemoved == 1)
+            #expect(try await get(proxy.port, "/api/items/2").xCache == "MISS")
+        }
+    }
+
+    @Test func purgeByTagsAndAll() async throws {
+        try await Self.withAdmin { origin, proxy, admin in
+            for id in 1...3 { _ = try await get(proxy.port, "/api/items/\(id)") }
+            _ = try await get(proxy.port, "/plain/x")
+            let tag = try await request(admin, "POST", "/purge", body: #"{"tags": ["item:2", "item:3"]}"#)
+            let tagRemoved = try Self.removed(tag)
+            #expect(tag.status == 200 && tagRemoved == 2)
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "HIT")
+            #expect(try await get(proxy.port, "/api/items/2").xCache == "MISS")
+            let all = try await request(admin, "POST", "/purge", body: #"{"all": true}"#)
+            let allRemoved = try Self.removed(all)
+            #expect(all.status == 200 && allRemoved == 3)  // items 1 and 2 (stored again) and /plain/x
+            #expect(try await get(proxy.port, "/plain/x").xCache == "MISS")
+        }
+    }
+
+    @Test func badPurgeBodiesAre400WithAMessage() async throws {
+        try await Self.withAdmin { _, _, admin in
+            for (body, fragment) in [
+                ("not json", "JSON object"), (#"{"url": "/a", "colour": 1}"#, "unknown field \"colour\""),
+                (#"{"url": "/a", "all": true}"#, "exactly one"), (#"{"tags": []}"#, "non-empty"), (#"{"all": false}"#, "must be true"),
+                (#"{"url": "ftp://x/y"}"#, "url must be"),
+            ] {
+                let response = try await request(admin, "POST", "/purge", body: body)
+                #expect(response.status == 400, "\(body)")
+                let message = try Self.json(response)["error"] as? String
+                #expect(message?.contains(fragment) == true, "\(body): \(response.text)")
+            }
+            #expect(try await get(admin, "/nothing").status == 404)
+            #expect(try await get(admin, "/purge").status == 405)
+        }
+    }
+
+    @Test func reloadAnswersWhatChangedOrEveryErrorAndConfigShowsTheActiveFile() async throws {
+        try await Self.withAdmin { _, proxy, admin in
+            let original = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+            try original.replacingOccurrences(of: "ttl: 1m", with: "ttl: 2m").write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+            let ok = try await request(admin, "POST", "/reload")
+            #expect(ok.status == 200)
+            let okBody = try Self.json(ok)
+            #expect((okBody["changes"] as? String)?.contains("routes changed: default") == true)
+            #expect(okBody["config_version"] as? Int == 2)
+
+            try (original + "\nbogus_key: 1\n").write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+            let bad = try await request(admin, "POST", "/reload")
+            #expect(bad.status == 422)
+            let errors = try #require(try Self.json(bad)["errors"] as? [[String: Any]])
+            #expect(errors.first?["path"] as? String == "bogus_key")
+            #expect(proxy.runtime.config.version == 2)
+
+            let config = try await get(admin, "/config")
+            let body = try Self.json(config)
+            #expect(body["config_version"] as? Int == 2)
+            let routes = try #require((body["config"] as? [String: Any])?["routes"] as? [[String: Any]])
+            #expect(routes.last?["ttl"] as? String == "2m")
+        }
+    }
+}
