@@ -97,13 +97,17 @@ final class ReconnectingConnection: Sendable {
         current?.close()
     }
 
-    private func connect() {
-        let proceed = status.withLockedValue { s -> Bool in
+    /// Changes the state unless the connection was shut down; false when it was.
+    private func move(to state: State) -> Bool {
+        status.withLockedValue { s in
             if case .shutdown = s.state { return false }
-            s.state = .connecting
+            s.state = state
             return true
         }
-        guard proceed else { return }
+    }
+
+    private func connect() {
+        guard move(to: .connecting) else { return }
         let settings = self.settings
         RedisConnection.connect(to: settings.url, on: eventLoop, connectTimeout: settings.connectTimeout,
                                 commandTimeout: settings.commandTimeout, onPush: onPush)
@@ -143,12 +147,7 @@ final class ReconnectingConnection: Sendable {
     }
 
     private func lost() {
-        let retry = status.withLockedValue { s -> Bool in
-            if case .shutdown = s.state { return false }
-            s.state = .waiting
-            return true
-        }
-        guard retry else { return }
+        guard move(to: .waiting) else { return }
         logger.warning("redis connection lost; reconnecting", metadata: ["redis": "\(settings.url)"])
         scheduleRetry()
     }

@@ -23,81 +23,77 @@ import Testing
         try #require(client.connectedCount >= count)
     }
 
-    @Test func setGetDelAndBinaryValues() async throws {
-        let server = try RedisServer()
+    /// Starts a server and a client pool against it, waits until the pool is connected, runs `body`.
+    static func withClient(serverArguments: [String] = [], url: ((RedisServer) -> String)? = nil, timeout: TimeAmount = .seconds(3),
+                           poolSize: Int = 1, _ body: (RedisServer, RedisClient) async throws -> Void) async throws {
+        let server = try RedisServer(arguments: serverArguments)
         defer { server.stop() }
-        let client = RedisClient(settings: try Self.settings(server.url), poolSize: 2, group: Self.group, logger: Self.logger)
+        let client = RedisClient(settings: try settings(url?(server) ?? server.url, timeout: timeout), poolSize: poolSize, group: group, logger: logger)
         defer { client.shutdown() }
-        try await Self.waitConnected(client, count: 2)
-        var set = RedisCommand("SET", ["k"])
-        set.append(ByteBuffer(bytes: [0, 1, 2, 13, 10, 255]))
-        #expect(try await client.send(set).get() == .simpleString("OK"))
-        #expect(try await client.send(RedisCommand("GET", ["k"])).get() == .bulk(ByteBuffer(bytes: [0, 1, 2, 13, 10, 255])))
-        #expect(try await client.send(RedisCommand("GET", ["missing"])).get() == .null)
-        #expect(try await client.send(RedisCommand("DEL", ["k", "missing"])).get() == .integer(1))
-        await #expect(throws: RedisError.self) { try await client.send(RedisCommand("NOSUCHCOMMAND")).get() }
+        try await waitConnected(client, count: poolSize)
+        try await body(server, client)
+    }
+
+    @Test func setGetDelAndBinaryValues() async throws {
+        try await Self.withClient(poolSize: 2) { (server, client) async throws in
+            var set = RedisCommand("SET", ["k"])
+            set.append(ByteBuffer(bytes: [0, 1, 2, 13, 10, 255]))
+            #expect(try await client.send(set).get() == .simpleString("OK"))
+            #expect(try await client.send(RedisCommand("GET", ["k"])).get() == .bulk(ByteBuffer(bytes: [0, 1, 2, 13, 10, 255])))
+            #expect(try await client.send(RedisCommand("GET", ["missing"])).get() == .null)
+            #expect(try await client.send(RedisCommand("DEL", ["k", "missing"])).get() == .integer(1))
+            await #expect(throws: RedisError.self) { try await client.send(RedisCommand("NOSUCHCOMMAND")).get() }
+        }
     }
 
     @Test func manyPipelinedCommandsAreAnsweredInOrder() async throws {
-        let server = try RedisServer()
-        defer { server.stop() }
-        let client = RedisClient(settings: try Self.settings(server.url), poolSize: 1, group: Self.group, logger: Self.logger)
-        defer { client.shutdown() }
-        try await Self.waitConnected(client)
-        let futures = (0..<2000).map { i in client.send(RedisCommand("ECHO", ["value-\(i)"])) }
-        for (i, future) in futures.enumerated() {
-            #expect(try await future.get().string == "value-\(i)")
+        try await Self.withClient() { (server, client) async throws in
+            let futures = (0..<2000).map { i in client.send(RedisCommand("ECHO", ["value-\(i)"])) }
+            for (i, future) in futures.enumerated() {
+                #expect(try await future.get().string == "value-\(i)")
+            }
         }
     }
 
     @Test func authAndDatabaseAreSentOnConnect() async throws {
-        let server = try RedisServer(arguments: ["--requirepass", "s3cret"])
-        defer { server.stop() }
-        let client = RedisClient(settings: try Self.settings("redis://:s3cret@127.0.0.1:\(server.port)/3"), poolSize: 1, group: Self.group, logger: Self.logger)
-        defer { client.shutdown() }
-        try await Self.waitConnected(client)
-        _ = try await client.send(RedisCommand("SET", ["in-db-3", "yes"])).get()
-        #expect(try server.command("AUTH s3cret") == "+OK")
-        // A fresh raw connection on db 0 does not see it; the client's SELECT 3 put it elsewhere.
-        #expect(try await client.send(RedisCommand("CLIENT", ["INFO"])).get().string?.contains("db=3") == true)
+        try await Self.withClient(serverArguments: ["--requirepass", "s3cret"], url: { server in "redis://:s3cret@127.0.0.1:\(server.port)/3" }) { (server, client) async throws in
+            _ = try await client.send(RedisCommand("SET", ["in-db-3", "yes"])).get()
+            #expect(try server.command("AUTH s3cret") == "+OK")
+            // A fresh raw connection on db 0 does not see it; the client's SELECT 3 put it elsewhere.
+            #expect(try await client.send(RedisCommand("CLIENT", ["INFO"])).get().string?.contains("db=3") == true)
 
-        let wrong = RedisClient(settings: try Self.settings("redis://:nope@127.0.0.1:\(server.port)"), poolSize: 1, group: Self.group, logger: Self.logger)
-        defer { wrong.shutdown() }
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(wrong.connectedCount == 0)
-        await #expect(throws: RedisError(.unavailable, "no connection to redis is up")) { try await wrong.send(RedisCommand("PING")).get() }
+            let wrong = RedisClient(settings: try Self.settings("redis://:nope@127.0.0.1:\(server.port)"), poolSize: 1, group: Self.group, logger: Self.logger)
+            defer { wrong.shutdown() }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(wrong.connectedCount == 0)
+            await #expect(throws: RedisError(.unavailable, "no connection to redis is up")) { try await wrong.send(RedisCommand("PING")).get() }
+        }
     }
 
     @Test func aSlowReplyTimesOutAndTheConnectionIsRemade() async throws {
-        let server = try RedisServer(arguments: ["--enable-debug-command", "yes"])
-        defer { server.stop() }
-        let client = RedisClient(settings: try Self.settings(server.url, timeout: .milliseconds(300)), poolSize: 1, group: Self.group, logger: Self.logger)
-        defer { client.shutdown() }
-        try await Self.waitConnected(client)
-        let started = ContinuousClock.now
-        let error = await #expect(throws: RedisError.self) { try await client.send(RedisCommand("DEBUG", ["SLEEP", "3"])).get() }
-        #expect(error?.kind == .timeout)
-        #expect(ContinuousClock.now - started < .seconds(2))
-        try await Task.sleep(for: .seconds(3))
-        try await Self.waitConnected(client)
-        #expect(try await client.send(RedisCommand("PING")).get() == .simpleString("PONG"))
+        try await Self.withClient(serverArguments: ["--enable-debug-command", "yes"], timeout: .milliseconds(300)) { (server, client) async throws in
+            let started = ContinuousClock.now
+            let error = await #expect(throws: RedisError.self) { try await client.send(RedisCommand("DEBUG", ["SLEEP", "3"])).get() }
+            #expect(error?.kind == .timeout)
+            #expect(ContinuousClock.now - started < .seconds(2))
+            try await Task.sleep(for: .seconds(3))
+            try await Self.waitConnected(client)
+            #expect(try await client.send(RedisCommand("PING")).get() == .simpleString("PONG"))
+        }
     }
 
     @Test func killedAndRestartedServerIsReconnected() async throws {
-        let server = try RedisServer()
-        defer { server.stop() }
-        let client = RedisClient(settings: try Self.settings(server.url), poolSize: 2, group: Self.group, logger: Self.logger)
-        defer { client.shutdown() }
-        try await Self.waitConnected(client, count: 2)
-        server.kill()
-        for _ in 0..<100 where client.connectedCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(client.connectedCount == 0)
-        let started = ContinuousClock.now
-        await #expect(throws: RedisError.self) { try await client.send(RedisCommand("PING")).get() }
-        #expect(ContinuousClock.now - started < .seconds(1))  // fails at once, not after the 3 s timeout
-        try server.start()
-        try await Self.waitConnected(client, count: 2)
-        #expect(try await client.send(RedisCommand("PING")).get() == .simpleString("PONG"))
+        try await Self.withClient(poolSize: 2) { (server, client) async throws in
+            server.kill()
+            for _ in 0..<100 where client.connectedCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(client.connectedCount == 0)
+            let started = ContinuousClock.now
+            await #expect(throws: RedisError.self) { try await client.send(RedisCommand("PING")).get() }
+            #expect(ContinuousClock.now - started < .seconds(1))  // fails at once, not after the 3 s timeout
+            try server.start()
+            try await Self.waitConnected(client, count: 2)
+            #expect(try await client.send(RedisCommand("PING")).get() == .simpleString("PONG"))
+        }
     }
 
     @Test func subscriberReceivesMessagesAndResubscribesAfterARestart() async throws {
@@ -133,27 +129,21 @@ import Testing
     }
 
     @Test func scriptsAreLoadedAndReloadedAfterAFlush() async throws {
-        let server = try RedisServer()
-        defer { server.stop() }
-        let client = RedisClient(settings: try Self.settings(server.url), poolSize: 1, group: Self.group, logger: Self.logger)
-        defer { client.shutdown() }
-        try await Self.waitConnected(client)
-        let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
-        #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "2")]).get() == .integer(2))
-        #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "3")]).get() == .integer(5))
-        _ = try await client.send(RedisCommand("SCRIPT", ["FLUSH"])).get()
-        #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "1")]).get() == .integer(6))
+        try await Self.withClient() { (server, client) async throws in
+            let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+            #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "2")]).get() == .integer(2))
+            #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "3")]).get() == .integer(5))
+            _ = try await client.send(RedisCommand("SCRIPT", ["FLUSH"])).get()
+            #expect(try await script.run(on: client, keys: ["n"], arguments: [ByteBuffer(string: "1")]).get() == .integer(6))
+        }
     }
 
     @Test func unixSocketURLsConnect() async throws {
         let path = NSTemporaryDirectory() + "redis-\(UInt32.random(in: 0...UInt32.max)).sock"
-        let server = try RedisServer(arguments: ["--unixsocket", path, "--unixsocketperm", "700"])
-        defer { server.stop() }
-        let client = RedisClient(settings: try Self.settings("unix://\(path)?db=2"), poolSize: 1, group: Self.group, logger: Self.logger)
-        defer { client.shutdown() }
-        try await Self.waitConnected(client)
-        _ = try await client.send(RedisCommand("SET", ["over-unix", "1"])).get()
-        #expect(try server.call("SELECT", "2") == .simpleString("OK"))
-        #expect(try await client.send(RedisCommand("CLIENT", ["INFO"])).get().string?.contains("db=2") == true)
+        try await Self.withClient(serverArguments: ["--unixsocket", path, "--unixsocketperm", "700"], url: { server in "unix://\(path)?db=2" }) { (server, client) async throws in
+            _ = try await client.send(RedisCommand("SET", ["over-unix", "1"])).get()
+            #expect(try server.call("SELECT", "2") == .simpleString("OK"))
+            #expect(try await client.send(RedisCommand("CLIENT", ["INFO"])).get().string?.contains("db=2") == true)
+        }
     }
 }
