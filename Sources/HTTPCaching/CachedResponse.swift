@@ -109,6 +109,17 @@ public final class CachedResponse: Sendable {
     }
 
     /// `current_age` of §4.2.3.
+    /// This response as if its freshness lifetime had ended at `now` (a soft purge); itself when it
+    /// is stale already.
+    public func expired(at now: CacheInstant) -> CachedResponse {
+        guard case .fresh = freshness(at: now) else { return self }
+        var shortened = terms
+        shortened.freshnessLifetime = age(at: now)
+        return CachedResponse(status: status, headers: headers, body: body, responseTime: responseTime,
+                              correctedInitialAge: correctedInitialAge, terms: shortened,
+                              varyNames: varyNames, varyValues: varyValues, tags: tags)
+    }
+
     public func age(at now: CacheInstant) -> CacheDuration {
         correctedInitialAge + max(.zero, now - responseTime)
     }

@@ -30,6 +30,12 @@ struct LRUTable<Key: Hashable, Value> {
         slots[key].flatMap { nodes[$0].value }
     }
 
+    /// Replaces the value of a key already present without changing its place in the use order.
+    mutating func replace(_ key: Key, _ value: Value) {
+        guard let slot = slots[key] else { return }
+        nodes[slot].value = value
+    }
+
     /// Inserts or replaces, marking the key as just used; returns the value it replaced.
     @discardableResult
     mutating func set(_ key: Key, _ value: Value) -> Value? {

@@ -7,6 +7,15 @@ import NIOHTTP1
 /// for a dictionary operation, never across I/O. Every variant of one primary key (Vary, §4.1) lives
 /// in one slot so they are found, counted and evicted together.
 public final class MemoryStore: Sendable {
+    /// What a purge does with the entries it finds.
+    public enum PurgeMode: Sendable, Equatable {
+        /// Delete them.
+        case remove
+        /// Soft purge: make them stale as of this instant, so stale-while-revalidate and
+        /// stale-if-error can still serve them while they are refreshed.
+        case markStale(at: CacheInstant)
+    }
+
     public struct Limits: Sendable, Equatable {
         public var maxBytes: Int
         public var maxObjectBytes: Int
@@ -44,26 +53,28 @@ public final class MemoryStore: Sendable {
         var entries = 0
         var evictions = 0
         var maxBytes: Int
-        /// tag -> primary keys in this shard carrying it. Paths are indexed here too (with a prefix
-        /// no tag can have), so invalidation by URL finds every variant without scanning.
+        /// tag -> primary keys in this shard carrying it.
         var tagIndex: [String: Set<String>] = [:]
+        /// URL path -> primary keys in this shard for it, so invalidation by URL finds every host,
+        /// query and variant without scanning, and a pattern purge matches each path once.
+        var pathIndex: [String: Set<String>] = [:]
 
         mutating func index(_ key: String, _ entry: CachedResponse, path: String) {
             for tag in entry.tags { tagIndex[tag, default: []].insert(key) }
-            tagIndex[MemoryStore.pathTag(path), default: []].insert(key)
+            pathIndex[path, default: []].insert(key)
         }
 
         mutating func unindex(_ key: String, _ set: VariantSet) {
             for entry in set.variants {
-                for tag in entry.tags { drop(key, fromTag: tag) }
+                for tag in entry.tags { Self.drop(key, from: tag, in: &tagIndex) }
             }
-            if let path = MemoryStore.pathOf(key: key) { drop(key, fromTag: MemoryStore.pathTag(path)) }
+            if let path = MemoryStore.pathOf(key: key) { Self.drop(key, from: path, in: &pathIndex) }
         }
 
-        private mutating func drop(_ key: String, fromTag tag: String) {
-            guard var keys = tagIndex[tag] else { return }
+        private static func drop(_ key: String, from name: String, in index: inout [String: Set<String>]) {
+            guard var keys = index[name] else { return }
             keys.remove(key)
-            tagIndex[tag] = keys.isEmpty ? nil : keys
+            index[name] = keys.isEmpty ? nil : keys
         }
 
         @discardableResult
@@ -73,6 +84,22 @@ public final class MemoryStore: Sendable {
             entries -= set.variants.count
             unindex(key, set)
             return set.variants.count
+        }
+
+        /// Soft purge: every variant under the key becomes stale at `now` (those already stale stay
+        /// as they are), keeping its place in the LRU order. Returns the variants it holds.
+        mutating func expireKey(_ key: String, at now: CacheInstant) -> Int {
+            guard var set = table.peek(key) else { return 0 }
+            set.variants = set.variants.map { $0.expired(at: now) }
+            table.replace(key, set)
+            return set.variants.count
+        }
+
+        mutating func apply(_ mode: PurgeMode, toKey key: String) -> Int {
+            switch mode {
+            case .remove: removeKey(key)
+            case .markStale(let now): expireKey(key, at: now)
+            }
         }
 
         mutating func evict(toFit limit: Int) {
@@ -166,23 +193,75 @@ public final class MemoryStore: Sendable {
         shard(for: key.value).withLockedValue { $0.removeKey(key.value) }
     }
 
-    /// Removes every entry whose URL path is `path` (all hosts, queries, key headers and variants).
+    /// Removes (or with `.markStale`, expires) every entry whose URL path is `path`: all hosts,
+    /// queries, key headers and variants. Returns the variants affected.
     @discardableResult
-    public func invalidate(path: String) -> Int {
-        invalidate(tag: Self.pathTag(path))
+    public func invalidate(path: String, mode: PurgeMode = .remove) -> Int {
+        invalidate(mode) { $0.pathIndex[path] }
     }
 
-    /// Removes every entry carrying the tag.
+    /// Removes (or expires) every entry carrying the tag.
     @discardableResult
-    public func invalidate(tag: String) -> Int {
-        var removed = 0
+    public func invalidate(tag: String, mode: PurgeMode = .remove) -> Int {
+        invalidate(mode) { $0.tagIndex[tag] }
+    }
+
+    /// The variants of one primary key live in one shard, but the keys of a path or tag are spread
+    /// over all of them.
+    private func invalidate(_ mode: PurgeMode, keys: (Shard) -> Set<String>?) -> Int {
+        var affected = 0
         for shard in shards {
-            removed += shard.withLockedValue { s in
-                guard let keys = s.tagIndex[tag] else { return 0 }
-                return keys.reduce(0) { $0 + s.removeKey($1) }
+            affected += shard.withLockedValue { s in
+                guard let found = keys(s) else { return 0 }
+                return found.reduce(0) { $0 + s.apply(mode, toKey: $1) }
             }
         }
-        return removed
+        return affected
+    }
+
+    /// Removes (or expires) every entry whose URL path satisfies `matches` (a glob or regex purge).
+    ///
+    /// Meant for a thread of its own, not an event loop: it can take a while on a big cache. Each
+    /// shard's lock is held only to copy its path list and then for `batch` keys at a time, so the
+    /// event loops serving traffic wait at most one short batch for a shard.
+    @discardableResult
+    public func invalidate(pathsMatching matches: (String) -> Bool, mode: PurgeMode = .remove, batch: Int = 256) -> Int {
+        var affected = 0
+        for shard in shards {
+            let paths = shard.withLockedValue { Array($0.pathIndex.keys) }
+            let matched = paths.filter(matches)
+            var start = 0
+            while start < matched.count {
+                let slice = matched[start..<min(start + batch, matched.count)]
+                start += slice.count
+                affected += shard.withLockedValue { s in
+                    var n = 0
+                    for path in slice {
+                        guard let keys = s.pathIndex[path] else { continue }
+                        for key in keys { n += s.apply(mode, toKey: key) }
+                    }
+                    return n
+                }
+            }
+        }
+        return affected
+    }
+
+    /// Removes (or expires) everything.
+    @discardableResult
+    public func invalidateAll(mode: PurgeMode = .remove) -> Int {
+        guard case .markStale(let now) = mode else { return removeAll() }
+        var affected = 0
+        for shard in shards {
+            let keys = shard.withLockedValue { s in s.pathIndex.values.flatMap { $0 } }
+            var start = 0
+            while start < keys.count {
+                let slice = keys[start..<min(start + 256, keys.count)]
+                start += slice.count
+                affected += shard.withLockedValue { s in slice.reduce(0) { $0 + s.expireKey($1, at: now) } }
+            }
+        }
+        return affected
     }
 
     @discardableResult
@@ -193,6 +272,7 @@ public final class MemoryStore: Sendable {
                 let n = s.entries
                 s.table.removeAll()
                 s.tagIndex.removeAll()
+                s.pathIndex.removeAll()
                 s.bytes = 0
                 s.entries = 0
                 return n
@@ -214,7 +294,6 @@ public final class MemoryStore: Sendable {
     }
 
     // The primary key is "host" + path [+ "?" query] [+ "\0" headers]; the path index needs the path back.
-    static func pathTag(_ path: String) -> String { "\u{1}path:" + path }
 
     static func pathOf(key: String) -> String? {
         guard let slash = key.firstIndex(of: "/") else { return nil }

@@ -108,7 +108,7 @@ final class AdminHandler: ChannelInboundHandler {
             }
     }
 
-    /// `{"url": "/path"}`, `{"tags": [...]}` or `{"all": true}`.
+    /// `{"url"}`, `{"pattern"}`, `{"regex"}`, `{"tags"}` or `{"all": true}`, each with an optional `"soft": true`.
     private func purge(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
         let request: PurgeRequest
         do {
@@ -117,10 +117,19 @@ final class AdminHandler: ChannelInboundHandler {
             respond(context, head, .badRequest, ["error": error.description])
             return
         }
-        switch request {
-        case .url(let path): run(.path(path), head, context: context)
-        case .tags(let tags): runTags(tags, head, context: context)
-        case .all: run(.all, head, context: context)
+        let loop = context.eventLoop
+        let targets: [InvalidationMessage.Target]
+        switch request.target {
+        case .url(let path): targets = [.path(path)]
+        case .tags(let tags): targets = tags.map { .tag($0) }
+        case .pattern(let pattern): targets = [.pattern(pattern)]
+        case .all: targets = [.all]
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let all = targets.map { runtime.invalidate($0, soft: request.soft, on: loop) }
+        EventLoopFuture.whenAllSucceed(all, on: loop).whenSuccess { counts in
+            let (handler, context) = bound.value
+            handler.respond(context, head, .ok, Self.summary(ProxyRuntime.PurgeCount(adding: counts), kind: targets[0].kind, soft: request.soft))
         }
     }
 
@@ -128,24 +137,13 @@ final class AdminHandler: ChannelInboundHandler {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         runtime.invalidate(target, on: context.eventLoop).whenSuccess { count in
             let (handler, context) = bound.value
-            handler.respond(context, head, .ok, Self.summary(count, kind: target.kind))
+            handler.respond(context, head, .ok, Self.summary(count, kind: target.kind, soft: false))
         }
     }
 
-    private func runTags(_ tags: [String], _ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let all = tags.map { runtime.invalidate(.tag($0), on: loop) }
-        EventLoopFuture.whenAllSucceed(all, on: loop).whenSuccess { counts in
-            let (handler, context) = bound.value
-            let memory = counts.reduce(0) { $0 + $1.memory }
-            let redis = counts.allSatisfy { $0.redis != nil } ? counts.reduce(0) { $0 + ($1.redis ?? 0) } : nil
-            handler.respond(context, head, .ok, Self.summary(ProxyRuntime.PurgeCount(memory: memory, redis: redis), kind: "tags"))
-        }
-    }
-
-    static func summary(_ count: ProxyRuntime.PurgeCount, kind: String) -> [String: Any] {
-        ["purged": kind, "removed": ["memory": count.memory, "redis": count.redis.map { $0 as Any } ?? NSNull()]]
+    /// `{"purged": kind, "removed" or "marked_stale": {"memory": n, "redis": n or null}}`.
+    static func summary(_ count: ProxyRuntime.PurgeCount, kind: String, soft: Bool) -> [String: Any] {
+        ["purged": kind, "soft": soft, soft ? "marked_stale" : "removed": ["memory": count.memory, "redis": count.redis.map { $0 as Any } ?? NSNull()]]
     }
 
     private func reload(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -188,44 +186,68 @@ final class AdminHandler: ChannelInboundHandler {
 }
 
 /// The body of `POST /purge`.
-enum PurgeRequest: Equatable {
-    case url(String)
-    case tags([String])
-    case all
+struct PurgeRequest: Equatable {
+    enum Target: Equatable {
+        case url(String)
+        case tags([String])
+        case pattern(PurgePattern)
+        case all
+    }
+
+    let target: Target
+    /// Mark stale instead of removing.
+    let soft: Bool
 
     struct Invalid: Error, CustomStringConvertible {
         let description: String
     }
 
-    static let fields: Set<String> = ["url", "tags", "all"]
+    static let forms = ["all", "pattern", "regex", "tags", "url"]
+    static let usage = #"{"url": "/path"}, {"pattern": "/api/*"}, {"regex": "^/api/[0-9]+$"}, {"tags": ["a"]} or {"all": true}, optionally with "soft": true"#
 
     init(json: ByteBuffer) throws(Invalid) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.readableBytesView)), let fields = object as? [String: Any] else {
-            throw Invalid(description: "the body must be a JSON object: {\"url\": \"/path\"}, {\"tags\": [\"a\"]} or {\"all\": true}")
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.readableBytesView)), var fields = object as? [String: Any] else {
+            throw Invalid(description: "the body must be a JSON object: \(Self.usage)")
         }
-        if let unknown = fields.keys.sorted().first(where: { !Self.fields.contains($0) }) {
-            throw Invalid(description: "unknown field \"\(unknown)\" (expected one of: all, tags, url)")
+        if let unknown = fields.keys.sorted().first(where: { $0 != "soft" && !Self.forms.contains($0) }) {
+            throw Invalid(description: "unknown field \"\(unknown)\" (expected one of: \(Self.forms.joined(separator: ", ")), soft)")
+        }
+        if let flag = fields.removeValue(forKey: "soft") {
+            guard let soft = flag as? Bool else { throw Invalid(description: "soft must be true or false") }
+            self.soft = soft
+        } else {
+            soft = false
         }
         guard fields.count == 1, let (name, value) = fields.first else {
-            throw Invalid(description: "give exactly one of url, tags or all")
+            throw Invalid(description: "give exactly one of \(Self.forms.joined(separator: ", "))")
         }
+        target = try Self.target(name, value)
+    }
+
+    private static func target(_ name: String, _ value: Any) throws(Invalid) -> Target {
         switch name {
         case "url":
             guard let text = value as? String, let path = Self.path(of: text) else {
                 throw Invalid(description: "url must be a path (\"/api/items/42\") or an http(s) URL")
             }
-            self = .url(path)
+            return .url(path)
         case "tags":
             guard let list = value as? [String], !list.isEmpty, list.allSatisfy({ !$0.isEmpty }) else {
                 throw Invalid(description: "tags must be a non-empty list of non-empty strings")
             }
-            self = .tags(list)
+            return .tags(list)
+        case "pattern", "regex":
+            guard let text = value as? String else { throw Invalid(description: "\(name) must be a string") }
+            do throws(PurgePattern.Invalid) {
+                return .pattern(name == "pattern" ? try PurgePattern(glob: text) : try PurgePattern(regex: text))
+            } catch {
+                throw Invalid(description: "\(name): \(error.description)")
+            }
         default:
             guard let flag = value as? Bool, flag else { throw Invalid(description: "all must be true") }
-            self = .all
+            return .all
         }
     }
-
     /// The path of a path or absolute URL; its query does not matter (every variant goes).
     static func path(of text: String) -> String? {
         if text.hasPrefix("/") { return String(CacheKeyPolicy.split(uri: text).path) }
@@ -236,15 +258,5 @@ enum PurgeRequest: Equatable {
             return String(CacheKeyPolicy.split(uri: String(rest[slash...])).path)
         }
         return nil
-    }
-}
-
-extension InvalidationMessage.Target {
-    var kind: String {
-        switch self {
-        case .path: return "url"
-        case .tag: return "tags"
-        case .all: return "all"
-        }
     }
 }

@@ -2,6 +2,7 @@ import HTTPCaching
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import SidecacheConfig
 
 /// Everything the request path shares across connections and event loops: the current config
@@ -59,9 +60,13 @@ public final class ProxyRuntime: Sendable {
     private func makeTier(_ config: SidecacheConfiguration.Redis) -> RedisTier {
         let store = self.store
         let logger = self.logger
+        let group = self.group
+        let clock = self.clock
         return RedisTier(
             config: config, group: group, logger: logger, instanceID: instanceID,
-            onInvalidation: { target in store.invalidate(target) },
+            onInvalidation: { message in
+                _ = Self.invalidateMemory(store, message.target, soft: message.soft, now: clock(), on: group.next())
+            },
             onResubscribed: {
                 // Messages sent while the subscription was down are lost: what L1 holds may have
                 // been invalidated elsewhere.
@@ -96,32 +101,53 @@ public final class ProxyRuntime: Sendable {
             self.memory = memory
             self.redis = redis
         }
+
+        /// The sum of several purges; Redis's part is unknown if any of them failed there.
+        init(adding counts: [PurgeCount]) {
+            memory = counts.reduce(0) { $0 + $1.memory }
+            redis = counts.allSatisfy { $0.redis != nil } ? counts.reduce(0) { $0 + ($1.redis ?? 0) } : nil
+        }
     }
 
     /// Purges every entry carrying `tag` here, in Redis and on every other instance.
-    public func invalidate(tag: String) -> EventLoopFuture<PurgeCount> {
-        invalidate(.tag(tag), on: group.next())
+    public func invalidate(tag: String, soft: Bool = false) -> EventLoopFuture<PurgeCount> {
+        invalidate(.tag(tag), soft: soft, on: group.next())
     }
 
     /// Purges every entry whose URL path is `path`, everywhere (see `invalidate(tag:)`).
-    public func invalidate(path: String) -> EventLoopFuture<PurgeCount> {
-        invalidate(.path(path), on: group.next())
+    public func invalidate(path: String, soft: Bool = false) -> EventLoopFuture<PurgeCount> {
+        invalidate(.path(path), soft: soft, on: group.next())
+    }
+
+    /// Purges every entry whose URL path matches the glob or regex, everywhere.
+    public func invalidate(pattern: PurgePattern, soft: Bool = false) -> EventLoopFuture<PurgeCount> {
+        invalidate(.pattern(pattern), soft: soft, on: group.next())
     }
 
     /// Purges everything, everywhere.
-    public func invalidateAll() -> EventLoopFuture<PurgeCount> {
-        invalidate(.all, on: group.next())
+    public func invalidateAll(soft: Bool = false) -> EventLoopFuture<PurgeCount> {
+        invalidate(.all, soft: soft, on: group.next())
     }
 
-    /// Evicts from L1 now, and from L2 and every other instance's L1 through Redis when it is
-    /// configured (best effort: with Redis down only this instance's L1 is cleared). The future
-    /// completes on `loop` once Redis has done its part or failed (bounded by the Redis timeout).
-    func invalidate(_ target: InvalidationMessage.Target, on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
-        let memory = store.invalidate(target)
-        guard let tier = redisTier else { return loop.makeSucceededFuture(PurgeCount(memory: memory, redis: nil)) }
-        return tier.invalidate(target, on: loop)
-            .map { PurgeCount(memory: memory, redis: $0) }
-            .recover { _ in PurgeCount(memory: memory, redis: nil) }
+    /// Evicts from L1 (or with `soft`, marks stale), and does the same in L2 and every other
+    /// instance's L1 through Redis when it is configured (best effort: with Redis down only this
+    /// instance's L1 is changed). The future completes on `loop` once both are done, Redis within
+    /// its timeout.
+    func invalidate(_ target: InvalidationMessage.Target, soft: Bool = false, on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
+        let now = now()
+        let memory = Self.invalidateMemory(store, target, soft: soft, now: now, on: loop)
+        guard let tier = redisTier else { return memory.map { PurgeCount(memory: $0, redis: nil) } }
+        let redis = tier.invalidate(target, soft: soft, now: now, on: loop).map(Optional.some).recover { _ in nil }
+        return memory.and(redis).map { PurgeCount(memory: $0, redis: $1) }
+    }
+
+    /// A path or tag is applied at once; a walk of the whole cache runs on the thread pool so the
+    /// event loops keep serving (they wait at most for one batch of keys on a shard's lock).
+    private static func invalidateMemory(_ store: MemoryStore, _ target: InvalidationMessage.Target, soft: Bool, now: CacheInstant,
+                                         on loop: any EventLoop) -> EventLoopFuture<Int> {
+        let mode: MemoryStore.PurgeMode = soft ? .markStale(at: now) : .remove
+        guard target.scansWholeCache else { return loop.makeSucceededFuture(store.invalidate(target, mode: mode)) }
+        return NIOThreadPool.singleton.runIfActive(eventLoop: loop) { store.invalidate(target, mode: mode) }
     }
 
     func now() -> CacheInstant { clock() }

@@ -39,26 +39,77 @@ final class RedisTier: Sendable {
         return 1
         """)
 
-    /// Deletes every entry in an index set and the set, then publishes the invalidation, in one
-    /// atomic step: an instance that hears the message can no longer find the entries in L2.
-    /// KEYS: the set; ARGV: entry key prefix, channel, message. Returns the variants removed.
-    private let invalidateScript = RedisScript("""
+    /// Pops up to a batch of members from an index set and deletes their entries; once the set is
+    /// empty, publishes the invalidation in the same atomic step, so an instance that hears the
+    /// message can no longer find any of the entries in L2. Called until nothing is left, so a big
+    /// set never blocks Redis for long. KEYS: the set; ARGV: entry key prefix, channel ("" for no
+    /// message), message, batch, soft-purge field. Returns {variants removed, members left}.
+    private let removeSetScript = RedisScript("""
         local removed = 0
-        for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+        for _, member in ipairs(redis.call('SPOP', KEYS[1], tonumber(ARGV[4]))) do
           local key = ARGV[1] .. member
           local variants = redis.call('HLEN', key)
           if variants > 0 then
+            removed = removed + variants - redis.call('HEXISTS', key, ARGV[5])
             redis.call('DEL', key)
-            removed = removed + variants
           end
         end
-        redis.call('DEL', KEYS[1])
-        redis.call('PUBLISH', ARGV[2], ARGV[3])
-        return removed
+        local left = redis.call('SCARD', KEYS[1])
+        if left == 0 and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+        return {removed, left}
         """)
 
+    /// Soft purge of one batch of an index set: stamps each entry with the purge time (variants
+    /// stored before it count as stale from then on); publishes when the scan is complete. KEYS:
+    /// the set; ARGV: entry key prefix, channel ("" for none), message, batch, soft-purge field,
+    /// purge time in ms, SSCAN cursor. Returns {variants marked, next cursor}.
+    private let markSetScript = RedisScript("""
+        local page = redis.call('SSCAN', KEYS[1], ARGV[7], 'COUNT', ARGV[4])
+        local marked = 0
+        for _, member in ipairs(page[2]) do
+          local key = ARGV[1] .. member
+          local variants = redis.call('HLEN', key)
+          if variants > 0 then
+            marked = marked + variants - redis.call('HEXISTS', key, ARGV[5])
+            redis.call('HSET', key, ARGV[5], ARGV[6])
+          end
+        end
+        if page[1] == '0' and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+        return {marked, page[1]}
+        """)
+
+    /// Soft purge of a batch of entry keys (a soft purge of everything). KEYS: entries; ARGV:
+    /// soft-purge field, purge time in ms. Returns the variants marked.
+    private let markEntriesScript = RedisScript("""
+        local marked = 0
+        for _, key in ipairs(KEYS) do
+          local variants = redis.call('HLEN', key)
+          if variants > 0 then
+            marked = marked + variants - redis.call('HEXISTS', key, ARGV[1])
+            redis.call('HSET', key, ARGV[1], ARGV[2])
+          end
+        end
+        return marked
+        """)
+
+    /// The hash field of an entry that holds the time of its last soft purge. A variant field is
+    /// built from header names, which cannot contain NUL, so it never collides.
+    static let softPurgeField = "\u{0}soft-purged"
+
+    private static let softPurgeFieldBytes = ByteBuffer(string: softPurgeField)
+
+    /// Compares bytes: this runs for every field of every L2 lookup.
+    static func isSoftPurgeField(_ field: RESPValue) -> Bool {
+        guard let bytes = field.bytes, bytes.readableBytesView.first == 0 else { return false }
+        return bytes == softPurgeFieldBytes
+    }
+
+    /// Members handled per script call: Redis runs one script at a time, so a batch bounds how long
+    /// a purge of a big set holds it up.
+    static let purgeBatch = 500
+
     init(config: SidecacheConfiguration.Redis, group: any EventLoopGroup, logger: Logger, instanceID: String,
-         onInvalidation: @escaping @Sendable (InvalidationMessage.Target) -> Void,
+         onInvalidation: @escaping @Sendable (InvalidationMessage) -> Void,
          onResubscribed: @escaping @Sendable () -> Void) {
         self.config = config
         self.instanceID = instanceID
@@ -75,7 +126,7 @@ final class RedisTier: Sendable {
                     return
                 }
                 guard message.instanceID != ownID else { return }
-                onInvalidation(message.target)
+                onInvalidation(message)
             },
             onSubscribed: { resubscribed in
                 if resubscribed { onResubscribed() }
@@ -133,18 +184,28 @@ final class RedisTier: Sendable {
             recordFailure(RedisError(.unexpectedReply, "HGETALL answered \(reply)"))
             return nil
         }
-        var best: CachedResponse?
+        // A soft purge stamped the hash: variants stored before it are stale from that time on.
+        var softPurged: CacheInstant?
         var index = 0
         while index + 1 < items.count {
             defer { index += 2 }
-            guard let value = items[index + 1].bytes else { continue }
-            let entry: CachedResponse
+            if Self.isSoftPurgeField(items[index]), let ms = items[index + 1].string.flatMap({ Int64($0) }) {
+                softPurged = CacheInstant(milliseconds: ms)
+            }
+        }
+        var best: CachedResponse?
+        index = 0
+        while index + 1 < items.count {
+            defer { index += 2 }
+            guard let value = items[index + 1].bytes, !Self.isSoftPurgeField(items[index]) else { continue }
+            var entry: CachedResponse
             do throws(CachedResponseCodec.DecodeError) {
                 entry = try CachedResponseCodec.decode(value)
             } catch {
                 discardCorrupt(redisKey, field: items[index].bytes ?? ByteBuffer(), error: error, loop: loop)
                 continue
             }
+            if let softPurged, entry.responseTime <= softPurged { entry = entry.expired(at: softPurged) }
             guard entry.matchesVariant(of: requestHeaders), entry.isUseful(at: now) else { continue }
             if best.map({ entry.responseTime > $0.responseTime }) ?? true { best = entry }
         }
@@ -184,49 +245,115 @@ final class RedisTier: Sendable {
 
     // MARK: Invalidation
 
-    /// Removes the matching entries from L2 and tells the other instances, in one step. Completes
-    /// with the number of variants removed, or an error (already counted).
+    /// Removes (or with `soft`, marks stale) the matching entries in L2 and tells the other
+    /// instances once that is done. Completes with the number of variants affected, or an error
+    /// (already counted).
     @discardableResult
-    func invalidate(_ target: InvalidationMessage.Target, on loop: any EventLoop) -> EventLoopFuture<Int> {
-        let message = ByteBuffer(string: InvalidationMessage(instanceID: instanceID, target: target).encoded)
-        let channel = ByteBuffer(string: config.invalidationChannel)
-        let reply: EventLoopFuture<RESPValue>
-        let indexSet: String?
+    func invalidate(_ target: InvalidationMessage.Target, soft: Bool, now: CacheInstant, on loop: any EventLoop) -> EventLoopFuture<Int> {
+        let message = ByteBuffer(string: InvalidationMessage(instanceID: instanceID, target: target, soft: soft).encoded)
+        let purge = SetPurge(soft: soft, now: now, message: message)
+        let done: EventLoopFuture<Int>
         switch target {
-        case .path(let path): indexSet = pathKey(path)
-        case .tag(let tag): indexSet = tagKey(tag)
-        case .all: indexSet = nil
+        case .path(let path):
+            done = purgeSet(pathKey(path), purge, publishing: true, on: loop)
+        case .tag(let tag):
+            done = purgeSet(tagKey(tag), purge, publishing: true, on: loop)
+        case .pattern(let pattern):
+            done = purgePaths(matching: pattern, purge, on: loop).flatMap { self.publish(message, after: $0, on: loop) }
+        case .all:
+            let all = soft ? markEverything(purge, on: loop) : removeEverything(on: loop)
+            done = all.flatMap { self.publish(message, after: $0, on: loop) }
         }
-        if let indexSet {
-            reply = invalidateScript.run(on: client, keys: [indexSet], arguments: [ByteBuffer(string: config.keyPrefix + "e:"), channel, message], preferring: loop)
-        } else {
-            reply = removeEverything(on: loop).flatMap { removed in
-                var publish = RedisCommand("PUBLISH", [self.config.invalidationChannel])
-                publish.append(message)
-                return self.client.send(publish, preferring: loop).map { _ in .integer(Int64(removed)) }
-            }
-        }
-        return reply.hop(to: loop).flatMapThrowing { value in
-            guard let n = value.integer else { throw RedisError(.unexpectedReply, "invalidation answered \(value)") }
-            return Int(n)
-        }.flatMapErrorThrowing { error in
+        return done.hop(to: loop).flatMapErrorThrowing { error in
             self.recordFailure(error)
             throw error
         }
     }
 
-    /// Every key under the prefix, found with SCAN (never KEYS) and deleted in batches.
-    private func removeEverything(on loop: any EventLoop, cursor: String = "0", removed: Int = 0) -> EventLoopFuture<Int> {
-        client.send(RedisCommand("SCAN", [cursor, "MATCH", config.keyPrefix + "*", "COUNT", "500"]), preferring: loop).flatMap { reply in
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
-                return loop.makeFailedFuture(RedisError(.unexpectedReply, "SCAN answered \(reply)"))
+    /// One purge's settings, shared by the batches it takes.
+    private struct SetPurge {
+        let soft: Bool
+        let now: CacheInstant
+        let message: ByteBuffer
+        var timeMilliseconds: String { String(now.milliseconds) }
+    }
+
+    /// Every batch of one index set; the last one publishes the message when `publishing`.
+    private func purgeSet(_ set: String, _ purge: SetPurge, publishing: Bool, cursor: String = "0", total: Int = 0,
+                          on loop: any EventLoop) -> EventLoopFuture<Int> {
+        let channel = ByteBuffer(string: publishing ? config.invalidationChannel : "")
+        var arguments = [ByteBuffer(string: config.keyPrefix + "e:"), channel, purge.message,
+                         ByteBuffer(string: String(Self.purgeBatch)), ByteBuffer(string: Self.softPurgeField)]
+        if purge.soft { arguments += [ByteBuffer(string: purge.timeMilliseconds), ByteBuffer(string: cursor)] }
+        let script = purge.soft ? markSetScript : removeSetScript
+        return script.run(on: client, keys: [set], arguments: arguments, preferring: loop).flatMap { reply in
+            guard let parts = reply.array, parts.count == 2, let n = parts[0].integer else {
+                return loop.makeFailedFuture(RedisError(.unexpectedReply, "the purge script answered \(reply)"))
             }
-            let names = keys.compactMap(\.string).filter { $0 != self.config.invalidationChannel }
+            // Removal pops members, so "left" counts down; marking scans, so the cursor says when it is over.
+            let next = purge.soft ? (parts[1].string ?? "0") : ((parts[1].integer ?? 0) > 0 ? "more" : "0")
+            let sum = total + Int(n)
+            if next == "0" { return loop.makeSucceededFuture(sum) }
+            return self.purgeSet(set, purge, publishing: publishing, cursor: next, total: sum, on: loop)
+        }
+    }
+
+    /// A glob or regex purge: SCAN the path sets (never KEYS), test each path with the same matcher
+    /// L1 uses, and purge the matching sets a page at a time.
+    private func purgePaths(matching pattern: PurgePattern, _ purge: SetPurge, cursor: String = "0", total: Int = 0,
+                            on loop: any EventLoop) -> EventLoopFuture<Int> {
+        let prefix = config.keyPrefix + "p:"
+        return scan(match: prefix + "*", cursor: cursor, on: loop).flatMap { next, keys in
+            let matches = pattern.matcher()  // a Regex is not Sendable: one per page
+            let sets = keys.filter { matches(String($0.dropFirst(prefix.count))) }
+            let purged = sets.map { self.purgeSet($0, purge, publishing: false, on: loop) }
+            return EventLoopFuture.whenAllSucceed(purged, on: loop).flatMap { counts in
+                let sum = total + counts.reduce(0, +)
+                if next == "0" { return loop.makeSucceededFuture(sum) }
+                return self.purgePaths(matching: pattern, purge, cursor: next, total: sum, on: loop)
+            }
+        }
+    }
+
+    private func publish(_ message: ByteBuffer, after count: Int, on loop: any EventLoop) -> EventLoopFuture<Int> {
+        var publish = RedisCommand("PUBLISH", [config.invalidationChannel])
+        publish.append(message)
+        return client.send(publish, preferring: loop).map { _ in count }
+    }
+
+    /// One SCAN page: the next cursor and the keys found.
+    private func scan(match: String, cursor: String, on loop: any EventLoop) -> EventLoopFuture<(String, [String])> {
+        client.send(RedisCommand("SCAN", [cursor, "MATCH", match, "COUNT", "1000"]), preferring: loop).flatMapThrowing { reply in
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
+                throw RedisError(.unexpectedReply, "SCAN answered \(reply)")
+            }
+            return (next, keys.compactMap(\.string))
+        }
+    }
+
+    /// Every key under the prefix, found with SCAN (never KEYS) and deleted in batches. Counts keys.
+    private func removeEverything(on loop: any EventLoop, cursor: String = "0", removed: Int = 0) -> EventLoopFuture<Int> {
+        scan(match: config.keyPrefix + "*", cursor: cursor, on: loop).flatMap { next, keys in
+            let names = keys.filter { $0 != self.config.invalidationChannel }
             let deleted: EventLoopFuture<Int> = names.isEmpty
                 ? loop.makeSucceededFuture(0)
                 : self.client.send(RedisCommand("UNLINK", names), preferring: loop).map { Int($0.integer ?? 0) }
             return deleted.flatMap { n in
                 next == "0" ? loop.makeSucceededFuture(removed + n) : self.removeEverything(on: loop, cursor: next, removed: removed + n)
+            }
+        }
+    }
+
+    /// Every entry under the prefix stamped with the soft-purge time, a SCAN page at a time.
+    private func markEverything(_ purge: SetPurge, cursor: String = "0", marked: Int = 0, on loop: any EventLoop) -> EventLoopFuture<Int> {
+        scan(match: config.keyPrefix + "e:*", cursor: cursor, on: loop).flatMap { next, keys in
+            let done: EventLoopFuture<Int> = keys.isEmpty
+                ? loop.makeSucceededFuture(0)
+                : self.markEntriesScript.run(on: self.client, keys: keys,
+                                             arguments: [ByteBuffer(string: Self.softPurgeField), ByteBuffer(string: purge.timeMilliseconds)],
+                                             preferring: loop).map { Int($0.integer ?? 0) }
+            return done.flatMap { n in
+                next == "0" ? loop.makeSucceededFuture(marked + n) : self.markEverything(purge, cursor: next, marked: marked + n, on: loop)
             }
         }
     }

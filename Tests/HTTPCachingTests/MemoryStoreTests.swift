@@ -99,4 +99,79 @@ import Testing
         store.updateLimits(.init(maxBytes: 20_000, maxObjectBytes: 10_000))
         #expect(store.statistics.bytes <= 20_000)
     }
+
+    @Test func aPatternPurgeRemovesEveryKeyOfTheMatchingPathsAndNothingElse() throws {
+        let store = MemoryStore(limits: .init(maxBytes: 50_000_000, maxObjectBytes: 10_000))
+        for i in 0..<200 {
+            store.store(entry(bytes: 10), for: key("/api/items/\(i)"))
+            store.store(entry(bytes: 10), for: key("/api/items/\(i)", query: "?lang=de"))
+        }
+        store.store(entry(bytes: 10), for: key("/api/other/1"))
+        let regex = try PurgePattern(regex: "^/api/items/1[0-9]$")
+        #expect(store.invalidate(pathsMatching: regex.matcher(), batch: 3) == 20)  // ten paths, two keys each
+        #expect(store.lookup(key("/api/items/15"), requestHeaders: [:], now: now) == nil)
+        #expect(store.lookup(key("/api/items/150"), requestHeaders: [:], now: now) != nil)
+        let glob = try PurgePattern(glob: "/api/items/*")
+        #expect(store.invalidate(pathsMatching: glob.matcher()) == 380)
+        #expect(store.statistics.entries == 1)
+        #expect(store.lookup(key("/api/other/1"), requestHeaders: [:], now: now) != nil)
+    }
+
+    @Test func aSoftPurgeMakesEntriesStaleFromThePurgeOnAndKeepsThem() throws {
+        let swr = StorageTerms(freshnessLifetime: .seconds(60), staleWhileRevalidate: .seconds(30), staleIfError: .zero,
+                               revalidateAlways: false, mayServeStale: true)
+        let fresh = CachedResponse(status: .ok, headers: [:], body: ByteBuffer(string: "x"), requestTime: now, responseTime: now,
+                                   terms: swr, varyNames: [], varyValues: [], tags: ["t"])
+        let store = MemoryStore(limits: .init(maxBytes: 1_000_000, maxObjectBytes: 10_000))
+        store.store(fresh, for: key("/a"))
+        store.store(fresh, for: key("/b"))
+        let purgedAt = now + .seconds(5)
+        #expect(store.invalidate(tag: "t", mode: .markStale(at: purgedAt)) == 2)
+        #expect(store.statistics.entries == 2)
+        let later = purgedAt + .seconds(10)
+        let marked = try #require(store.lookup(key("/a"), requestHeaders: [:], now: later))
+        #expect(marked.freshness(at: later) == .stale(staleness: .seconds(10)))
+        #expect(marked.isWithinStaleWhileRevalidate(at: later))
+        #expect(!marked.isWithinStaleWhileRevalidate(at: purgedAt + .seconds(31)))
+        // A second soft purge does not move the time an entry went stale.
+        store.invalidate(path: "/a", mode: .markStale(at: later))
+        let again = try #require(store.lookup(key("/a"), requestHeaders: [:], now: later))
+        #expect(again.freshness(at: later) == .stale(staleness: .seconds(10)))
+    }
+
+    @Test func aSoftPurgeOfEverythingMarksEveryEntry() throws {
+        let store = MemoryStore(limits: .init(maxBytes: 10_000_000, maxObjectBytes: 10_000))
+        for i in 0..<600 { store.store(entry(bytes: 10), for: key("/k/\(i)")) }
+        #expect(store.invalidateAll(mode: .markStale(at: now)) == 600)
+        #expect(store.statistics.entries == 600)
+        let entry = try #require(store.lookup(key("/k/7"), requestHeaders: [:], now: now))
+        #expect(entry.freshness(at: now) == .stale(staleness: .zero))
+    }
+}
+
+@Suite struct PurgePatternTests {
+    @Test func globsMatchTheWholePathAndStarCrossesSlashes() throws {
+        let glob = try PurgePattern(glob: "/api/items/*").matcher()
+        #expect(glob("/api/items/42"))
+        #expect(glob("/api/items/42/reviews"))
+        #expect(!glob("/api/item/42"))
+        #expect(!glob("/x/api/items/42"))
+        let one = try PurgePattern(glob: "/v?/[a-c]*").matcher()
+        #expect(one("/v1/abc") && one("/v2/c"))
+        #expect(!one("/v10/a") && !one("/v1/d"))
+    }
+
+    @Test func regexesMatchAnywhereUnlessAnchored() throws {
+        let anchored = try PurgePattern(regex: #"^/api/items/\d+$"#).matcher()
+        #expect(anchored("/api/items/42"))
+        #expect(!anchored("/api/items/42/x"))
+        let loose = try PurgePattern(regex: "items").matcher()
+        #expect(loose("/api/items/42"))
+    }
+
+    @Test func badPatternsAreRefusedWithAReason() {
+        #expect(throws: PurgePattern.Invalid.self) { try PurgePattern(regex: "([a-z") }
+        #expect(throws: PurgePattern.Invalid.self) { try PurgePattern(regex: "") }
+        #expect(throws: PurgePattern.Invalid.self) { try PurgePattern(glob: "") }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Sidecache
@@ -108,12 +109,61 @@ import Testing
         }
     }
 
+    @Test func purgeByPatternAndRegexTouchesOnlyTheMatchingPaths() async throws {
+        try await Self.withAdmin { _, proxy, admin in
+            for id in 1...3 { _ = try await get(proxy.port, "/api/items/\(id)") }
+            _ = try await get(proxy.port, "/api/items/2?lang=fr")
+            _ = try await get(proxy.port, "/plain/a")
+            _ = try await get(proxy.port, "/plain/bb")
+            let glob = try await request(admin, "POST", "/purge", body: #"{"pattern": "/api/items/*"}"#)
+            let globRemoved = try Self.removed(glob)
+            #expect(glob.status == 200 && globRemoved == 4)
+            #expect(try Self.json(glob)["purged"] as? String == "pattern")
+            #expect(try await get(proxy.port, "/api/items/2").xCache == "MISS")
+            #expect(try await get(proxy.port, "/plain/a").xCache == "HIT")
+            let regex = try await request(admin, "POST", "/purge", body: #"{"regex": "^/plain/[a-z]$"}"#)
+            let regexRemoved = try Self.removed(regex)
+            #expect(regex.status == 200 && regexRemoved == 1)
+            #expect(try await get(proxy.port, "/plain/a").xCache == "MISS")
+            #expect(try await get(proxy.port, "/plain/bb").xCache == "HIT")
+            let unknownTag = try await request(admin, "POST", "/purge", body: #"{"tags": ["no-such-tag"]}"#)
+            let unknownRemoved = try Self.removed(unknownTag)
+            #expect(unknownTag.status == 200 && unknownRemoved == 0)
+        }
+    }
+
+    @Test func aSoftPurgeServesTheOldEntryStaleWhileItRefreshes() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: "admin: { listen: \"127.0.0.1:0\" }", { _ in .ok("v\(version.withLockedValue { $0 })") }) { origin, proxy in
+            let admin = try #require(proxy.adminPort)
+            _ = try await get(proxy.port, "/api/items/5")
+            _ = try await get(proxy.port, "/api/items/6")
+            version.withLockedValue { $0 = 2 }
+            let soft = try await request(admin, "POST", "/purge", body: #"{"tags": ["item:5"], "soft": true}"#)
+            let json = try Self.json(soft)
+            let marked = try #require(json["marked_stale"] as? [String: Any])
+            #expect(soft.status == 200 && marked["memory"] as? Int == 1 && json["soft"] as? Bool == true)
+            // The route has stale_while_revalidate: the old body is served at once, and refreshed.
+            let stale = try await get(proxy.port, "/api/items/5")
+            #expect(stale.xCache == "STALE" && stale.text == "v1")
+            var fresh = try await get(proxy.port, "/api/items/5")
+            for _ in 0..<50 where fresh.text != "v2" {
+                try await Task.sleep(for: .milliseconds(20))
+                fresh = try await get(proxy.port, "/api/items/5")
+            }
+            #expect(fresh.text == "v2" && fresh.xCache == "HIT")
+            #expect(try await get(proxy.port, "/api/items/6").text == "v1")  // not purged
+            #expect(origin.count("/api/items/5") == 2)
+        }
+    }
+
     @Test func badPurgeBodiesAre400WithAMessage() async throws {
         try await Self.withAdmin { _, _, admin in
             for (body, fragment) in [
                 ("not json", "JSON object"), (#"{"url": "/a", "colour": 1}"#, "unknown field \"colour\""),
                 (#"{"url": "/a", "all": true}"#, "exactly one"), (#"{"tags": []}"#, "non-empty"), (#"{"all": false}"#, "must be true"),
-                (#"{"url": "ftp://x/y"}"#, "url must be"),
+                (#"{"url": "ftp://x/y"}"#, "url must be"), (#"{"regex": "([a-z"}"#, "does not compile"),
+                (#"{"pattern": ""}"#, "empty"), (#"{"all": true, "soft": "yes"}"#, "soft must be"),
             ] {
                 let response = try await request(admin, "POST", "/purge", body: body)
                 #expect(response.status == 400, "\(body)")

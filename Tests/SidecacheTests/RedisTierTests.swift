@@ -275,6 +275,84 @@ import Testing
         }
     }
 
+    /// Polls `path` on `port` until it answers `text` (an invalidation message is asynchronous).
+    static func eventually(_ port: Int, _ path: String, is text: String) async throws -> TestResponse {
+        var response = try await get(port, path)
+        for _ in 0..<50 where response.text != text {
+            try await Task.sleep(for: .milliseconds(20))
+            response = try await get(port, path)
+        }
+        return response
+    }
+
+    @Test func aPatternPurgeOnOneInstanceReachesL2AndTheOtherInstance() async throws {
+        let version = NIOLockedValueBox(1)
+        try await Self.withTwoInstances({ _ in .ok("v\(version.withLockedValue { $0 })") }) { _, redis, a, b in
+            for id in 1...3 { _ = try await get(a.port, "/api/items/\(id)") }
+            _ = try await get(a.port, "/plain/keep")
+            try await Self.waitForL2(redis, keyContaining: "/plain/keep")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/3")
+            version.withLockedValue { $0 = 2 }
+            let purged = try await b.runtime.invalidate(pattern: PurgePattern(glob: "/api/items/*")).get()
+            #expect(purged == ProxyRuntime.PurgeCount(memory: 0, redis: 3))
+            #expect(try await Self.eventually(a.port, "/api/items/2", is: "v2").text == "v2")
+            #expect(try await get(b.port, "/api/items/3").text == "v2")
+            #expect(try await get(a.port, "/plain/keep").text == "v1")
+            let regex = try await a.runtime.invalidate(pattern: PurgePattern(regex: "^/plain/k")).get()
+            #expect(regex == ProxyRuntime.PurgeCount(memory: 1, redis: 1))
+            #expect(try await get(b.port, "/plain/keep").text == "v2")
+        }
+    }
+
+    @Test func aSoftPurgeKeepsEntriesServableStaleOnEveryInstance() async throws {
+        let version = NIOLockedValueBox(1)
+        try await Self.withTwoInstances({ _ in .ok("v\(version.withLockedValue { $0 })") }) { origin, redis, a, b in
+            _ = try await get(a.port, "/api/items/7")
+            _ = try await get(a.port, "/api/items/8")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/8")
+            version.withLockedValue { $0 = 2 }
+            let purged = try await a.runtime.invalidate(tag: "items", soft: true).get()
+            #expect(purged == ProxyRuntime.PurgeCount(memory: 2, redis: 2))
+            // B never held them: it reads the marked copy from L2 and serves it stale while refreshing.
+            let fromL2 = try await get(b.port, "/api/items/7")
+            #expect(fromL2.xCache == "STALE" && fromL2.text == "v1")
+            #expect(fromL2.header("Cache-Status")?.contains("tier=l2") == true)
+            #expect(try await Self.eventually(b.port, "/api/items/7", is: "v2").xCache == "HIT")
+            // A marked its own copy: stale once, then refreshed.
+            let local = try await get(a.port, "/api/items/8")
+            #expect(local.xCache == "STALE" && local.text == "v1")
+            #expect(try await Self.eventually(a.port, "/api/items/8", is: "v2").text == "v2")
+            #expect(origin.count("/api/items/8") == 2)
+        }
+    }
+
+    @Test func aTagWithMoreEntriesThanOneBatchIsPurgedCompletely() async throws {
+        try await Self.withTwoInstances({ _ in .ok("x", [("Surrogate-Key", "bulk")]) }) { _, redis, a, b in
+            let count = 1_100  // more than two batches of 500
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for i in stride(from: worker, to: count, by: 8) { _ = try await get(a.port, "/bulk/\(i)") }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for _ in 0..<250 where try redis.call("SCARD", "t:t:bulk").integer != Int64(count) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let purged = try await b.runtime.invalidate(tag: "bulk").get()
+            #expect(purged.redis == count)
+            #expect(try redis.keys("t:e:*").isEmpty)
+            #expect(try redis.keys("t:t:bulk").isEmpty)
+            var missed = false
+            for _ in 0..<50 where !missed {
+                missed = try await get(a.port, "/bulk/99").xCache == "MISS"
+                if !missed { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(missed)
+        }
+    }
+
     @Test func redisAnsweringErrorsCostsNoClientRequest() async throws {
         try await Self.withTwoInstances({ r in .ok("body of \(r.path)") }) { origin, redis, a, _ in
             // Out of memory: every write is refused with an error reply.
