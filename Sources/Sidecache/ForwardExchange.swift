@@ -17,7 +17,8 @@ final class ForwardExchange: UpstreamResponseDelegate {
     private var bodyBytesSent = 0
     private var attempts = 0
     private var responseHeadSeen = false
-    /// The upstream's response fields: `Location` / `Content-Location` name what a write invalidates.
+    /// The upstream's response fields: `Location`, `Content-Location` and `X-Invalidate-Tags` name
+    /// what a write invalidates.
     private var lastResponseHeaders: HTTPHeaders?
     private var cancelled = false
 
@@ -120,21 +121,42 @@ final class ForwardExchange: UpstreamResponseDelegate {
 
     func upstreamResponseEnd() {
         connection = nil
-        // RFC 9111 §4.4: invalidate before the response ends, so a client reads its own write, from
-        // L1 at once and from L2 once Redis confirms (or fails, within its timeout).
-        if InvalidationTargets.applies(method: request.head.method, status: request.status), let handler {
-            let host = request.head.headers.first(name: "host")
-            let paths = InvalidationTargets.paths(requestPath: request.path, host: host, responseHeaders: lastResponseHeaders ?? [:])
-            let done = paths.map { handler.runtime.invalidate(.path($0), on: eventLoop) }
-            if handler.runtime.redisTier != nil {
-                let request = self.request
-                EventLoopFuture.andAllComplete(done, on: eventLoop).assumeIsolated().whenComplete { [weak handler] _ in
-                    handler?.endStreamedResponse(request)
-                }
-                return
-            }
+        let purges = invalidations()
+        guard !purges.isEmpty, let handler else {
+            handler?.endStreamedResponse(request)
+            return
         }
-        handler?.endStreamedResponse(request)
+        // Purge before the response ends, so a client reads its own write: from L1 at once (a
+        // pattern on the thread pool) and from L2 once Redis confirms (or fails, within its timeout).
+        let done = purges.map { handler.runtime.invalidate($0, on: eventLoop) }
+        let request = self.request
+        EventLoopFuture.andAllComplete(done, on: eventLoop).assumeIsolated().whenComplete { [weak handler] _ in
+            handler?.endStreamedResponse(request)
+        }
+    }
+
+    /// What this response invalidates. RFC 9111 §4.4: a non-error response to an unsafe method
+    /// invalidates its target and the same-origin `Location` / `Content-Location`. A 2xx to a write
+    /// also purges the route's `invalidates` (filled from the path) and the tags the origin names in
+    /// `X-Invalidate-Tags` (comma or space separated).
+    private func invalidations() -> [InvalidationMessage.Target] {
+        guard InvalidationTargets.applies(method: request.head.method, status: request.status) else { return [] }
+        let headers = lastResponseHeaders ?? [:]
+        let host = request.head.headers.first(name: "host")
+        var targets = InvalidationTargets.paths(requestPath: request.path, host: host, responseHeaders: headers).map { InvalidationMessage.Target.path($0) }
+        guard (200..<300).contains(request.status) else { return targets }
+        var tags: [String] = []
+        if let route = request.route {
+            let declared = route.invalidations(forPath: request.path)
+            tags += declared.tags
+            targets += declared.patterns.compactMap { try? PurgePattern(glob: $0) }.map { .pattern($0) }
+        }
+        for value in headers[canonicalForm: "x-invalidate-tags"] {
+            tags += value.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
+        }
+        var seen = Set<String>()
+        targets += tags.filter { seen.insert($0).inserted }.map { .tag($0) }
+        return targets
     }
 
     func upstreamFailed(_ error: UpstreamError) {

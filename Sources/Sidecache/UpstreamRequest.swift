@@ -48,10 +48,12 @@ enum UpstreamRequest {
         return head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
     }
 
-    /// A response's headers as relayed to the client: hop-by-hop fields removed, `Via` added.
+    /// A response's headers as relayed to the client: hop-by-hop fields and the origin's
+    /// `X-Invalidate-Tags` (meant for sidecache alone) removed, `Via` added.
     static func clientHeaders(from upstream: HTTPHeaders) -> HTTPHeaders {
         var headers = upstream
         HopByHopHeaders.strip(&headers)
+        headers.remove(name: "x-invalidate-tags")
         headers.add(name: "Via", value: via)
         return headers
     }

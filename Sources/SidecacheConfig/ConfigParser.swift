@@ -186,7 +186,7 @@ public enum ConfigParser {
 
     private static let routeKeys = [
         "name", "match", "cache", "ttl", "override_origin", "stale_while_revalidate", "stale_if_error", "key", "tags",
-        "honor_client_no_cache", "targeted_cache_control",
+        "honor_client_no_cache", "targeted_cache_control", "invalidates",
     ]
 
     private static func readRoutes(_ node: Node?, _ r: inout ConfigReader) -> [SidecacheConfiguration.Route] {
@@ -288,20 +288,12 @@ public enum ConfigParser {
             }
         }
 
-        var tags: [TagTemplate] = []
-        if let list = r.stringList(m["tags"], at: "\(path).tags") {
-            for (j, text) in list.enumerated() {
-                guard let t = TagTemplate(text), !text.isEmpty, !text.contains(" ") else {
-                    r.fail("\(path).tags[\(j)]", m["tags"], "'\(text)' is not a tag template (no spaces; placeholders like {id})")
-                    continue
-                }
-                if let pattern {
-                    for p in t.parameterNames where !pattern.parameterNames.contains(p) {
-                        r.fail("\(path).tags[\(j)]", m["tags"], "{\(p)} is not a parameter of the path \(pattern.source)")
-                    }
-                }
-                tags.append(t)
-            }
+        let tags = readTemplates(m["tags"], at: "\(path).tags", kind: .tag, pattern: pattern, &r)
+        var invalidates = SidecacheConfiguration.Invalidates()
+        if let node = m["invalidates"], let inv = r.mapping(node, at: "\(path).invalidates", allowed: ["tags", "patterns"]) {
+            invalidates.tags = readTemplates(inv["tags"], at: "\(path).invalidates.tags", kind: .tag, pattern: pattern, &r)
+            invalidates.patterns = readTemplates(inv["patterns"], at: "\(path).invalidates.patterns", kind: .pathGlob, pattern: pattern, &r)
+            if invalidates.isEmpty { r.fail("\(path).invalidates", node, "names nothing: give tags, patterns or both") }
         }
         if !cache {
             for key in ["ttl", "stale_while_revalidate", "stale_if_error", "key", "tags", "override_origin"] where m[key] != nil {
@@ -313,8 +305,37 @@ public enum ConfigParser {
         return SidecacheConfiguration.Route(
             name: name, methods: methods, path: pattern, cache: cache, ttl: ttl, overrideOrigin: overrideOrigin,
             staleWhileRevalidate: swr, staleIfError: sie, keyQuery: query, keyHeaders: keyHeaders, tags: tags,
-            honorClientNoCache: honor, targetedCacheControl: targeted
+            honorClientNoCache: honor, targetedCacheControl: targeted, invalidates: invalidates
         )
+    }
+
+    private enum TemplateKind { case tag, pathGlob }
+
+    /// A list of tag or path-glob templates whose `{name}` placeholders are parameters of the route's path.
+    private static func readTemplates(_ node: Node?, at path: String, kind: TemplateKind, pattern: PathPattern?,
+                                      _ r: inout ConfigReader) -> [TagTemplate] {
+        guard let list = r.stringList(node, at: path) else { return [] }
+        var templates: [TagTemplate] = []
+        for (j, text) in list.enumerated() {
+            let valid: Bool
+            switch kind {
+            case .tag: valid = !text.isEmpty && !text.contains(" ")
+            case .pathGlob: valid = (text.hasPrefix("/") || text.hasPrefix("*")) && !text.contains(" ")
+            }
+            guard valid, let t = TagTemplate(text) else {
+                let expected = kind == .tag ? "a tag template (no spaces; placeholders like {id})"
+                    : "a path glob starting with / (e.g. \"/api/search*\", placeholders like {id})"
+                r.fail("\(path)[\(j)]", node, "'\(text)' is not \(expected)")
+                continue
+            }
+            if let pattern {
+                for p in t.parameterNames where !pattern.parameterNames.contains(p) {
+                    r.fail("\(path)[\(j)]", node, "{\(p)} is not a parameter of the path \(pattern.source)")
+                }
+            }
+            templates.append(t)
+        }
+        return templates
     }
 }
 

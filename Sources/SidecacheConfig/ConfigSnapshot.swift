@@ -10,6 +10,7 @@ public struct CompiledRoute: Sendable, Equatable {
     public let policy: CachePolicy
     public let keyPolicy: CacheKeyPolicy
     public let tags: [TagTemplate]
+    public let invalidates: SidecacheConfiguration.Invalidates
 
     init(_ route: SidecacheConfiguration.Route) {
         name = route.name
@@ -23,11 +24,19 @@ public struct CompiledRoute: Sendable, Equatable {
         )
         keyPolicy = CacheKeyPolicy(query: route.keyQuery, headers: route.keyHeaders)
         tags = route.tags
+        invalidates = route.invalidates
     }
 
     public func matches(method: HTTPMethod, path: Substring) -> Bool {
         if let methods, !methods.contains(method) { return false }
         return pattern.matches(path)
+    }
+
+    /// What a successful write to `path` purges: the route's `invalidates` filled from the path.
+    public func invalidations(forPath path: Substring) -> (tags: [String], patterns: [String]) {
+        guard !invalidates.isEmpty else { return ([], []) }
+        let parameters = pattern.match(path) ?? []
+        return (invalidates.tags.map { $0.render(parameters) }, invalidates.patterns.map { $0.renderGlob(parameters) })
     }
 
     /// The route's tag templates filled from the request path.

@@ -199,11 +199,14 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var tags: [TagTemplate]
         public var honorClientNoCache: Bool
         public var targetedCacheControl: String
+        /// What a successful write through this route purges.
+        public var invalidates: Invalidates
 
         enum CodingKeys: String, CodingKey {
             case name, methods, path, cache, ttl, overrideOrigin = "override_origin"
             case staleWhileRevalidate = "stale_while_revalidate", staleIfError = "stale_if_error"
             case key, tags, honorClientNoCache = "honor_client_no_cache", targetedCacheControl = "targeted_cache_control"
+            case invalidates
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -226,7 +229,23 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(tags.map(\.source), forKey: .tags)
             try c.encode(honorClientNoCache, forKey: .honorClientNoCache)
             try c.encode(targetedCacheControl, forKey: .targetedCacheControl)
+            if !invalidates.isEmpty {
+                try c.encode(["tags": invalidates.tags.map(\.source), "patterns": invalidates.patterns.map(\.source)], forKey: .invalidates)
+            }
         }
+    }
+
+    /// A route's `invalidates`: tags and path globs purged when a write through it gets a 2xx.
+    public struct Invalidates: Sendable, Equatable {
+        public var tags: [TagTemplate] = []
+        public var patterns: [TagTemplate] = []
+
+        public init(tags: [TagTemplate] = [], patterns: [TagTemplate] = []) {
+            self.tags = tags
+            self.patterns = patterns
+        }
+
+        public var isEmpty: Bool { tags.isEmpty && patterns.isEmpty }
     }
 }
 
@@ -262,11 +281,27 @@ public struct TagTemplate: Sendable, Equatable {
     }
 
     public func render(_ parameters: [(name: String, value: Substring)]) -> String {
+        render(parameters) { String($0) }
+    }
+
+    /// For a path glob: a parameter value is matched literally, its `*`, `?`, `[` and `\` escaped.
+    public func renderGlob(_ parameters: [(name: String, value: Substring)]) -> String {
+        render(parameters) { value in
+            var out = ""
+            for c in value {
+                if c == "*" || c == "?" || c == "[" || c == "]" || c == "\\" { out.append("\\") }
+                out.append(c)
+            }
+            return out
+        }
+    }
+
+    private func render(_ parameters: [(name: String, value: Substring)], value: (Substring) -> String) -> String {
         var out = ""
         for piece in pieces {
             switch piece {
             case .text(let t): out += t
-            case .parameter(let n): out += parameters.first(where: { $0.name == n }).map { String($0.value) } ?? ""
+            case .parameter(let n): out += parameters.first(where: { $0.name == n }).map { value($0.value) } ?? ""
             }
         }
         return out
