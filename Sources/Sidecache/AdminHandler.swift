@@ -70,11 +70,16 @@ final class AdminHandler: ChannelInboundHandler {
             reload(head, context: context)
         case (.GET, "/config"):
             configuration(head, context: context)
-        case (_, "/purge"), (_, "/reload"), (_, "/config"), (_, "/healthz"), (_, "/readyz"):
+        case (.GET, "/stats"), (.HEAD, "/stats"):
+            respond(context, head, .ok, runtime.statsReport())
+        case (.GET, "/metrics"), (.HEAD, "/metrics"):
+            metrics(head, context: context)
+        case (_, "/purge"), (_, "/reload"), (_, "/config"), (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"):
             respond(context, head, .methodNotAllowed, ["error": "\(head.method.rawValue) is not allowed on \(path)"])
         default:
             respond(context, head, .notFound, ["error": "no admin endpoint \(path)",
-                                               "endpoints": ["POST /purge", "PURGE /<path>", "POST /reload", "GET /config", "GET /healthz", "GET /readyz"]])
+                                               "endpoints": ["POST /purge", "PURGE /<path>", "POST /reload", "GET /config", "GET /stats", "GET /metrics",
+                                                             "GET /healthz", "GET /readyz"]])
         }
     }
 
@@ -170,6 +175,14 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
+    /// Prometheus text exposition format 0.0.4.
+    private func metrics(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let text = runtime.renderMetrics()
+        var headers = HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", String(text.count))])
+        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        write(context, head, HTTPResponseHead(version: head.version, status: .ok, headers: headers), body: ByteBuffer(bytes: text))
+    }
+
     // MARK: Writing
 
     private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ object: [String: Any],
@@ -178,8 +191,12 @@ final class AdminHandler: ChannelInboundHandler {
         data.append(UInt8(ascii: "\n"))
         var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(data.count))] + extra)
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: data)))), promise: nil) }
+        write(context, head, HTTPResponseHead(version: head.version, status: status, headers: headers), body: ByteBuffer(bytes: data))
+    }
+
+    private func write(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ response: HTTPResponseHead, body: ByteBuffer) {
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        if head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !head.isKeepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }

@@ -550,8 +550,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         request = nil
         r.forward = nil
         r.tunnel = nil
+        let finished = NIODeadline.now()
+        runtime.recordCompleted(r, finishedAt: finished)
         if runtime.accessLogEnabled {
-            let total = (NIODeadline.now() - r.started).nanoseconds / 1000
+            let total = (finished - r.started).nanoseconds / 1000
             runtime.accessLog.write(AccessRecord(
                 requestID: r.requestID, method: r.head.method, path: r.path, route: r.route?.name, status: r.status,
                 outcome: r.outcome, upstreamMicroseconds: r.upstreamMicroseconds, totalMicroseconds: total, bytes: r.bytes,

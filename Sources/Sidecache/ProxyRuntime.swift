@@ -23,6 +23,10 @@ public final class ProxyRuntime: Sendable {
     private let tier = NIOLockedValueBox<RedisTier?>(nil)
     /// Names this process in invalidation messages, so it can ignore its own.
     let instanceID = RequestIDGenerator().next()
+    let stats = TrafficStats()
+    let hotKeys = HotKeys()
+    let metrics = SidecacheMetrics()
+    let startedAt = NIODeadline.now()
 
     /// `clock` gives the wall-clock time for RFC 9111 arithmetic; tests pass a manual one.
     public init(snapshot: ConfigSnapshot, group: any EventLoopGroup, logger: Logger, logSink: LogSink, levelBox: LogLevelBox,
@@ -63,7 +67,7 @@ public final class ProxyRuntime: Sendable {
         let group = self.group
         let clock = self.clock
         return RedisTier(
-            config: config, group: group, logger: logger, instanceID: instanceID,
+            config: config, group: group, logger: logger, instanceID: instanceID, errorCounter: metrics.redisErrors,
             onInvalidation: { message in
                 _ = Self.invalidateMemory(store, message.target, soft: message.soft, now: clock(), on: group.next())
             },
@@ -135,6 +139,7 @@ public final class ProxyRuntime: Sendable {
     /// its timeout.
     func invalidate(_ target: InvalidationMessage.Target, soft: Bool = false, on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
         let now = now()
+        metrics.recordPurge(kind: target.kind, soft: soft)
         let memory = Self.invalidateMemory(store, target, soft: soft, now: now, on: loop)
         guard let tier = redisTier else { return memory.map { PurgeCount(memory: $0, redis: nil) } }
         let redis = tier.invalidate(target, soft: soft, now: now, on: loop).map(Optional.some).recover { _ in nil }
@@ -151,6 +156,17 @@ public final class ProxyRuntime: Sendable {
     }
 
     func now() -> CacheInstant { clock() }
+
+    /// Counts a finished request in `/stats` and `/metrics`.
+    func recordCompleted(_ r: ActiveRequest, finishedAt: NIODeadline) {
+        let route = r.route?.name ?? TrafficStats.noRoute
+        stats.record(route: route, outcome: r.outcome)
+        metrics.recordRequest(route: route, method: r.head.method, status: r.status, outcome: r.outcome)
+        if let upstream = r.upstreamMicroseconds { metrics.recordUpstream(route: route, microseconds: upstream) }
+        if r.outcome == .hit || r.outcome == .stale, let key = r.key {
+            hotKeys.record(key.value, atSecond: Int64(finishedAt.uptimeNanoseconds / 1_000_000_000))
+        }
+    }
 
     /// The snapshot new requests use.
     public var config: ConfigSnapshot { snapshot.withLockedValue { $0 } }
@@ -175,6 +191,7 @@ public final class ProxyRuntime: Sendable {
                 for e in error.errors {
                     logger.error("config error", metadata: ["file": "\(current.sourcePath)", "path": "\(e.path)", "line": "\(e.line.map(String.init) ?? "-")", "error": "\(e.message)"])
                 }
+                metrics.recordReload(succeeded: false)
                 return .failure(error)
             }
             let changes = ConfigChanges(from: current.configuration, to: next.configuration)
@@ -184,6 +201,7 @@ public final class ProxyRuntime: Sendable {
             accessEnabled.withLockedValue { $0 = next.configuration.logging.access }
             levelBox.level = Logger.Level(rawValue: next.configuration.logging.level) ?? .info
             logger.notice("config reloaded: \(changes)", metadata: ["version": "\(next.version)", "routes": "\(next.routes.count)"])
+            metrics.recordReload(succeeded: true)
             return .success(changes)
         }
     }

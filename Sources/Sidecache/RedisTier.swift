@@ -1,3 +1,4 @@
+import CoreMetrics
 import HTTPCaching
 import Logging
 import NIOConcurrencyHelpers
@@ -20,6 +21,7 @@ final class RedisTier: Sendable {
     let instanceID: String
     private let logger: Logger
     private let failures = NIOLockedValueBox(FailureLog())
+    private let errorCounter: CoreMetrics.Counter
 
     /// Writes one variant, extends the entry's and its index sets' TTL (never shortens it), and
     /// bounds the variants per key. KEYS: entry, index sets; ARGV: field, value, ttl ms, member,
@@ -108,12 +110,13 @@ final class RedisTier: Sendable {
     /// a purge of a big set holds it up.
     static let purgeBatch = 500
 
-    init(config: SidecacheConfiguration.Redis, group: any EventLoopGroup, logger: Logger, instanceID: String,
+    init(config: SidecacheConfiguration.Redis, group: any EventLoopGroup, logger: Logger, instanceID: String, errorCounter: CoreMetrics.Counter,
          onInvalidation: @escaping @Sendable (InvalidationMessage) -> Void,
          onResubscribed: @escaping @Sendable () -> Void) {
         self.config = config
         self.instanceID = instanceID
         self.logger = logger
+        self.errorCounter = errorCounter
         let timeout = TimeAmount.milliseconds(config.timeout.milliseconds)
         let settings = RedisConnectionSettings(url: config.url, connectTimeout: max(timeout, .seconds(1)), commandTimeout: timeout)
         self.client = RedisClient(settings: settings, poolSize: config.poolSize, group: group, logger: logger)
@@ -369,6 +372,7 @@ final class RedisTier: Sendable {
     /// Counts every failure; logs at most one warning per 10 s with the count since the last one,
     /// so an outage does not turn each request into a log line.
     func recordFailure(_ error: any Error) {
+        errorCounter.increment()
         let now = NIODeadline.now()
         let report = failures.withLockedValue { f -> Int? in
             f.total += 1

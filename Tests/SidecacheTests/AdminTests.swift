@@ -199,4 +199,75 @@ import Testing
             #expect(routes.last?["ttl"] as? String == "2m")
         }
     }
+
+    @Test func statsCountEveryRouteAndNameTheHottestKeys() async throws {
+        try await Self.withAdmin(token: "tok") { _, proxy, admin in
+            let auth = [("Authorization", "Bearer tok")]
+            for _ in 0..<4 { _ = try await get(proxy.port, "/api/items/1") }  // miss, then 3 hits
+            for _ in 0..<2 { _ = try await get(proxy.port, "/plain/x") }      // miss, hit
+            _ = try await request(proxy.port, "POST", "/api/items/1", body: "{}")  // bypass
+            #expect(try await get(admin, "/stats").status == 401)
+            let response = try await get(admin, "/stats", auth)
+            #expect(response.status == 200)
+            let stats = try Self.json(response)
+            let routes = try #require(stats["routes"] as? [String: [String: Any]])
+            let items = try #require(routes["items"])
+            #expect(items["hits"] as? Int == 3 && items["misses"] as? Int == 1 && items["requests"] as? Int == 4)
+            #expect(items["hit_ratio"] as? Double == 0.75)
+            #expect(routes["writes"]?["bypass"] as? Int == 1)
+            let totals = try #require(stats["totals"] as? [String: Any])
+            #expect(totals["requests"] as? Int == 7 && totals["hits"] as? Int == 4)
+            let top = try #require(stats["top_keys"] as? [[String: Any]])
+            #expect(top.count == 2)
+            #expect((top.first?["key"] as? String)?.contains("/api/items/1 x-tenant=") == true && top.first?["hits"] as? Int == 3)
+            let cache = try #require(stats["cache"] as? [String: Any])
+            #expect(cache["entries"] as? Int == 1)  // the POST invalidated /api/items/1
+            #expect(stats["config_version"] as? Int == 1)
+            #expect(stats["redis"] is NSNull)
+        }
+    }
+
+    /// `name{label="v",...} value` lines of the Prometheus text format, by name and labels.
+    static func samples(_ text: String) -> [(name: String, labels: [String: String], value: Double)] {
+        text.split(separator: "\n").compactMap { line -> (String, [String: String], Double)? in
+            guard !line.hasPrefix("#"), let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { return nil }
+            let series = line[..<space]
+            guard let brace = series.firstIndex(of: "{") else { return (String(series), [:], value) }
+            var labels: [String: String] = [:]
+            for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)].split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                if parts.count == 2 { labels[String(parts[0])] = String(parts[1].dropFirst().dropLast()) }
+            }
+            return (String(series[..<brace]), labels, value)
+        }
+    }
+
+    static func value(_ samples: [(name: String, labels: [String: String], value: Double)], _ name: String, _ labels: [String: String] = [:]) -> Double? {
+        samples.first { sample in sample.name == name && labels.allSatisfy { sample.labels[$0.key] == $0.value } }?.value
+    }
+
+    @Test func metricsAreParsedBackWithTheCountersAScenarioMoved() async throws {
+        try await Self.withAdmin { _, proxy, admin in
+            for _ in 0..<3 { _ = try await get(proxy.port, "/api/items/1") }
+            _ = try await request(proxy.port, "DELETE", "/api/items/1")
+            _ = try await request(admin, "POST", "/purge", body: #"{"pattern": "/plain/*", "soft": true}"#)
+            try "listen: [".write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+            #expect(try await request(admin, "POST", "/reload").status == 422)
+
+            let response = try await get(admin, "/metrics")
+            #expect(response.status == 200 && response.header("Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
+            let samples = Self.samples(response.text)
+            let read: [String: String] = ["route": "items", "method": "read", "status": "2xx"]
+            #expect(Self.value(samples, "sidecache_requests_total", read.merging(["cache": "hit"]) { $1 }) == 2)
+            #expect(Self.value(samples, "sidecache_requests_total", read.merging(["cache": "miss"]) { $1 }) == 1)
+            #expect(Self.value(samples, "sidecache_requests_total", ["route": "writes", "method": "write", "cache": "bypass"]) == 1)
+            #expect(Self.value(samples, "sidecache_upstream_duration_seconds_count", ["route": "items"]) == 1)
+            #expect(Self.value(samples, "sidecache_purges_total", ["kind": "url", "mode": "hard"]) == 1)  // the DELETE
+            #expect(Self.value(samples, "sidecache_purges_total", ["kind": "pattern", "mode": "soft"]) == 1)
+            #expect(Self.value(samples, "sidecache_config_reloads_total", ["result": "failure"]) == 1)
+            #expect(Self.value(samples, "sidecache_config_reloads_total", ["result": "success"]) == 0)
+            #expect(Self.value(samples, "sidecache_cache_entries") == 0)
+            #expect(Self.value(samples, "sidecache_config_version") == 1)
+        }
+    }
 }

@@ -366,7 +366,11 @@ import Testing
                 #expect(try await get(a.port, path).xCache == "HIT")  // L1 still works
             }
             for _ in 0..<50 where (a.runtime.redisStatus?.errors ?? 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
-            #expect((a.runtime.redisStatus?.errors ?? 0) > 0)
+            let errors = a.runtime.redisStatus?.errors ?? 0
+            #expect(errors > 0)
+            let metrics = AdminTests.samples(String(decoding: a.runtime.renderMetrics(), as: UTF8.self))
+            #expect(AdminTests.value(metrics, "sidecache_redis_errors_total") == Double(errors))
+            #expect(AdminTests.value(metrics, "sidecache_redis_up") == 1)
             #expect(origin.count("/plain/oom-1") == 1)
         }
     }

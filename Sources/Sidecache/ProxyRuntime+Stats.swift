@@ -1,0 +1,48 @@
+import Foundation
+import NIOCore
+
+extension ProxyRuntime {
+    /// What `GET /stats` answers: the cache, request counts per route with hit ratios, the keys
+    /// most served from the cache in the last minute, Redis, and the config version.
+    func statsReport(now: NIODeadline = .now()) -> [String: Any] {
+        let cache = store.statistics
+        let routes = stats.perRoute
+        let total = routes.values.reduce(TrafficStats.Counts(), +)
+        let second = Int64(now.uptimeNanoseconds / 1_000_000_000)
+        var report: [String: Any] = [
+            "config_version": config.version,
+            "uptime_seconds": (now - startedAt).nanoseconds / 1_000_000_000,
+            "cache": [
+                "entries": cache.entries, "bytes": cache.bytes, "evictions": cache.evictions,
+                "max_bytes": store.currentLimits.maxBytes,
+            ],
+            "totals": Self.json(total),
+            "routes": routes.mapValues(Self.json),
+            "top_keys": hotKeys.top(20, atSecond: second).map { ["key": Self.readable($0.key), "hits": $0.hits] as [String: Any] },
+        ]
+        if let redis = redisStatus {
+            report["redis"] = ["connected": redis.connected, "subscribed": redis.subscribed, "errors": redis.errors]
+        } else {
+            report["redis"] = NSNull()
+        }
+        return report
+    }
+
+    private static func json(_ counts: TrafficStats.Counts) -> [String: Any] {
+        [
+            "requests": counts.requests, "hits": counts[.hit], "misses": counts[.miss], "stale": counts[.stale],
+            "revalidated": counts[.revalidated], "coalesced": counts[.coalesced], "bypass": counts[.bypass],
+            "local": counts[.local], "hit_ratio": counts.hitRatio.map { $0 as Any } ?? NSNull(),
+        ]
+    }
+
+    /// A cache key with its NUL separator (before the key headers' values) shown as a space.
+    private static func readable(_ key: String) -> String {
+        key.replacingOccurrences(of: "\u{0}", with: " ")
+    }
+
+    /// `GET /metrics` in the Prometheus text format.
+    public func renderMetrics() -> [UInt8] {
+        metrics.render(cache: store.statistics, redisConnected: redisStatus?.connected, configVersion: config.version)
+    }
+}

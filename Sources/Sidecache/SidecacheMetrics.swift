@@ -1,0 +1,130 @@
+import CoreMetrics
+import HTTPCaching
+import NIOConcurrencyHelpers
+import NIOHTTP1
+import Prometheus
+
+/// The Prometheus metrics of one process, recorded through swift-metrics into a registry of its
+/// own (not the global `MetricsSystem`, so several runtimes can live in one test process) and
+/// rendered in the text format for `GET /metrics`.
+///
+/// Labelled series are made on first use and kept, so recording a request is a dictionary lookup
+/// under a lock and an atomic add.
+final class SidecacheMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+
+    private struct RequestSeries: Hashable {
+        let route: String
+        let method: String
+        let status: String
+        let outcome: CacheOutcome
+    }
+
+    private let requests = NIOLockedValueBox<[RequestSeries: CoreMetrics.Counter]>([:])
+    private let upstream = NIOLockedValueBox<[String: CoreMetrics.Timer]>([:])
+    private let purges = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
+    private let reloads: (ok: CoreMetrics.Counter, failed: CoreMetrics.Counter)
+    let redisErrors: CoreMetrics.Counter
+    private let cacheBytes: CoreMetrics.Meter
+    private let cacheEntries: CoreMetrics.Meter
+    private let cacheEvictions: CoreMetrics.Counter
+    private let evictionsSeen = NIOLockedValueBox(0)
+    private let redisUp: CoreMetrics.Meter
+    private let configVersion: CoreMetrics.Meter
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500),
+            .seconds(5), .seconds(10), .seconds(30),
+        ]
+        self.factory = factory
+        reloads = (CoreMetrics.Counter(label: "sidecache_config_reloads_total", dimensions: [("result", "success")], factory: factory),
+                   CoreMetrics.Counter(label: "sidecache_config_reloads_total", dimensions: [("result", "failure")], factory: factory))
+        redisErrors = CoreMetrics.Counter(label: "sidecache_redis_errors_total", factory: factory)
+        cacheBytes = CoreMetrics.Meter(label: "sidecache_cache_bytes", factory: factory)
+        cacheEntries = CoreMetrics.Meter(label: "sidecache_cache_entries", factory: factory)
+        cacheEvictions = CoreMetrics.Counter(label: "sidecache_cache_evictions_total", factory: factory)
+        redisUp = CoreMetrics.Meter(label: "sidecache_redis_up", factory: factory)
+        configVersion = CoreMetrics.Meter(label: "sidecache_config_version", factory: factory)
+    }
+
+    /// `sidecache_requests_total{route, method, status, cache}`: method class `read` (GET, HEAD),
+    /// `write` (POST, PUT, PATCH, DELETE) or `other`; status class `2xx`..`5xx` (`none` when no
+    /// response was sent); cache the outcome as in access logs.
+    func recordRequest(route: String, method: HTTPMethod, status: UInt, outcome: CacheOutcome) {
+        let series = RequestSeries(route: route, method: Self.methodClass(method), status: Self.statusClass(status), outcome: outcome)
+        let counter = requests.withLockedValue { table in
+            if let existing = table[series] { return existing }
+            let made = CoreMetrics.Counter(label: "sidecache_requests_total", dimensions: [
+                ("route", series.route), ("method", series.method), ("status", series.status), ("cache", outcome.rawValue),
+            ], factory: factory)
+            table[series] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    /// `sidecache_upstream_duration_seconds{route}`: time to the upstream's response head.
+    func recordUpstream(route: String, microseconds: Int64) {
+        let timer = upstream.withLockedValue { table in
+            if let existing = table[route] { return existing }
+            let made = CoreMetrics.Timer(label: "sidecache_upstream_duration_seconds", dimensions: [("route", route)], factory: factory)
+            table[route] = made
+            return made
+        }
+        timer.recordMicroseconds(microseconds)
+    }
+
+    /// `sidecache_purges_total{kind, mode}`: purges started on this instance (admin and writes).
+    func recordPurge(kind: String, soft: Bool) {
+        let mode = soft ? "soft" : "hard"
+        let counter = purges.withLockedValue { table in
+            let name = kind + "/" + mode
+            if let existing = table[name] { return existing }
+            let made = CoreMetrics.Counter(label: "sidecache_purges_total", dimensions: [("kind", kind), ("mode", mode)], factory: factory)
+            table[name] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    func recordReload(succeeded: Bool) {
+        (succeeded ? reloads.ok : reloads.failed).increment()
+    }
+
+    /// The text exposition, with the gauges read now.
+    func render(cache: MemoryStore.Statistics, redisConnected: Bool?, configVersion version: Int) -> [UInt8] {
+        cacheBytes.set(cache.bytes)
+        cacheEntries.set(cache.entries)
+        let newEvictions = evictionsSeen.withLockedValue { seen in
+            defer { seen = max(seen, cache.evictions) }
+            return max(0, cache.evictions - seen)
+        }
+        if newEvictions > 0 { cacheEvictions.increment(by: newEvictions) }
+        if let redisConnected { redisUp.set(redisConnected ? 1 : 0) }
+        configVersion.set(version)
+        return registry.emitToBuffer()
+    }
+
+    static func methodClass(_ method: HTTPMethod) -> String {
+        switch method {
+        case .GET, .HEAD: "read"
+        case .POST, .PUT, .PATCH, .DELETE: "write"
+        default: "other"
+        }
+    }
+
+    static func statusClass(_ status: UInt) -> String {
+        switch status {
+        case 100..<200: "1xx"
+        case 200..<300: "2xx"
+        case 300..<400: "3xx"
+        case 400..<500: "4xx"
+        case 500..<600: "5xx"
+        default: "none"
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import HTTPCaching
+import NIOConcurrencyHelpers
+
+/// Request counts per route and cache outcome since start, for `/stats`. Counters are found by
+/// route name, so they survive reloads that keep the name.
+final class TrafficStats: Sendable {
+    /// One route's counts: one slot per `CacheOutcome`.
+    struct Counts: Sendable, Equatable {
+        var byOutcome = [Int](repeating: 0, count: CacheOutcome.allCases.count)
+
+        subscript(_ outcome: CacheOutcome) -> Int { byOutcome[outcome.index] }
+
+        var requests: Int { byOutcome.reduce(0, +) }
+
+        /// Requests answered from a stored entry (fresh or stale) among those that looked in the
+        /// cache; nil before any did.
+        var hitRatio: Double? {
+            let served = self[.hit] + self[.stale]
+            let lookups = served + self[.miss] + self[.revalidated] + self[.coalesced]
+            return lookups == 0 ? nil : Double(served) / Double(lookups)
+        }
+
+        static func + (a: Counts, b: Counts) -> Counts {
+            Counts(byOutcome: zip(a.byOutcome, b.byOutcome).map { $0 + $1 })
+        }
+    }
+
+    private let routes = NIOLockedValueBox<[String: Counts]>([:])
+
+    /// The name used for requests that matched no route.
+    static let noRoute = "-"
+
+    func record(route: String?, outcome: CacheOutcome) {
+        routes.withLockedValue { table in
+            table[route ?? Self.noRoute, default: Counts()].byOutcome[outcome.index] += 1
+        }
+    }
+
+    var perRoute: [String: Counts] { routes.withLockedValue { $0 } }
+}
+
+extension CacheOutcome {
+    /// Position in `allCases`, for arrays indexed by outcome.
+    var index: Int {
+        switch self {
+        case .hit: 0
+        case .miss: 1
+        case .stale: 2
+        case .revalidated: 3
+        case .coalesced: 4
+        case .bypass: 5
+        case .local: 6
+        }
+    }
+}
+
+/// The keys served most from the cache in the last minute, for `/stats`.
+///
+/// Hits are counted in 10-second buckets, sharded by key so the event loops rarely meet on a
+/// lock; each shard tracks at most `keysPerBucket` keys per bucket, so a scan over millions of
+/// distinct URLs cannot grow it without bound (keys beyond that in one bucket go uncounted).
+final class HotKeys: Sendable {
+    static let bucketSeconds: Int64 = 10
+    static let buckets = 6
+    static let keysPerBucket = 4096
+
+    private struct Shard {
+        /// (bucket number, hits per key), newest last.
+        var buckets: [(number: Int64, hits: [String: Int])] = []
+    }
+
+    private let shards: [NIOLockedValueBox<Shard>]
+
+    init(shardCount: Int = 16) {
+        shards = (0..<max(1, shardCount)).map { _ in NIOLockedValueBox(Shard()) }
+    }
+
+    /// Counts a hit on `key` at `second` (any monotonic clock in seconds).
+    func record(_ key: String, atSecond second: Int64) {
+        let bucket = second / Self.bucketSeconds
+        var hasher = Hasher()
+        hasher.combine(key)
+        let shard = shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+        shard.withLockedValue { s in
+            let i: Int
+            if let found = s.buckets.lastIndex(where: { $0.number == bucket }) {
+                i = found
+            } else {
+                s.buckets.removeAll { $0.number <= bucket - Int64(Self.buckets) }
+                s.buckets.append((bucket, [:]))
+                i = s.buckets.count - 1
+            }
+            if let hits = s.buckets[i].hits[key] {
+                s.buckets[i].hits[key] = hits + 1
+            } else if s.buckets[i].hits.count < Self.keysPerBucket {
+                s.buckets[i].hits[key] = 1
+            }
+        }
+    }
+
+    /// The `limit` keys with most hits in the last minute before `second`, most first.
+    func top(_ limit: Int, atSecond second: Int64) -> [(key: String, hits: Int)] {
+        let oldest = second / Self.bucketSeconds - Int64(Self.buckets) + 1
+        var totals: [String: Int] = [:]
+        for shard in shards {
+            shard.withLockedValue { s in
+                for bucket in s.buckets where bucket.number >= oldest {
+                    for (key, hits) in bucket.hits { totals[key, default: 0] += hits }
+                }
+            }
+        }
+        return totals.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .prefix(limit).map { (key: $0.key, hits: $0.value) }
+    }
+}
