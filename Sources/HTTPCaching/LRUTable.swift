@@ -82,6 +82,9 @@ struct LRUTable<Key: Hashable, Value> {
     }
 
     /// Keys from least to most recently used.
+    /// Every key, in no particular order.
+    var keys: [Key] { Array(slots.keys) }
+
     var keysOldestFirst: [Key] {
         var out: [Key] = []
         out.reserveCapacity(count)

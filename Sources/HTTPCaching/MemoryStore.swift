@@ -71,19 +71,25 @@ public final class MemoryStore: Sendable {
             if let path = MemoryStore.pathOf(key: key) { Self.drop(key, from: path, in: &pathIndex) }
         }
 
+        /// Mutates the set in place: copying it out first would copy every member for each removal.
         private static func drop(_ key: String, from name: String, in index: inout [String: Set<String>]) {
-            guard var keys = index[name] else { return }
-            keys.remove(key)
-            index[name] = keys.isEmpty ? nil : keys
+            guard index[name]?.remove(key) != nil, index[name]?.isEmpty == true else { return }
+            index[name] = nil
         }
 
         @discardableResult
         mutating func removeKey(_ key: String) -> Int {
-            guard let set = table.remove(key) else { return 0 }
+            takeKey(key)?.variants.count ?? 0
+        }
+
+        /// Removes the key and hands its variants back, so the caller can free them after
+        /// releasing the lock.
+        mutating func takeKey(_ key: String) -> VariantSet? {
+            guard let set = table.remove(key) else { return nil }
             bytes -= set.cost
             entries -= set.variants.count
             unindex(key, set)
-            return set.variants.count
+            return set
         }
 
         /// Soft purge: every variant under the key becomes stale at `now` (those already stale stay
@@ -95,11 +101,20 @@ public final class MemoryStore: Sendable {
             return set.variants.count
         }
 
-        mutating func apply(_ mode: PurgeMode, toKey key: String) -> Int {
-            switch mode {
-            case .remove: removeKey(key)
-            case .markStale(let now): expireKey(key, at: now)
+        /// Applies a purge to the keys, moving removed entries into `freed`; returns the variants affected.
+        mutating func apply<Keys: Sequence<String>>(_ mode: PurgeMode, to keys: Keys, freed: inout [VariantSet]) -> Int {
+            var affected = 0
+            for key in keys {
+                switch mode {
+                case .remove:
+                    guard let set = takeKey(key) else { continue }
+                    affected += set.variants.count
+                    freed.append(set)
+                case .markStale(let now):
+                    affected += expireKey(key, at: now)
+                }
             }
+            return affected
         }
 
         mutating func evict(toFit limit: Int) {
@@ -193,72 +208,68 @@ public final class MemoryStore: Sendable {
         shard(for: key.value).withLockedValue { $0.removeKey(key.value) }
     }
 
+    /// Keys handled per lock hold by a purge: a big purge never keeps a shard from the event loops
+    /// for longer than one batch takes.
+    public static let purgeBatch = 256
+
     /// Removes (or with `.markStale`, expires) every entry whose URL path is `path`: all hosts,
     /// queries, key headers and variants. Returns the variants affected.
     @discardableResult
     public func invalidate(path: String, mode: PurgeMode = .remove) -> Int {
-        invalidate(mode) { $0.pathIndex[path] }
+        purge(mode) { s in s.pathIndex[path].map(Array.init) ?? [] }
     }
 
     /// Removes (or expires) every entry carrying the tag.
     @discardableResult
     public func invalidate(tag: String, mode: PurgeMode = .remove) -> Int {
-        invalidate(mode) { $0.tagIndex[tag] }
-    }
-
-    /// The variants of one primary key live in one shard, but the keys of a path or tag are spread
-    /// over all of them.
-    private func invalidate(_ mode: PurgeMode, keys: (Shard) -> Set<String>?) -> Int {
-        var affected = 0
-        for shard in shards {
-            affected += shard.withLockedValue { s in
-                guard let found = keys(s) else { return 0 }
-                return found.reduce(0) { $0 + s.apply(mode, toKey: $1) }
-            }
-        }
-        return affected
+        purge(mode) { s in s.tagIndex[tag].map(Array.init) ?? [] }
     }
 
     /// Removes (or expires) every entry whose URL path satisfies `matches` (a glob or regex purge).
-    ///
-    /// Meant for a thread of its own, not an event loop: it can take a while on a big cache. Each
-    /// shard's lock is held only to copy its path list and then for `batch` keys at a time, so the
-    /// event loops serving traffic wait at most one short batch for a shard.
+    /// Meant for a thread of its own, not an event loop: it walks every path in the cache.
     @discardableResult
-    public func invalidate(pathsMatching matches: (String) -> Bool, mode: PurgeMode = .remove, batch: Int = 256) -> Int {
-        var affected = 0
-        for shard in shards {
-            let paths = shard.withLockedValue { Array($0.pathIndex.keys) }
-            let matched = paths.filter(matches)
-            var start = 0
-            while start < matched.count {
-                let slice = matched[start..<min(start + batch, matched.count)]
-                start += slice.count
-                affected += shard.withLockedValue { s in
-                    var n = 0
-                    for path in slice {
-                        guard let keys = s.pathIndex[path] else { continue }
-                        for key in keys { n += s.apply(mode, toKey: key) }
-                    }
-                    return n
-                }
-            }
+    public func invalidate(pathsMatching matches: (String) -> Bool, mode: PurgeMode = .remove) -> Int {
+        purge(mode) { s in
+            // The paths are tested outside the lock; their keys are looked up again batch by batch.
+            Array(s.pathIndex.keys)
+        } select: { paths in
+            paths.filter(matches)
+        } keysOf: { s, path in
+            s.pathIndex[path].map(Array.init) ?? []
         }
-        return affected
     }
 
     /// Removes (or expires) everything.
     @discardableResult
     public func invalidateAll(mode: PurgeMode = .remove) -> Int {
-        guard case .markStale(let now) = mode else { return removeAll() }
+        guard case .markStale = mode else { return removeAll() }
+        return purge(mode) { s in s.table.keys }
+    }
+
+    /// Purges the keys each shard lists: the list is taken under the shard's lock, then handled
+    /// `purgeBatch` keys per lock hold, and removed entries are freed after the lock is released.
+    private func purge(_ mode: PurgeMode, keys: (Shard) -> [String]) -> Int {
+        purge(mode, list: keys, select: { $0 }, keysOf: { _, key in CollectionOfOne(key) })
+    }
+
+    /// The general form: `list` names items under the lock, `select` filters them outside it, and
+    /// `keysOf` turns each selected item into primary keys under the lock of its batch.
+    private func purge<Keys: Sequence<String>>(_ mode: PurgeMode, list: (Shard) -> [String], select: ([String]) -> [String],
+                                               keysOf: (Shard, String) -> Keys) -> Int {
         var affected = 0
         for shard in shards {
-            let keys = shard.withLockedValue { s in s.pathIndex.values.flatMap { $0 } }
+            let items = select(shard.withLockedValue { list($0) })
             var start = 0
-            while start < keys.count {
-                let slice = keys[start..<min(start + 256, keys.count)]
+            while start < items.count {
+                let slice = items[start..<min(start + Self.purgeBatch, items.count)]
                 start += slice.count
-                affected += shard.withLockedValue { s in slice.reduce(0) { $0 + s.expireKey($1, at: now) } }
+                var freed: [VariantSet] = []
+                affected += shard.withLockedValue { s in
+                    var n = 0
+                    for item in slice { n += s.apply(mode, to: keysOf(s, item), freed: &freed) }
+                    return n
+                }
+                freed.removeAll()  // the entries' memory goes back here, outside the lock
             }
         }
         return affected

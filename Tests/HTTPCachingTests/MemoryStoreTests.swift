@@ -108,7 +108,7 @@ import Testing
         }
         store.store(entry(bytes: 10), for: key("/api/other/1"))
         let regex = try PurgePattern(regex: "^/api/items/1[0-9]$")
-        #expect(store.invalidate(pathsMatching: regex.matcher(), batch: 3) == 20)  // ten paths, two keys each
+        #expect(store.invalidate(pathsMatching: regex.matcher()) == 20)  // ten paths, two keys each
         #expect(store.lookup(key("/api/items/15"), requestHeaders: [:], now: now) == nil)
         #expect(store.lookup(key("/api/items/150"), requestHeaders: [:], now: now) != nil)
         let glob = try PurgePattern(glob: "/api/items/*")

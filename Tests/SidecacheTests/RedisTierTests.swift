@@ -28,13 +28,15 @@ import Testing
     }
 
     /// Runs `body` with one origin, one Redis and two sidecars A and B in front of the origin.
+    /// Both have an admin port on a free loopback port.
     static func withTwoInstances(_ responder: @escaping TestOrigin.Responder, timeout: String = "2s",
                                  _ body: (TestOrigin, RedisServer, Sidecar, Sidecar) async throws -> Void) async throws {
         let redis = try RedisServer()
         defer { redis.stop() }
         let origin = try await TestOrigin.start(responder)
-        let a = try await Sidecar.start(origin: origin, extra: redisSection(redis, timeout: timeout))
-        let b = try await Sidecar.start(origin: origin, extra: redisSection(redis, timeout: timeout))
+        let extra = redisSection(redis, timeout: timeout) + "\nadmin: { listen: \"127.0.0.1:0\" }"
+        let a = try await Sidecar.start(origin: origin, extra: extra)
+        let b = try await Sidecar.start(origin: origin, extra: extra)
         do {
             try await waitForRedis(a)
             try await waitForRedis(b)
@@ -301,6 +303,21 @@ import Testing
             let regex = try await a.runtime.invalidate(pattern: PurgePattern(regex: "^/plain/k")).get()
             #expect(regex == ProxyRuntime.PurgeCount(memory: 1, redis: 1))
             #expect(try await get(b.port, "/plain/keep").text == "v2")
+        }
+    }
+
+    @Test func anAdminPurgeOnOneInstanceReachesTheOtherThroughRedis() async throws {
+        let version = NIOLockedValueBox(1)
+        try await Self.withTwoInstances({ _ in .ok("v\(version.withLockedValue { $0 })") }) { _, redis, a, b in
+            _ = try await get(a.port, "/api/items/21")
+            _ = try await get(b.port, "/api/items/21")  // now in A's L1, B's L1 and Redis
+            try await Self.waitForL2(redis, keyContaining: "/api/items/21")
+            #expect(try await get(b.port, "/api/items/21").xCache == "HIT")
+            version.withLockedValue { $0 = 2 }
+            let purge = try await request(try #require(a.adminPort), "POST", "/purge", body: #"{"url": "/api/items/21"}"#)
+            let removed = try #require(try AdminTests.json(purge)["removed"] as? [String: Any])
+            #expect(purge.status == 200 && removed["memory"] as? Int == 1 && removed["redis"] as? Int == 1)
+            #expect(try await Self.eventually(b.port, "/api/items/21", is: "v2").text == "v2")
         }
     }
 
