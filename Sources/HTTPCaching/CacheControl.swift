@@ -17,6 +17,8 @@ public struct CacheControl: Sendable, Equatable {
     public var mustRevalidate = false
     public var proxyRevalidate = false
     public var immutable = false
+    /// RFC 9111 §5.2.2.6 / §5.2.1.6: intermediaries must not transform the content (no gzip).
+    public var noTransform = false
     /// RFC 5861 extensions.
     public var staleWhileRevalidate: Int64?
     public var staleIfError: Int64?
@@ -58,6 +60,7 @@ public struct CacheControl: Sendable, Equatable {
         case "public": isPublic = true; hasDirectives = true
         case "must-revalidate": mustRevalidate = true; hasDirectives = true
         case "proxy-revalidate": proxyRevalidate = true; hasDirectives = true
+        case "no-transform": noTransform = true; hasDirectives = true
         case "immutable": immutable = true; hasDirectives = true
         case "stale-while-revalidate":
             if let s = Self.validDeltaSeconds(argument) { staleWhileRevalidate = s; hasDirectives = true }

@@ -42,4 +42,6 @@ public enum NotStoredReason: String, Sendable, CaseIterable {
     case partialContent = "partial-content"
     case clientNoStore = "client-no-store"
     case upstreamError = "upstream-error"
+    /// A coding other than gzip (br, zstd ...) on a route where sidecache negotiates gzip itself.
+    case contentEncoding = "content-encoding"
 }

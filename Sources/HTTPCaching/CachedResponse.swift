@@ -26,6 +26,21 @@ public final class CachedResponse: Sendable {
     /// bytes instead of re-encoding a header list. Ends after the last stored field's CRLF: the
     /// per-response fields and the blank line follow.
     public let encodedHead: ByteBuffer
+    /// The body gzipped once when stored (nil when it was not compressed), with its own headers
+    /// (`Content-Encoding: gzip`, its length, a suffixed ETag) and pre-encoded head.
+    public let gzip: GzipCopy?
+    /// The stored body itself is gzip, as the origin sent it: clients without gzip get it decoded.
+    public let isGzipEncoded: Bool
+
+    public struct GzipCopy: Sendable {
+        public let body: ByteBuffer
+        public let headers: HTTPHeaders
+        public let encodedHead: ByteBuffer
+        public let etag: String?
+    }
+
+    /// True when the response depends on the client's `Accept-Encoding`.
+    public var negotiatesEncoding: Bool { gzip != nil || isGzipEncoded }
 
     public convenience init(
         status: HTTPResponseStatus,
@@ -36,7 +51,8 @@ public final class CachedResponse: Sendable {
         terms: StorageTerms,
         varyNames: [String],
         varyValues: [String],
-        tags: [String]
+        tags: [String],
+        gzipBody: ByteBuffer? = nil
     ) {
         // §4.2.3: apparent_age = max(0, response_time - date_value);
         // corrected_age_value = age_value + response_delay;
@@ -47,7 +63,7 @@ public final class CachedResponse: Sendable {
         let correctedAgeValue = CacheDuration.seconds(terms.originAge) + responseDelay
         self.init(status: status, headers: headers, body: body, responseTime: responseTime,
                   correctedInitialAge: max(apparentAge, correctedAgeValue), terms: terms,
-                  varyNames: varyNames, varyValues: varyValues, tags: tags)
+                  varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzipBody)
     }
 
     /// An entry whose initial age is already known: one read back from a shared tier.
@@ -60,7 +76,8 @@ public final class CachedResponse: Sendable {
         terms: StorageTerms,
         varyNames: [String],
         varyValues: [String],
-        tags: [String]
+        tags: [String],
+        gzipBody: ByteBuffer? = nil
     ) {
         self.status = status
         self.headers = headers
@@ -74,7 +91,16 @@ public final class CachedResponse: Sendable {
         self.varyValues = varyValues
         self.tags = tags
         self.encodedHead = Self.encode(status: status, headers: headers)
-        self.cost = body.readableBytes + encodedHead.readableBytes + Self.overheadBytes(headers: headers, tags: tags)
+        self.isGzipEncoded = ContentCoding.encoding(of: headers) == "gzip"
+        if let gzipBody {
+            let gzipHeaders = ContentCoding.headers(headers, coding: "gzip", length: gzipBody.readableBytes, etagSuffix: "gzip")
+            self.gzip = GzipCopy(body: gzipBody, headers: gzipHeaders, encodedHead: Self.encode(status: status, headers: gzipHeaders),
+                                 etag: gzipHeaders.first(name: "etag"))
+        } else {
+            self.gzip = nil
+        }
+        let gzipCost = gzip.map { $0.body.readableBytes + $0.encodedHead.readableBytes + 256 } ?? 0
+        self.cost = body.readableBytes + encodedHead.readableBytes + Self.overheadBytes(headers: headers, tags: tags) + gzipCost
     }
 
     static func encode(status: HTTPResponseStatus, headers: HTTPHeaders) -> ByteBuffer {
@@ -117,7 +143,7 @@ public final class CachedResponse: Sendable {
         shortened.freshnessLifetime = age(at: now)
         return CachedResponse(status: status, headers: headers, body: body, responseTime: responseTime,
                               correctedInitialAge: correctedInitialAge, terms: shortened,
-                              varyNames: varyNames, varyValues: varyValues, tags: tags)
+                              varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzip?.body)
     }
 
     public func age(at now: CacheInstant) -> CacheDuration {
@@ -198,7 +224,7 @@ public final class CachedResponse: Sendable {
                           terms newTerms: StorageTerms) -> CachedResponse {
         CachedResponse(
             status: status, headers: merged, body: body, requestTime: requestTime, responseTime: responseTime,
-            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags
+            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzip?.body
         )
     }
 

@@ -8,10 +8,11 @@ import NIOHTTP1
 /// initial age i64 ms, freshness lifetime, stale-while-revalidate and stale-if-error i64 ms, flags
 /// u8, origin Date i64 s, origin Age i64 s, headers (u16 count; u16 name length, name, u32 value
 /// length, value), Vary names and values (u16 count; pairs as headers), tags (u16 count; u16
-/// length, tag), body (u32 length, bytes). Decoding must consume every byte.
+/// length, tag), body (u32 length, bytes); version 2 adds the gzip copy (u8 present, then u32
+/// length, bytes). Decoding must consume every byte; version 1 is still read.
 public enum CachedResponseCodec {
     public static let magic: [UInt8] = Array("SCE".utf8)
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
 
     public enum DecodeError: Error, Equatable, CustomStringConvertible {
         case badMagic
@@ -38,7 +39,7 @@ public enum CachedResponseCodec {
     }
 
     public static func encode(_ entry: CachedResponse) -> ByteBuffer {
-        var size = 96 + entry.body.readableBytes
+        var size = 104 + entry.body.readableBytes + (entry.gzip?.body.readableBytes ?? 0)
         for (name, value) in entry.headers { size += name.utf8.count + value.utf8.count + 6 }
         for tag in entry.tags { size += tag.utf8.count + 2 }
         var out = ByteBuffer()
@@ -65,6 +66,13 @@ public enum CachedResponseCodec {
         for tag in entry.tags { writeShort(tag, to: &out) }
         out.writeInteger(UInt32(truncatingIfNeeded: entry.body.readableBytes))
         out.writeImmutableBuffer(entry.body)
+        if let gzip = entry.gzip {
+            out.writeInteger(UInt8(1))
+            out.writeInteger(UInt32(truncatingIfNeeded: gzip.body.readableBytes))
+            out.writeImmutableBuffer(gzip.body)
+        } else {
+            out.writeInteger(UInt8(0))
+        }
         return out
     }
 
@@ -73,7 +81,7 @@ public enum CachedResponseCodec {
         guard let m = buffer.readBytes(length: magic.count) else { throw .truncated }
         guard m == magic else { throw .badMagic }
         guard let v: UInt8 = buffer.readInteger() else { throw .truncated }
-        guard v == version else { throw .unknownVersion(v) }
+        guard v == version || v == 1 else { throw .unknownVersion(v) }
         let code: UInt16 = try read(&buffer)
         guard (100...999).contains(code) else { throw .invalidValue("status \(code)") }
         let responseTime: Int64 = try read(&buffer)
@@ -97,6 +105,16 @@ public enum CachedResponseCodec {
         for _ in 0..<tagCount { tags.append(try readShort(&buffer)) }
         let bodyLength: UInt32 = try read(&buffer)
         guard let body = buffer.readSlice(length: Int(bodyLength)) else { throw .truncated }
+        var gzipBody: ByteBuffer?
+        if v >= 2 {
+            let present: UInt8 = try read(&buffer)
+            guard present <= 1 else { throw .invalidValue("gzip flag \(present)") }
+            if present == 1 {
+                let length: UInt32 = try read(&buffer)
+                guard let gz = buffer.readSlice(length: Int(length)) else { throw .truncated }
+                gzipBody = gz
+            }
+        }
         guard buffer.readableBytes == 0 else { throw .trailingBytes(buffer.readableBytes) }
         let terms = StorageTerms(
             freshnessLifetime: .milliseconds(lifetime), staleWhileRevalidate: .milliseconds(swr), staleIfError: .milliseconds(sie),
@@ -106,7 +124,7 @@ public enum CachedResponseCodec {
         return CachedResponse(
             status: HTTPResponseStatus(statusCode: Int(code)), headers: HTTPHeaders(headerPairs), body: body,
             responseTime: CacheInstant(milliseconds: responseTime), correctedInitialAge: .milliseconds(initialAge), terms: terms,
-            varyNames: varyPairs.map(\.0), varyValues: varyPairs.map(\.1), tags: tags
+            varyNames: varyPairs.map(\.0), varyValues: varyPairs.map(\.1), tags: tags, gzipBody: gzipBody
         )
     }
 

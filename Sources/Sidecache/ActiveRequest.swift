@@ -32,6 +32,8 @@ final class ActiveRequest {
     var key: CacheKey?
     /// A stored response that may still be served if the upstream fails (stale-if-error).
     var stale: CachedResponse?
+    /// Gzips a streamed response on its way to the client.
+    var gzipStream: StreamingGzip?
     /// L2 was asked (or must not be: the client wants a revalidated answer); a fill goes upstream.
     var l2Checked = false
 

@@ -97,6 +97,10 @@ final class CacheFill: UpstreamResponseDelegate {
             policy: route.policy, responseTime: now
         )
         switch decision {
+        case .store where route.gzip != nil && !Self.storableCoding(head.headers):
+            // The entry will serve every client whatever its Accept-Encoding: only identity and
+            // gzip (which sidecache can decode for clients without it) qualify.
+            stream(head, prefix: nil, reason: .contentEncoding)
         case .store(let terms):
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxObjectBytes {
                 stream(head, prefix: nil, reason: .tooLarge)
@@ -212,12 +216,39 @@ final class CacheFill: UpstreamResponseDelegate {
         if head.status.code != 204 {
             headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
         }
-        let varyNames = CachedResponse.varyNames(of: head.headers)
+        var varyNames = CachedResponse.varyNames(of: head.headers)
+        var gzipBody: ByteBuffer?
+        if let gzip = route.gzip {
+            // sidecache negotiates the coding itself, so Accept-Encoding does not split the entry.
+            varyNames.removeAll { $0 == "accept-encoding" }
+            gzipBody = Self.compressed(body, status: head.status, headers: headers, settings: gzip)
+            if gzipBody != nil || ContentCoding.encoding(of: headers) == "gzip" { ContentCoding.addVaryAcceptEncoding(&headers) }
+        }
         let varyValues = varyNames.map { CachedResponse.varyValue($0, in: request.head.headers) }
         return CachedResponse(
             status: head.status, headers: headers, body: body, requestTime: requestTime, responseTime: responseTime,
-            terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags(from: head.headers)
+            terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags(from: head.headers), gzipBody: gzipBody
         )
+    }
+
+    /// Identity or gzip: what an entry shared by clients with any Accept-Encoding may hold. gzip
+    /// under `no-transform` does not qualify: decoding it for a client would be a transformation.
+    static func storableCoding(_ headers: HTTPHeaders) -> Bool {
+        switch ContentCoding.encoding(of: headers) {
+        case nil: return true
+        case "gzip": return !CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init)).noTransform
+        default: return false
+        }
+    }
+
+    /// The body gzipped once, when the settings cover it and it is worth it; nil otherwise.
+    static func compressed(_ body: ByteBuffer, status: HTTPResponseStatus, headers: HTTPHeaders, settings: SidecacheConfiguration.Gzip) -> ByteBuffer? {
+        guard ContentCoding.encoding(of: headers) == nil, body.readableBytes >= settings.minBytes, status != .noContent,
+              ContentCoding.isCompressible(contentType: headers.first(name: "content-type"), types: settings.types),
+              !CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init)).noTransform,
+              let gzipped = try? ContentCoding.gzip(body, level: settings.level), gzipped.readableBytes < body.readableBytes
+        else { return nil }
+        return gzipped
     }
 
     /// Route templates filled from the path, plus the origin's `Surrogate-Key` (space separated) and

@@ -355,16 +355,25 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: - Writing responses
 
-    /// Serves a stored response, answering the client's own conditions (RFC 9111 §4.3.2).
+    /// Serves a stored response in the coding the client accepts, answering the client's own
+    /// conditions (RFC 9111 §4.3.2) against that coding's validators.
     func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: String, now: CacheInstant) {
         guard let context, request === r else { return }
-        let notModified = entry.status == .ok
-            && ConditionalRequest.isNotModified(request: r.head.headers, etag: entry.etag, lastModified: entry.lastModified)
-        if !notModified, r.head.version == .http1_1, let raw = rawWriter {
-            serveEncoded(entry, to: r, cacheStatus: cacheStatus, now: now, context: context, raw: raw)
+        let chosen: StoredRepresentation
+        do {
+            chosen = try StoredRepresentation(entry, for: r.head.headers, decodeLimit: 4 * r.snapshot.configuration.cache.memory.maxObjectBytes)
+        } catch {
+            runtime.logger.error("a stored gzip body does not decode", metadata: ["path": "\(r.path)", "error": "\(error)"])
+            respondLocally(.badGateway, "the stored response could not be decoded", request: r, close: false)
             return
         }
-        var headers = entry.headers
+        let notModified = entry.status == .ok
+            && ConditionalRequest.isNotModified(request: r.head.headers, etag: chosen.etag, lastModified: entry.lastModified)
+        if !notModified, r.head.version == .http1_1, let raw = rawWriter, let encodedHead = chosen.encodedHead {
+            serveEncoded(entry, head: encodedHead, body: chosen.body, to: r, cacheStatus: cacheStatus, now: now, context: context, raw: raw)
+            return
+        }
+        var headers = chosen.headers
         headers.add(name: "Age", value: String(entry.age(at: now).seconds))
         headers.add(name: "Cache-Status", value: cacheStatus)
         headers.add(name: "X-Cache", value: r.outcome.xCache)
@@ -379,9 +388,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else {
             r.status = entry.status.code
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: entry.status, headers: headers))), promise: nil)
-            if !r.isHead, entry.body.readableBytes > 0 {
-                r.bytes = entry.body.readableBytes
-                context.write(wrapOutboundOut(.body(.byteBuffer(entry.body))), promise: nil)
+            if !r.isHead, chosen.body.readableBytes > 0 {
+                r.bytes = chosen.body.readableBytes
+                context.write(wrapOutboundOut(.body(.byteBuffer(chosen.body))), promise: nil)
             }
         }
         finishResponse(r)
@@ -389,10 +398,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The hit fast path (HTTP/1.1): the entry's pre-encoded head, the per-response fields and the
     /// body, written below the HTTP encoder. No header list is copied or re-encoded.
-    private func serveEncoded(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: String, now: CacheInstant,
-                              context: ChannelHandlerContext, raw: ChannelHandlerContext) {
-        var head = context.channel.allocator.buffer(capacity: entry.encodedHead.readableBytes + 96 + cacheStatus.utf8.count + r.requestID.utf8.count)
-        head.writeImmutableBuffer(entry.encodedHead)
+    private func serveEncoded(_ entry: CachedResponse, head encodedHead: ByteBuffer, body: ByteBuffer, to r: ActiveRequest, cacheStatus: String,
+                              now: CacheInstant, context: ChannelHandlerContext, raw: ChannelHandlerContext) {
+        var head = context.channel.allocator.buffer(capacity: encodedHead.readableBytes + 96 + cacheStatus.utf8.count + r.requestID.utf8.count)
+        head.writeImmutableBuffer(encodedHead)
         head.writeStaticString("Age: ")
         head.writeString(String(entry.age(at: now).seconds))
         head.writeStaticString("\r\nCache-Status: ")
@@ -406,9 +415,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.responseStarted = true
         r.status = entry.status.code
         raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
-        if !r.isHead, entry.body.readableBytes > 0 {
-            r.bytes = entry.body.readableBytes
-            raw.write(NIOAny(IOData.byteBuffer(entry.body)), promise: nil)
+        if !r.isHead, body.readableBytes > 0 {
+            r.bytes = body.readableBytes
+            raw.write(NIOAny(IOData.byteBuffer(body)), promise: nil)
         }
         finishResponse(r, encoded: true)
     }
@@ -425,6 +434,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         var headers = UpstreamRequest.clientHeaders(from: upstream.headers)
+        if let gzip = r.route?.gzip, !r.isHead, Self.compressesOnTheFly(upstream, request: r.head.headers, settings: gzip),
+           let stream = try? StreamingGzip(level: gzip.level, allocator: context.channel.allocator) {
+            r.gzipStream = stream
+            let length = headers.first(name: "content-length").flatMap(Int.init) ?? 0
+            headers = ContentCoding.headers(headers, coding: "gzip", length: length, etagSuffix: "gzip")
+            headers.remove(name: "content-length")  // the compressed length is known only at the end
+        }
         // HTTP/1.0 has no chunked encoding: a body of unknown length ends when the connection does.
         if r.head.version.minor == 0, r.head.version.major == 1, !headers.contains(name: "content-length"),
            !r.isHead, upstream.status.code >= 200, upstream.status != .noContent, upstream.status != .notModified {
@@ -441,8 +457,31 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
     }
 
+    /// An uncached response is gzipped while it streams when the route allows it, the client
+    /// accepts gzip, and the origin sent an identity 200 of a listed type that is not too small.
+    static func compressesOnTheFly(_ upstream: HTTPResponseHead, request: HTTPHeaders, settings: SidecacheConfiguration.Gzip) -> Bool {
+        let headers = upstream.headers
+        guard upstream.status == .ok, ContentCoding.encoding(of: headers) == nil, !headers.contains(name: "content-range"),
+              ContentCoding.acceptsGzip(request),
+              ContentCoding.isCompressible(contentType: headers.first(name: "content-type"), types: settings.types)
+        else { return false }
+        if let length = headers.first(name: "content-length").flatMap(Int.init), length < settings.minBytes { return false }
+        return !CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init)).noTransform
+    }
+
     func streamBody(_ buffer: ByteBuffer, to r: ActiveRequest) {
         guard let context, request === r, !r.isHead else { return }
+        var buffer = buffer
+        if let gzip = r.gzipStream {
+            guard buffer.readableBytes > 0 else { return }
+            do {
+                buffer = try gzip.compress(buffer)
+            } catch {
+                runtime.logger.error("gzip failed while streaming; closing the response", metadata: ["error": "\(error)"])
+                abortStreamedResponse(r)
+                return
+            }
+        }
         r.bytes += buffer.readableBytes
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
@@ -465,6 +504,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func endStreamedResponse(_ r: ActiveRequest) {
         guard request === r else { return }
         r.upstreamReader = nil
+        if let gzip = r.gzipStream, let context {
+            r.gzipStream = nil
+            guard let trailer = try? gzip.finish() else {
+                abortStreamedResponse(r)
+                return
+            }
+            r.bytes += trailer.readableBytes
+            context.write(wrapOutboundOut(.body(.byteBuffer(trailer))), promise: nil)
+        }
         finishResponse(r)
     }
 

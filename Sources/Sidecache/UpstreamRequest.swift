@@ -20,6 +20,11 @@ enum UpstreamRequest {
             for name in ConditionalRequest.clientOnlyFields { headers.remove(name: name) }
             if let etag = validating?.etag { headers.add(name: "If-None-Match", value: etag) }
             if let lm = validating?.lastModified { headers.add(name: "If-Modified-Since", value: lm) }
+            // With gzip on, sidecache does the negotiating: it asks for the one coding it can
+            // serve to everyone (decoding it for clients without gzip), or for identity.
+            if request.route?.gzip != nil {
+                headers.replaceOrAdd(name: "Accept-Encoding", value: ContentCoding.acceptsGzip(client.headers) ? "gzip" : "identity")
+            }
         } else if chunked {
             headers.add(name: "Transfer-Encoding", value: "chunked")
         } else if !headers.contains(name: "content-length"), client.method.hasRequestBody {

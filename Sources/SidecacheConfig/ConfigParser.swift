@@ -44,7 +44,7 @@ public enum ConfigParser {
     }
 
     private static func read(_ root: Node, _ r: inout ConfigReader) -> SidecacheConfiguration? {
-        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin"]) else { return nil }
+        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin", "compression"]) else { return nil }
 
         var listen = SidecacheConfiguration.ListenAddress(host: "127.0.0.1", port: 8080)
         if let text = r.string(top["listen"], at: "listen") {
@@ -58,9 +58,11 @@ public enum ConfigParser {
         let logging = readLogging(top["logging"], &r)
         let routes = readRoutes(top["routes"], &r)
         let admin = readAdmin(top["admin"], &r)
+        let compression = readCompression(top["compression"], at: "compression", default: .init(), &r)
         guard let upstream else { return nil }
         var config = SidecacheConfiguration(listen: listen, upstream: upstream, limits: limits, cache: cache, logging: logging, routes: routes)
         config.admin = admin
+        if let compression { config.gzip = compression }
         if let admin, admin.listen == listen, listen.port != 0 {
             r.fail("admin.listen", top["admin"], "must differ from listen (\(listen))")
         }
@@ -172,6 +174,31 @@ public enum ConfigParser {
         return admin
     }
 
+    /// `compression: { gzip: { min_bytes, level, types } }` or `compression: { gzip: false }`.
+    /// Nil when the node is absent (the caller's default applies); `.some(nil)` for gzip off.
+    private static func readCompression(_ node: Node?, at path: String, default base: SidecacheConfiguration.Gzip,
+                                        _ r: inout ConfigReader) -> SidecacheConfiguration.Gzip?? {
+        guard let node else { return nil }
+        guard let m = r.mapping(node, at: path, allowed: ["gzip"]) else { return nil }
+        guard let g = m["gzip"] else { return .some(base) }
+        if case .scalar = g {
+            guard let on = r.bool(g, at: "\(path).gzip") else { return nil }
+            return on ? .some(base) : .some(nil)
+        }
+        guard let gm = r.mapping(g, at: "\(path).gzip", allowed: ["min_bytes", "level", "types"]) else { return nil }
+        var gzip = base
+        if let minBytes = r.size(gm["min_bytes"], at: "\(path).gzip.min_bytes") { gzip.minBytes = minBytes }
+        if let level = r.positiveInt(gm["level"], at: "\(path).gzip.level", max: 9) { gzip.level = level }
+        if let types = r.stringList(gm["types"], at: "\(path).gzip.types") {
+            for (i, t) in types.enumerated() where !t.contains("/") || t.contains(" ") {
+                r.fail("\(path).gzip.types[\(i)]", gm["types"], "'\(t)' is not a media type such as application/json or text/*")
+            }
+            if types.isEmpty { r.fail("\(path).gzip.types", gm["types"], "an empty list compresses nothing; use gzip: false") }
+            gzip.types = types.map { $0.lowercased() }
+        }
+        return .some(gzip)
+    }
+
     private static func readLogging(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Logging {
         var l = SidecacheConfiguration.Logging(level: "info", access: true)
         guard let node, let m = r.mapping(node, at: "logging", allowed: ["level", "access"]) else { return l }
@@ -186,7 +213,7 @@ public enum ConfigParser {
 
     private static let routeKeys = [
         "name", "match", "cache", "ttl", "override_origin", "stale_while_revalidate", "stale_if_error", "key", "tags",
-        "honor_client_no_cache", "targeted_cache_control", "invalidates",
+        "honor_client_no_cache", "targeted_cache_control", "invalidates", "compression",
     ]
 
     private static func readRoutes(_ node: Node?, _ r: inout ConfigReader) -> [SidecacheConfiguration.Route] {
@@ -289,6 +316,7 @@ public enum ConfigParser {
         }
 
         let tags = readTemplates(m["tags"], at: "\(path).tags", kind: .tag, pattern: pattern, &r)
+        let compression = readCompression(m["compression"], at: "\(path).compression", default: .init(), &r)
         var invalidates = SidecacheConfiguration.Invalidates()
         if let node = m["invalidates"], let inv = r.mapping(node, at: "\(path).invalidates", allowed: ["tags", "patterns"]) {
             invalidates.tags = readTemplates(inv["tags"], at: "\(path).invalidates.tags", kind: .tag, pattern: pattern, &r)
@@ -305,7 +333,7 @@ public enum ConfigParser {
         return SidecacheConfiguration.Route(
             name: name, methods: methods, path: pattern, cache: cache, ttl: ttl, overrideOrigin: overrideOrigin,
             staleWhileRevalidate: swr, staleIfError: sie, keyQuery: query, keyHeaders: keyHeaders, tags: tags,
-            honorClientNoCache: honor, targetedCacheControl: targeted, invalidates: invalidates
+            honorClientNoCache: honor, targetedCacheControl: targeted, invalidates: invalidates, gzip: compression
         )
     }
 

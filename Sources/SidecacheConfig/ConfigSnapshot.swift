@@ -11,8 +11,10 @@ public struct CompiledRoute: Sendable, Equatable {
     public let keyPolicy: CacheKeyPolicy
     public let tags: [TagTemplate]
     public let invalidates: SidecacheConfiguration.Invalidates
+    /// gzip for this route (its own setting, else the global one); nil when off.
+    public let gzip: SidecacheConfiguration.Gzip?
 
-    init(_ route: SidecacheConfiguration.Route) {
+    init(_ route: SidecacheConfiguration.Route, gzip global: SidecacheConfiguration.Gzip?) {
         name = route.name
         methods = route.methods.map { $0.map { HTTPMethod(rawValue: $0) } }
         pattern = route.path
@@ -25,6 +27,7 @@ public struct CompiledRoute: Sendable, Equatable {
         keyPolicy = CacheKeyPolicy(query: route.keyQuery, headers: route.keyHeaders)
         tags = route.tags
         invalidates = route.invalidates
+        gzip = route.gzip ?? global
     }
 
     public func matches(method: HTTPMethod, path: Substring) -> Bool {
@@ -58,7 +61,7 @@ public final class ConfigSnapshot: Sendable {
 
     public init(configuration: SidecacheConfiguration, version: Int, sourcePath: String) {
         self.configuration = configuration
-        self.routes = configuration.routes.map(CompiledRoute.init)
+        self.routes = configuration.routes.map { CompiledRoute($0, gzip: configuration.gzip) }
         self.version = version
         self.sourcePath = sourcePath
     }

@@ -12,6 +12,21 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
     public var routes: [Route]
     /// The admin port; nil when the file has no `admin` section.
     public var admin: Admin? = nil
+    /// gzip for routes that do not say otherwise; nil when `compression: { gzip: false }`.
+    public var gzip: Gzip? = Gzip()
+
+    /// `compression.gzip`: what is compressed, and how hard.
+    public struct Gzip: Sendable, Equatable, Encodable {
+        public var minBytes = 1024
+        public var level = 6
+        public var types = ["application/json", "text/*", "application/javascript", "image/svg+xml"]
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case minBytes = "min_bytes", level, types
+        }
+    }
 
     public struct ListenAddress: Sendable, Equatable, Encodable, CustomStringConvertible {
         public var host: String
@@ -201,12 +216,14 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var targetedCacheControl: String
         /// What a successful write through this route purges.
         public var invalidates: Invalidates
+        /// The route's own `compression`: nil to use the global one, `.some(nil)` for gzip off.
+        public var gzip: Gzip??
 
         enum CodingKeys: String, CodingKey {
             case name, methods, path, cache, ttl, overrideOrigin = "override_origin"
             case staleWhileRevalidate = "stale_while_revalidate", staleIfError = "stale_if_error"
             case key, tags, honorClientNoCache = "honor_client_no_cache", targetedCacheControl = "targeted_cache_control"
-            case invalidates
+            case invalidates, gzip
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -229,6 +246,7 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(tags.map(\.source), forKey: .tags)
             try c.encode(honorClientNoCache, forKey: .honorClientNoCache)
             try c.encode(targetedCacheControl, forKey: .targetedCacheControl)
+            if let gzip { try c.encode(gzip, forKey: .gzip) }
             if !invalidates.isEmpty {
                 try c.encode(["tags": invalidates.tags.map(\.source), "patterns": invalidates.patterns.map(\.source)], forKey: .invalidates)
             }

@@ -48,12 +48,30 @@ import Testing
 
     @Test func anotherVersionIsRefused() {
         var bytes = CachedResponseCodec.encode(Self.entry())
-        bytes.setInteger(UInt8(2), at: 3)
-        #expect(throws: CachedResponseCodec.DecodeError.unknownVersion(2)) { try CachedResponseCodec.decode(bytes) }
+        bytes.setInteger(UInt8(3), at: 3)
+        #expect(throws: CachedResponseCodec.DecodeError.unknownVersion(3)) { try CachedResponseCodec.decode(bytes) }
         var foreign = ByteBuffer(string: "{\"json\": true}")
         #expect(throws: CachedResponseCodec.DecodeError.badMagic) { try CachedResponseCodec.decode(foreign) }
         foreign.clear()
         #expect(throws: CachedResponseCodec.DecodeError.truncated) { try CachedResponseCodec.decode(foreign) }
+    }
+
+    @Test func theGzipCopyRoundTripsAndVersionOneStillReads() throws {
+        let body = ByteBuffer(string: String(repeating: "{\"a\": 1}", count: 200))
+        let gzipped = try ContentCoding.gzip(body, level: 6)
+        let original = CachedResponse(status: .ok, headers: HTTPHeaders([("ETag", "\"e1\""), ("Content-Length", "1600")]), body: body,
+                                      requestTime: CacheInstant(seconds: 5), responseTime: CacheInstant(seconds: 5),
+                                      terms: Self.entry().terms, varyNames: [], varyValues: [], tags: [], gzipBody: gzipped)
+        let decoded = try CachedResponseCodec.decode(CachedResponseCodec.encode(original))
+        #expect(decoded.gzip?.body == gzipped)
+        #expect(decoded.gzip?.etag == "\"e1-gzip\"")
+        #expect(decoded.gzip?.headers.first(name: "content-length") == String(gzipped.readableBytes))
+        // A version 1 value (no gzip field) written by an older sidecache.
+        var old = CachedResponseCodec.encode(Self.entry())
+        old.setInteger(UInt8(1), at: 3)
+        old.moveWriterIndex(to: old.writerIndex - 1)
+        let fromOld = try CachedResponseCodec.decode(old)
+        #expect(fromOld.gzip == nil && fromOld.body == Self.entry().body)
     }
 
     @Test func everyTruncationAndExtraByteIsAnError() {
