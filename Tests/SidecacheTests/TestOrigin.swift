@@ -17,6 +17,8 @@ struct OriginReply: Sendable {
     var status: HTTPResponseStatus = .ok
     var headers: [(String, String)] = []
     var body: String = ""
+    /// Bytes to send instead of `body` (binary content such as a gzip body).
+    var bytes: [UInt8]? = nil
     /// Answer after this long (a slow origin).
     var delay: TimeAmount = .zero
     /// Stream this many bytes (chunked, 64 KiB at a time, following the connection's writability).
@@ -135,13 +137,14 @@ private final class OriginHandler: ChannelInboundHandler, RemovableChannelHandle
             pump(context)
             return
         }
+        let body = reply.bytes.map { ByteBuffer(bytes: $0) } ?? ByteBuffer(string: reply.body)
         if !headers.contains(name: "content-length") && reply.status != .notModified && reply.status != .noContent {
-            headers.add(name: "Content-Length", value: String(reply.body.utf8.count))
+            headers.add(name: "Content-Length", value: String(body.readableBytes))
         }
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
-        if request.method != .HEAD && !reply.body.isEmpty && reply.status != .notModified {
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+        if request.method != .HEAD && body.readableBytes > 0 && reply.status != .notModified {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         let close = !keepAlive
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in

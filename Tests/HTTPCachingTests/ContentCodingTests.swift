@@ -1,0 +1,65 @@
+import HTTPCaching
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@Suite struct ContentCodingTests {
+    @Test(arguments: [
+        ("gzip", true), ("gzip, deflate, br", true), ("GZIP;Q=0.5", true), ("x-gzip", true),
+        ("gzip;q=0", false), ("gzip; q=0.0", false), ("br, *", true), ("*;q=0", false), ("identity", false),
+        ("br, gzip;q=0, *", false), ("deflate", false), ("", false),
+    ])
+    func acceptEncodingHonoursQValuesAndStar(_ value: String, _ expected: Bool) {
+        #expect(ContentCoding.acceptsGzip(HTTPHeaders([("Accept-Encoding", value)])) == expected, "\(value)")
+    }
+
+    @Test func noAcceptEncodingMeansIdentity() {
+        #expect(!ContentCoding.acceptsGzip([:]))
+    }
+
+    @Test(arguments: [0, 1, 100, 4096, 65536, 300_000])
+    func gzipRoundTripsByteExact(_ size: Int) throws {
+        var generator = SystemRandomNumberGenerator()
+        // Half random bytes, half repetitive text: both kinds of content.
+        let bytes = (0..<size).map { i in i % 2 == 0 ? UInt8.random(in: 0...255, using: &generator) : UInt8(ascii: "a") }
+        let body = ByteBuffer(bytes: bytes)
+        let compressed = try ContentCoding.gzip(body, level: 6)
+        #expect(compressed.getBytes(at: compressed.readerIndex, length: 2) == [0x1f, 0x8b])
+        #expect(try ContentCoding.gunzip(compressed, limit: size + 1) == body)
+    }
+
+    @Test func decodingStopsAtTheLimitAndOnCorruptData() throws {
+        let body = ByteBuffer(repeating: 0x41, count: 100_000)
+        let compressed = try ContentCoding.gzip(body, level: 9)
+        #expect(throws: ContentCoding.TooLarge.self) { try ContentCoding.gunzip(compressed, limit: 1000) }
+        var corrupt = compressed
+        corrupt.setInteger(UInt32(0xDEADBEEF), at: 20)
+        #expect(throws: (any Error).self) { try ContentCoding.gunzip(corrupt, limit: 200_000) }
+    }
+
+    @Test func aStreamCompressedPieceByPieceDecodesToTheWhole() throws {
+        let stream = try StreamingGzip(level: 6, allocator: ByteBufferAllocator())
+        var whole = ByteBuffer()
+        var compressed = ByteBuffer()
+        for i in 0..<20 {
+            let piece = ByteBuffer(string: String(repeating: "{\"piece\": \(i)}", count: 300 + i))
+            whole.writeImmutableBuffer(piece)
+            var out = try stream.compress(piece)
+            compressed.writeBuffer(&out)
+        }
+        var trailer = try stream.finish()
+        compressed.writeBuffer(&trailer)
+        #expect(try ContentCoding.gunzip(compressed, limit: 1 << 20) == whole)
+        #expect(compressed.readableBytes < whole.readableBytes / 4)
+    }
+
+    @Test func typesAndEntityTags() {
+        let types = ["application/json", "text/*", "image/svg+xml"]
+        #expect(ContentCoding.isCompressible(contentType: "application/json; charset=utf-8", types: types))
+        #expect(ContentCoding.isCompressible(contentType: "Text/HTML", types: types))
+        #expect(!ContentCoding.isCompressible(contentType: "image/png", types: types))
+        #expect(!ContentCoding.isCompressible(contentType: nil, types: types))
+        #expect(ContentCoding.etag("\"abc\"", suffix: "gzip") == "\"abc-gzip\"")
+        #expect(ContentCoding.etag("W/\"abc\"", suffix: "gzip") == "W/\"abc-gzip\"")
+    }
+}

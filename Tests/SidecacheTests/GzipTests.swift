@@ -1,0 +1,131 @@
+import HTTPCaching
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// gzip over real sockets: one stored entry served to clients with and without gzip.
+@Suite struct GzipTests {
+    static let routes = """
+    routes:
+      - name: cached
+        match: { path: "/c/*" }
+        ttl: 5m
+      - name: plain
+        match: { path: "/off/*" }
+        ttl: 5m
+        compression: { gzip: false }
+      - name: live
+        match: { path: "/live/*" }
+        cache: false
+    """
+
+    static let json = String(repeating: #"{"id": 1, "name": "an item with a name"},"#, count: 120)  // ~5 KB
+    static let gzip = [("Accept-Encoding", "gzip, deflate, br")]
+
+    static func decoded(_ response: TestResponse) throws -> String {
+        String(buffer: try ContentCoding.gunzip(ByteBuffer(bytes: response.body), limit: 1 << 22))
+    }
+
+    static func origin(_ r: OriginRequest) -> OriginReply {
+        .ok(json, [("Content-Type", "application/json; charset=utf-8"), ("ETag", "\"v1\"")])
+    }
+
+    @Test func oneEntryServesGzipAndIdentityClients() async throws {
+        try await withProxy(routes: Self.routes, Self.origin) { origin, proxy in
+            let zipped = try await get(proxy.port, "/c/1", Self.gzip)
+            #expect(zipped.xCache == "MISS" && zipped.header("Content-Encoding") == "gzip")
+            #expect(try Self.decoded(zipped) == Self.json)
+            #expect(zipped.header("Content-Length") == String(zipped.body.count) && zipped.body.count < Self.json.utf8.count / 4)
+            #expect(zipped.header("ETag") == "\"v1-gzip\"")
+            #expect(zipped.headers("Vary").joined(separator: ",").contains("Accept-Encoding"))
+            let plain = try await get(proxy.port, "/c/1")
+            #expect(plain.xCache == "HIT" && plain.header("Content-Encoding") == nil && plain.text == Self.json)
+            #expect(plain.header("ETag") == "\"v1\"" && plain.header("Content-Length") == String(Self.json.utf8.count))
+            #expect(plain.headers("Vary").joined(separator: ",").contains("Accept-Encoding"))
+            let again = try await get(proxy.port, "/c/1", Self.gzip)
+            #expect(again.xCache == "HIT" && again.body == zipped.body)
+            #expect(origin.count("/c/1") == 1)
+            // The fill asked the origin for the one coding sidecache can serve to everyone.
+            #expect(origin.requests.first?.headers.first(name: "accept-encoding") == "gzip")
+        }
+    }
+
+    @Test func qValuesDecide() async throws {
+        try await withProxy(routes: Self.routes, Self.origin) { _, proxy in
+            _ = try await get(proxy.port, "/c/q")
+            #expect(try await get(proxy.port, "/c/q", [("Accept-Encoding", "gzip;q=0, deflate")]).header("Content-Encoding") == nil)
+            #expect(try await get(proxy.port, "/c/q", [("Accept-Encoding", "br;q=1, *;q=0.1")]).header("Content-Encoding") == "gzip")
+            #expect(try await get(proxy.port, "/c/q", [("Accept-Encoding", "*;q=0")]).header("Content-Encoding") == nil)
+        }
+    }
+
+    @Test func smallBodiesIneligibleTypesAndRoutesWithGzipOffAreUntouched() async throws {
+        try await withProxy(routes: Self.routes, { r in
+            switch r.path {
+            case "/c/small": .ok(#"{"a":1}"#, [("Content-Type", "application/json")])
+            case "/c/png": .ok(String(repeating: "P", count: 5000), [("Content-Type", "image/png")])
+            default: .ok(Self.json, [("Content-Type", "application/json")])
+            }
+        }) { _, proxy in
+            for path in ["/c/small", "/c/png", "/off/x"] {
+                for _ in 0..<2 {
+                    let response = try await get(proxy.port, path, Self.gzip)
+                    #expect(response.header("Content-Encoding") == nil, "\(path)")
+                    #expect(response.header("Vary") == nil, "\(path)")
+                }
+            }
+        }
+    }
+
+    @Test func anOriginGzippedBodyIsStoredAsItCameAndDecodedForClientsWithoutGzip() async throws {
+        let body = ByteBuffer(string: Self.json)
+        let gzipped = try ContentCoding.gzip(body, level: 9)
+        try await withProxy(routes: Self.routes, { r in
+            r.headers.first(name: "accept-encoding") == "gzip"
+                ? OriginReply(headers: [("Content-Type", "application/json"), ("Content-Encoding", "gzip"), ("ETag", "\"z\"")],
+                              bytes: Array(gzipped.readableBytesView))
+                : .ok("identity from origin", [("Content-Type", "application/json")])
+        }) { origin, proxy in
+            let zipped = try await get(proxy.port, "/c/z", Self.gzip)
+            #expect(zipped.header("Content-Encoding") == "gzip" && zipped.body == Array(gzipped.readableBytesView))
+            let plain = try await get(proxy.port, "/c/z")
+            #expect(plain.xCache == "HIT" && plain.header("Content-Encoding") == nil && plain.text == Self.json)
+            #expect(plain.header("Content-Length") == String(Self.json.utf8.count) && plain.header("ETag") == "\"z-identity\"")
+            let head = try await request(proxy.port, "HEAD", "/c/z")
+            #expect(head.header("Content-Length") == String(Self.json.utf8.count) && head.body.isEmpty)
+            #expect(origin.count("/c/z") == 1)
+        }
+    }
+
+    @Test func headAnd304AreRightForEachCoding() async throws {
+        try await withProxy(routes: Self.routes, Self.origin) { _, proxy in
+            let full = try await get(proxy.port, "/c/h", Self.gzip)
+            let head = try await request(proxy.port, "HEAD", "/c/h", headers: Self.gzip)
+            #expect(head.status == 200 && head.body.isEmpty)
+            #expect(head.header("Content-Length") == String(full.body.count) && head.header("Content-Encoding") == "gzip")
+            let plainHead = try await request(proxy.port, "HEAD", "/c/h")
+            #expect(plainHead.header("Content-Length") == String(Self.json.utf8.count) && plainHead.header("Content-Encoding") == nil)
+
+            let zippedMatch = try await get(proxy.port, "/c/h", Self.gzip + [("If-None-Match", "\"v1-gzip\"")])
+            #expect(zippedMatch.status == 304 && zippedMatch.header("ETag") == "\"v1-gzip\"")
+            // The identity tag does not validate the gzip copy, nor the other way round.
+            #expect(try await get(proxy.port, "/c/h", Self.gzip + [("If-None-Match", "\"v1\"")]).status == 200)
+            #expect(try await get(proxy.port, "/c/h", [("If-None-Match", "\"v1-gzip\"")]).status == 200)
+            let plainMatch = try await get(proxy.port, "/c/h", [("If-None-Match", "\"v1\"")])
+            #expect(plainMatch.status == 304 && plainMatch.header("ETag") == "\"v1\"")
+        }
+    }
+
+    @Test func anUncachedStreamedResponseIsCompressedOnTheFly() async throws {
+        try await withProxy(routes: Self.routes, { _ in
+            OriginReply(headers: [("Content-Type", "text/plain")], streamBytes: 300_000)
+        }) { _, proxy in
+            let zipped = try await get(proxy.port, "/live/stream", Self.gzip)
+            #expect(zipped.status == 200 && zipped.header("Content-Encoding") == "gzip" && zipped.header("Content-Length") == nil)
+            #expect(try Self.decoded(zipped) == String(repeating: "x", count: 300_000))
+            #expect(zipped.body.count < 10_000)
+            let plain = try await get(proxy.port, "/live/stream")
+            #expect(plain.header("Content-Encoding") == nil && plain.body.count == 300_000)
+        }
+    }
+}
