@@ -128,4 +128,17 @@ import Testing
             #expect(plain.header("Content-Encoding") == nil && plain.body.count == 300_000)
         }
     }
+
+    @Test func otherCodingsPassThroughUntouchedAndAreNotStored() async throws {
+        try await withProxy(routes: Self.routes, { _ in
+            OriginReply(headers: [("Content-Type", "application/json"), ("Content-Encoding", "br")], bytes: [0x0b, 0x02, 0x80, 0x68, 0x69, 0x03])
+        }) { origin, proxy in
+            for _ in 0..<2 {
+                let response = try await get(proxy.port, "/c/br", [("Accept-Encoding", "br")])
+                #expect(response.header("Content-Encoding") == "br" && response.body == [0x0b, 0x02, 0x80, 0x68, 0x69, 0x03])
+                #expect(response.xCache == "MISS" && response.header("Cache-Status")?.contains("detail=content-encoding") == true)
+            }
+            #expect(origin.count("/c/br") == 2)
+        }
+    }
 }
