@@ -56,39 +56,36 @@ final class SidecacheMetrics: Sendable {
     /// response was sent); cache the outcome as in access logs.
     func recordRequest(route: String, method: HTTPMethod, status: UInt, outcome: CacheOutcome) {
         let series = RequestSeries(route: route, method: Self.methodClass(method), status: Self.statusClass(status), outcome: outcome)
-        let counter = requests.withLockedValue { table in
-            if let existing = table[series] { return existing }
-            let made = CoreMetrics.Counter(label: "sidecache_requests_total", dimensions: [
+        Self.series(series, in: requests) {
+            CoreMetrics.Counter(label: "sidecache_requests_total", dimensions: [
                 ("route", series.route), ("method", series.method), ("status", series.status), ("cache", outcome.rawValue),
             ], factory: factory)
-            table[series] = made
-            return made
-        }
-        counter.increment()
+        }.increment()
     }
 
     /// `sidecache_upstream_duration_seconds{route}`: time to the upstream's response head.
     func recordUpstream(route: String, microseconds: Int64) {
-        let timer = upstream.withLockedValue { table in
-            if let existing = table[route] { return existing }
-            let made = CoreMetrics.Timer(label: "sidecache_upstream_duration_seconds", dimensions: [("route", route)], factory: factory)
-            table[route] = made
-            return made
-        }
-        timer.recordMicroseconds(microseconds)
+        Self.series(route, in: upstream) {
+            CoreMetrics.Timer(label: "sidecache_upstream_duration_seconds", dimensions: [("route", route)], factory: factory)
+        }.recordMicroseconds(microseconds)
     }
 
     /// `sidecache_purges_total{kind, mode}`: purges started on this instance (admin and writes).
     func recordPurge(kind: String, soft: Bool) {
         let mode = soft ? "soft" : "hard"
-        let counter = purges.withLockedValue { table in
-            let name = kind + "/" + mode
-            if let existing = table[name] { return existing }
-            let made = CoreMetrics.Counter(label: "sidecache_purges_total", dimensions: [("kind", kind), ("mode", mode)], factory: factory)
-            table[name] = made
+        Self.series(kind + "/" + mode, in: purges) {
+            CoreMetrics.Counter(label: "sidecache_purges_total", dimensions: [("kind", kind), ("mode", mode)], factory: factory)
+        }.increment()
+    }
+
+    /// The series for `key`, made on first use.
+    private static func series<Key: Hashable, Metric>(_ key: Key, in table: NIOLockedValueBox<[Key: Metric]>, make: () -> Metric) -> Metric {
+        table.withLockedValue { table in
+            if let existing = table[key] { return existing }
+            let made = make()
+            table[key] = made
             return made
         }
-        counter.increment()
     }
 
     func recordReload(succeeded: Bool) {
