@@ -48,6 +48,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Pure state machines for rate limiting, circuit breaking and retries: no sockets, no clocks.
+        .target(name: "Resilience", swiftSettings: strict),
         .target(
             name: "SidecacheConfig",
             dependencies: [
@@ -118,6 +120,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching"], swiftSettings: strict),
+        .testTarget(name: "ResilienceTests", dependencies: ["Resilience"], swiftSettings: strict),
         .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig", "RedisClient"], swiftSettings: strict),
         .testTarget(
             name: "SidecacheTests",
