@@ -65,34 +65,34 @@ final class RedisTier: Sendable {
     /// stored before it count as stale from then on); publishes when the scan is complete. KEYS:
     /// the set; ARGV: entry key prefix, channel ("" for none), message, batch, soft-purge field,
     /// purge time in ms, SSCAN cursor. Returns {variants marked, next cursor}.
-    private let markSetScript = RedisScript("""
+    private let markSetScript = RedisScript(RedisTier.markFunction + """
         local page = redis.call('SSCAN', KEYS[1], ARGV[7], 'COUNT', ARGV[4])
         local marked = 0
-        for _, member in ipairs(page[2]) do
-          local key = ARGV[1] .. member
-          local variants = redis.call('HLEN', key)
-          if variants > 0 then
-            marked = marked + variants - redis.call('HEXISTS', key, ARGV[5])
-            redis.call('HSET', key, ARGV[5], ARGV[6])
-          end
-        end
+        for _, member in ipairs(page[2]) do marked = marked + mark(ARGV[1] .. member, ARGV[5], ARGV[6]) end
         if page[1] == '0' and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
         return {marked, page[1]}
         """)
 
     /// Soft purge of a batch of entry keys (a soft purge of everything). KEYS: entries; ARGV:
     /// soft-purge field, purge time in ms. Returns the variants marked.
-    private let markEntriesScript = RedisScript("""
+    private let markEntriesScript = RedisScript(RedisTier.markFunction + """
         local marked = 0
-        for _, key in ipairs(KEYS) do
-          local variants = redis.call('HLEN', key)
-          if variants > 0 then
-            marked = marked + variants - redis.call('HEXISTS', key, ARGV[1])
-            redis.call('HSET', key, ARGV[1], ARGV[2])
-          end
-        end
+        for _, key in ipairs(KEYS) do marked = marked + mark(key, ARGV[1], ARGV[2]) end
         return marked
         """)
+
+    /// Lua shared by the soft-purge scripts: stamps an existing entry with the purge time and
+    /// returns how many variants it holds (the stamp field itself not counted).
+    private static let markFunction = """
+        local function mark(key, field, time)
+          local variants = redis.call('HLEN', key)
+          if variants == 0 then return 0 end
+          local counted = variants - redis.call('HEXISTS', key, field)
+          redis.call('HSET', key, field, time)
+          return counted
+        end
+
+        """
 
     /// The hash field of an entry that holds the time of its last soft purge. A variant field is
     /// built from header names, which cannot contain NUL, so it never collides.

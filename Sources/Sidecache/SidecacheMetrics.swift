@@ -14,11 +14,16 @@ final class SidecacheMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
 
+    /// Small values, so finding the series of a request hashes one string (the route name).
     private struct RequestSeries: Hashable {
         let route: String
-        let method: String
-        let status: String
+        let method: MethodClass
+        let status: UInt8
         let outcome: CacheOutcome
+    }
+
+    enum MethodClass: String {
+        case read, write, other
     }
 
     private let requests = NIOLockedValueBox<[RequestSeries: CoreMetrics.Counter]>([:])
@@ -55,10 +60,10 @@ final class SidecacheMetrics: Sendable {
     /// `write` (POST, PUT, PATCH, DELETE) or `other`; status class `2xx`..`5xx` (`none` when no
     /// response was sent); cache the outcome as in access logs.
     func recordRequest(route: String, method: HTTPMethod, status: UInt, outcome: CacheOutcome) {
-        let series = RequestSeries(route: route, method: Self.methodClass(method), status: Self.statusClass(status), outcome: outcome)
+        let series = RequestSeries(route: route, method: Self.methodClass(method), status: UInt8(min(status / 100, 9)), outcome: outcome)
         Self.series(series, in: requests) {
             CoreMetrics.Counter(label: "sidecache_requests_total", dimensions: [
-                ("route", series.route), ("method", series.method), ("status", series.status), ("cache", outcome.rawValue),
+                ("route", series.route), ("method", series.method.rawValue), ("status", Self.statusClass(status)), ("cache", outcome.rawValue),
             ], factory: factory)
         }.increment()
     }
@@ -106,11 +111,11 @@ final class SidecacheMetrics: Sendable {
         return registry.emitToBuffer()
     }
 
-    static func methodClass(_ method: HTTPMethod) -> String {
+    static func methodClass(_ method: HTTPMethod) -> MethodClass {
         switch method {
-        case .GET, .HEAD: "read"
-        case .POST, .PUT, .PATCH, .DELETE: "write"
-        default: "other"
+        case .GET, .HEAD: .read
+        case .POST, .PUT, .PATCH, .DELETE: .write
+        default: .other
         }
     }
 
