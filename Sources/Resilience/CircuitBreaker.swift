@@ -104,6 +104,13 @@ public struct CircuitBreaker: Sendable, Equatable {
         }
     }
 
+    /// A half-open probe that will never have an outcome (its client left before the upstream
+    /// answered) gives its place back, so the breaker cannot stay half-open with every probe spent.
+    public mutating func abandonProbe() {
+        guard case .halfOpen(let admitted, let succeeded) = state, admitted > succeeded else { return }
+        state = .halfOpen(admitted: admitted - 1, succeeded: succeeded)
+    }
+
     /// Failure rate over the window, and the outcomes it counts (for metrics).
     public func windowCounts(now: Int64) -> (successes: Int, failures: Int) {
         buckets.filter { $0.start > now - settings.window }.reduce((0, 0)) { ($0.0 + $1.successes, $0.1 + $1.failures) }

@@ -99,6 +99,85 @@ func run(_ gcra: GCRA, at times: [Int64]) -> [Bool] {
         // A late answer to a request sent while closed changes nothing while open.
         #expect(breaker.record(success: true, now: again + 2) == nil)
     }
+
+    @Test func anAbandonedProbeGivesItsPlaceBack() {
+        var breaker = CircuitBreaker(settings: Self.settings)
+        for i in 0..<3 { breaker.record(success: false, now: Int64(i)) }
+        let reopenAt = 2 + 5 * second
+        #expect(breaker.admit(now: reopenAt) == .probe)
+        #expect(breaker.admit(now: reopenAt) == .probe)
+        breaker.abandonProbe()  // its client left before the upstream answered
+        #expect(breaker.state == .halfOpen(admitted: 1, succeeded: 0))
+        #expect(breaker.admit(now: reopenAt + 1) == .probe)
+        #expect(breaker.record(success: true, now: reopenAt + 2) == nil)
+        #expect(breaker.record(success: true, now: reopenAt + 3) == .closed)
+        breaker.abandonProbe()  // closed: nothing to give back
+        #expect(breaker.state == .closed)
+    }
+}
+
+@Suite struct RateLimitTableTests {
+    @Test func keysAreLimitedSeparately() {
+        let table = RateLimitTable(gcra: GCRA(requests: 1, perNanoseconds: second, burst: 1))
+        #expect([table.decide(key: "a", now: 0).admitted, table.decide(key: "a", now: 0).admitted, table.decide(key: "a", now: 0).admitted]
+            == [true, true, false])
+        #expect(table.decide(key: "b", now: 0).admitted)
+        #expect(table.decide(key: "a", now: second).admitted)
+    }
+
+    @Test func aFloodOfDistinctKeysStaysWithinTheBound() {
+        let table = RateLimitTable(gcra: GCRA(requests: 1, perNanoseconds: 60 * second, burst: 0), maxKeys: 1024, shardCount: 4)
+        // Every key stays limited for a minute, so none is idle: the bound must still hold.
+        for i in 0..<50_000 { _ = table.decide(key: "client-\(i)", now: Int64(i)) }
+        #expect(table.count <= 1024)
+        #expect(table.evictions > 0)
+    }
+
+    @Test func idleKeysAreDroppedFirst() {
+        let table = RateLimitTable(gcra: GCRA(requests: 1000, perNanoseconds: second, burst: 0), maxKeys: 64, shardCount: 1)
+        for i in 0..<64 { _ = table.decide(key: "old-\(i)", now: 0) }
+        // A second later every old key is back to a full burst: making room drops them, not a live one.
+        for i in 0..<10 { _ = table.decide(key: "new-\(i)", now: second) }
+        #expect(table.count == 10)
+        #expect(table.evictions == 0)
+    }
+}
+
+@Suite struct ClientAddressTests {
+    let trusted = ["10.0.0.0/8", "fd00::/8", "192.168.1.7"].compactMap(CIDRBlock.init)
+
+    @Test func addressesAndBlocksParse() {
+        #expect(IPAddress("192.168.1.7")?.description == "192.168.1.7")
+        #expect(IPAddress("::1")?.description == "0:0:0:0:0:0:0:1")
+        #expect(IPAddress("2001:db8::8:800:200c:417a") != nil)
+        #expect(IPAddress("::ffff:10.1.2.3")?.isIPv4 == true)
+        for bad in ["", "1.2.3", "1.2.3.256", "01234.1.1.1", "1::2::3", "12345::", "g::1", "1.2.3.4.5", "host"] {
+            #expect(IPAddress(bad) == nil, "\(bad)")
+        }
+        #expect(CIDRBlock("10.0.0.0/8")?.contains(IPAddress("10.200.3.4")!) == true)
+        #expect(CIDRBlock("10.0.0.0/8")?.contains(IPAddress("11.0.0.1")!) == false)
+        #expect(CIDRBlock("172.16.0.0/12")?.contains(IPAddress("172.31.255.255")!) == true)
+        #expect(CIDRBlock("172.16.0.0/12")?.contains(IPAddress("172.32.0.0")!) == false)
+        #expect(CIDRBlock("fd00::/8")?.contains(IPAddress("fd12::1")!) == true)
+        #expect(CIDRBlock("0.0.0.0/0")?.contains(IPAddress("8.8.8.8")!) == true)
+        #expect(CIDRBlock("0.0.0.0/0")?.contains(IPAddress("::1")!) == false)  // an IPv4 block holds IPv4 only
+        for bad in ["10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "::/129", "nonsense/8"] { #expect(CIDRBlock(bad) == nil, "\(bad)") }
+    }
+
+    @Test func forwardedForIsBelievedOnlyFromTrustedProxies() {
+        // An untrusted peer: its X-Forwarded-For is ignored.
+        #expect(ClientAddress.resolve(peer: "203.0.113.9", forwardedFor: ["1.2.3.4"], trusted: trusted) == "203.0.113.9")
+        // A trusted peer: the rightmost untrusted address is the client; what the client wrote itself
+        // (to the left) does not count.
+        #expect(ClientAddress.resolve(peer: "10.0.0.2", forwardedFor: ["6.6.6.6, 198.51.100.4, 10.1.1.1"], trusted: trusted) == "198.51.100.4")
+        #expect(ClientAddress.resolve(peer: "10.0.0.2", forwardedFor: ["6.6.6.6", "198.51.100.4"], trusted: trusted) == "198.51.100.4")
+        // Only trusted addresses: the leftmost is the best there is.
+        #expect(ClientAddress.resolve(peer: "192.168.1.7", forwardedFor: ["10.9.9.9"], trusted: trusted) == "10.9.9.9")
+        // Garbage stops the walk at the last good address.
+        #expect(ClientAddress.resolve(peer: "10.0.0.2", forwardedFor: ["unknown"], trusted: trusted) == "10.0.0.2")
+        #expect(ClientAddress.resolve(peer: "10.0.0.2", forwardedFor: [], trusted: trusted) == "10.0.0.2")
+        #expect(ClientAddress.resolve(peer: "10.0.0.2", forwardedFor: ["1.2.3.4"], trusted: []) == "10.0.0.2")
+    }
 }
 
 @Suite struct RetryTests {
