@@ -55,6 +55,7 @@ let package = Package(
             dependencies: [
                 "HTTPCaching",
                 "RedisClient",
+                "Resilience",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -66,6 +67,7 @@ let package = Package(
                 "HTTPCaching",
                 "SidecacheConfig",
                 "RedisClient",
+                "Resilience",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -121,7 +123,7 @@ let package = Package(
         ),
         .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching"], swiftSettings: strict),
         .testTarget(name: "ResilienceTests", dependencies: ["Resilience"], swiftSettings: strict),
-        .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig", "RedisClient"], swiftSettings: strict),
+        .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig", "RedisClient", "Resilience"], swiftSettings: strict),
         .testTarget(
             name: "SidecacheTests",
             dependencies: [

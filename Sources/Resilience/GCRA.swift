@@ -24,6 +24,13 @@ public struct GCRA: Sendable, Equatable {
         public let retryAfter: Int64
         /// When the key is back to a full burst.
         public let resetAfter: Int64
+
+        public init(admitted: Bool, remaining: Int, retryAfter: Int64, resetAfter: Int64) {
+            self.admitted = admitted
+            self.remaining = remaining
+            self.retryAfter = retryAfter
+            self.resetAfter = resetAfter
+        }
     }
 
     /// Decides one request at `now`; returns the decision and the key's new TAT (unchanged on refusal).

@@ -65,7 +65,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// An address block such as `10.0.0.0/8` or `fd00::/8`; a bare address is a block of one.
-public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
+public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible, Encodable {
     public let network: IPAddress
     /// Prefix length over the 128-bit form (an IPv4 /8 is 104 here).
     public let prefixBits: Int
@@ -83,6 +83,11 @@ public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
         prefixBits = bits + (address.isIPv4 ? 96 : 0)
         network = address
         description = text
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
     }
 
     public func contains(_ address: IPAddress) -> Bool {

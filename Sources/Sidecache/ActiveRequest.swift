@@ -34,6 +34,8 @@ final class ActiveRequest {
     var stale: CachedResponse?
     /// Gzips a streamed response on its way to the client.
     var gzipStream: StreamingGzip?
+    /// `RateLimit-*` fields for the response, on a rate-limited route.
+    var rateLimit: RateLimitFields?
     /// L2 was asked (or must not be: the client wants a revalidated answer); a fill goes upstream.
     var l2Checked = false
 

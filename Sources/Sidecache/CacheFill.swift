@@ -31,6 +31,8 @@ final class CacheFill: UpstreamResponseDelegate {
     private var connection: UpstreamConnection?
     private var attempts = 0
     private var requestTime = CacheInstant(milliseconds: 0)
+    /// The breaker's leave for each attempt, and the retries.
+    private let tries: UpstreamAttempts
 
     init(runtime: ProxyRuntime, key: CacheKey, route: CompiledRoute, request: ActiveRequest, owner: ProxyHandler?,
          clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop) {
@@ -43,6 +45,7 @@ final class CacheFill: UpstreamResponseDelegate {
         self.eventLoop = eventLoop
         self.upstreamHead = UpstreamRequest.head(for: request, clientAddress: clientAddress, forFill: true, validating: validating)
         self.maxObjectBytes = runtime.store.currentLimits.maxObjectBytes
+        self.tries = UpstreamAttempts(runtime.upstreamGuard, method: .GET, route: route)
     }
 
     /// The fill keeps itself alive through the pool's callbacks and the upstream handler's delegate
@@ -52,6 +55,10 @@ final class CacheFill: UpstreamResponseDelegate {
     func start() {
         retainSelf = self
         attempts += 1
+        if let refused = tries.begin() {
+            fail(refused)
+            return
+        }
         guard let pool = runtime.pools.pool(for: eventLoop) else {
             fail(UpstreamError(.connectFailed, "no connection pool on this event loop"))
             return
@@ -79,6 +86,10 @@ final class CacheFill: UpstreamResponseDelegate {
     // MARK: UpstreamResponseDelegate
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
+        if let wait = tries.responseHead(status: head.status.code, replayable: true) {
+            retry(after: wait)
+            return
+        }
         if owner != nil { request.markUpstreamEnd() }
         let now = runtime.now()
         if validating != nil, head.status == .notModified {
@@ -172,12 +183,23 @@ final class CacheFill: UpstreamResponseDelegate {
             retainSelf = nil
         case .awaitingHead where attempts == 1 && error.kind == .closedBeforeResponse && (wasReused || error.requestNotSent):
             // A keep-alive connection closed under us; GET is idempotent, so one retry is safe.
+            tries.abandon()
             start()
+        case .awaitingHead:
+            if let wait = tries.failed(error, replayable: true) { retry(after: wait) } else { fail(error) }
         case .finished:
             retainSelf = nil
         default:
             fail(error)
         }
+    }
+
+    /// Drops this attempt (and its response, if one came) and tries again after `wait`.
+    private func retry(after wait: TimeAmount) {
+        connection?.handler.abort()
+        connection = nil
+        mode = .awaitingHead
+        eventLoop.assumeIsolated().scheduleTask(in: wait) { self.start() }
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {}

@@ -21,8 +21,15 @@ final class ForwardExchange: UpstreamResponseDelegate {
     /// what a write invalidates.
     private var lastResponseHeaders: HTTPHeaders?
     private var cancelled = false
+    /// The breaker's leave for each attempt, and the retries.
+    private let tries: UpstreamAttempts
+    /// A copy of the request body sent so far, while it is small enough to send again on a retry;
+    /// nil once it is not (or the method is never retried).
+    private var replay: [ByteBuffer]?
+    private var replayBytes = 0
 
-    /// Bytes of request body buffered while the upstream connection is being set up.
+    /// Bytes of request body buffered while the upstream connection is being set up, and the most
+    /// kept for a retry.
     private static let maxPendingBytes = 64 * 1024
 
     init(handler: ProxyHandler, request: ActiveRequest, eventLoop: any EventLoop, clientAddress: String, cacheStatus: String) {
@@ -31,11 +38,18 @@ final class ForwardExchange: UpstreamResponseDelegate {
         self.eventLoop = eventLoop
         self.upstreamHead = UpstreamRequest.head(for: request, clientAddress: clientAddress, forFill: false)
         self.cacheStatus = cacheStatus
+        self.tries = UpstreamAttempts(handler.runtime.upstreamGuard, method: request.head.method, route: request.route)
+        self.replay = handler.runtime.upstreamGuard.retries == nil ? nil : []
     }
 
     func start() {
-        guard let handler, let pool = handler.runtime.pools.pool(for: eventLoop) else { return }
+        guard !cancelled, let handler, let pool = handler.runtime.pools.pool(for: eventLoop) else { return }
         attempts += 1
+        if let refused = tries.begin() {
+            request.markUpstreamEnd()
+            handler.serveStaleOrError(refused, to: request)
+            return
+        }
         let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: handler.runtime.pools.loopCount)
         if request.upstreamStarted == nil { request.markUpstreamStart() }
         pool.acquire(settings) { [self] result in
@@ -84,6 +98,10 @@ final class ForwardExchange: UpstreamResponseDelegate {
 
     private func send(_ buffer: ByteBuffer, on connection: UpstreamConnection) {
         bodyBytesSent += buffer.readableBytes
+        if replay != nil {
+            replayBytes += buffer.readableBytes
+            if replayBytes <= Self.maxPendingBytes { replay?.append(buffer) } else { replay = nil }
+        }
         connection.handler.sendBody(buffer)
     }
 
@@ -98,13 +116,37 @@ final class ForwardExchange: UpstreamResponseDelegate {
     /// The client went away: an unfinished upstream exchange cannot be reused.
     func cancel() {
         cancelled = true
+        tries.abandon()
         connection?.handler.abort()
         connection = nil
+    }
+
+    /// The whole request body is known and kept (or there is none): it can be sent again.
+    private var replayable: Bool {
+        request.requestEnded && replay != nil
+    }
+
+    /// Drops this attempt (and its response head, never relayed) and tries again after `wait`,
+    /// sending the kept body again.
+    private func retry(after wait: TimeAmount) {
+        connection?.handler.abort()
+        connection = nil
+        // What was sent goes again, ahead of what had not been sent yet (a failed connect sent nothing).
+        pendingBody = (replay ?? []) + pendingBody
+        pendingBytes += replayBytes
+        replay = []
+        replayBytes = 0
+        bodyBytesSent = 0
+        eventLoop.assumeIsolated().scheduleTask(in: wait) { self.start() }
     }
 
     // MARK: UpstreamResponseDelegate
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
+        if let wait = tries.responseHead(status: head.status.code, replayable: replayable) {
+            retry(after: wait)
+            return
+        }
         responseHeadSeen = true
         lastResponseHeaders = head.headers
         request.markUpstreamEnd()
@@ -172,7 +214,12 @@ final class ForwardExchange: UpstreamResponseDelegate {
         let replayable = bodyBytesSent == 0 && request.requestEnded
         if attempts == 1, error.kind == .closedBeforeResponse,
            error.requestNotSent || (wasReused && replayable && request.head.method.isIdempotent) {
+            tries.abandon()
             start()
+            return
+        }
+        if let wait = tries.failed(error, replayable: self.replayable) {
+            retry(after: wait)
             return
         }
         request.markUpstreamEnd()

@@ -32,6 +32,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var pausedForQueue = false
     /// Shutting down: close once the request in progress (if any) is answered.
     private var quiescing = false
+    /// The request in progress waits for a shared rate-limit decision: its parts wait in `queued`.
+    var awaitingAdmission = false
 
     init(runtime: ProxyRuntime) {
         self.runtime = runtime
@@ -52,7 +54,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if !queued.isEmpty || (request != nil && part.isHead) {
+        if !queued.isEmpty || awaitingAdmission || (request != nil && part.isHead) {
             // A pipelined request: it waits for the current response, and reading pauses meanwhile.
             queued.append(part)
             if !pausedForQueue {
@@ -79,8 +81,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Runs the queued pipelined requests once nothing is in progress.
-    private func drainQueue() {
-        guard !draining, let context else { return }
+    func drainQueue() {
+        guard !draining, !awaitingAdmission, let context else { return }
         draining = true
         defer { draining = false }
         // Feed parts until the next request's head meets a request still in progress; the body and
@@ -128,7 +130,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         requestHeadArrived()
-        let snapshot = runtime.config
+        let (snapshot, limiters) = runtime.current
         let requestID = head.headers.first(name: "x-request-id").flatMap { RequestIDGenerator.isAcceptable($0) ? $0 : nil }
             ?? runtime.requestIDs.next()
         guard let uri = Self.originForm(head.uri, method: head.method) else {
@@ -150,6 +152,21 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             respondLocally(.init(statusCode: 431), "request header fields too large", request: r, close: true)
             return
         }
+        if let route, let limiter = limiters.limiter(for: route) {
+            let key = limiter.key(for: head, peer: clientAddress, trusted: snapshot.configuration.trustedProxies)
+            if limiter.settings.scope == .redis, let tier = runtime.redisTier {
+                admitShared(r, limiter: limiter, key: key, tier: tier, context: context)
+                return
+            }
+            guard admit(r, limiter.decideLocally(key: key), limiter: limiter, key: key) else { return }
+        }
+        dispatch(r)
+    }
+
+    /// Routes an admitted request: a tunnel, the cache, or the upstream.
+    func dispatch(_ r: ActiveRequest) {
+        let head = r.head
+        let route = r.route
         if UpstreamRequest.isWebSocketUpgrade(head) {
             r.outcome = .bypass
             let tunnel = TunnelExchange(handler: self, request: r, clientAddress: clientAddress)
@@ -324,6 +341,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The upstream failed for a fill: stale-if-error (RFC 5861 §4) when allowed, else 502/504.
     func serveStaleOrError(_ error: UpstreamError, to r: ActiveRequest) {
         let now = runtime.now()
+        // With the breaker open any stored copy is better than a 503, unless the origin forbade
+        // serving it stale (must-revalidate, no-cache: RFC 9111 §4.2.4, §5.2.2.2).
+        if error.kind == .circuitOpen, let stale = r.stale, stale.terms.mayServeStale, !stale.terms.revalidateAlways {
+            r.outcome = .stale
+            var ttl = "0"
+            if case .stale(let staleness) = stale.freshness(at: now) { ttl = "\(-max(1, staleness.seconds))" }
+            serve(stale, to: r, cacheStatus: "sidecache; hit; ttl=\(ttl); detail=circuit-open", now: now)
+            return
+        }
         if let stale = r.stale, stale.isWithinStaleIfError(at: now) {
             r.outcome = .stale
             serve(stale, to: r, cacheStatus: "sidecache; fwd=stale; detail=stale-if-error-\(error.kind.rawValue)", now: now)
@@ -378,6 +404,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Cache-Status", value: cacheStatus)
         headers.add(name: "X-Cache", value: r.outcome.xCache)
         headers.add(name: "X-Request-ID", value: r.requestID)
+        r.rateLimit?.add(to: &headers)
         addConnectionHeader(&headers, r)
         r.responseStarted = true
         if notModified {
@@ -411,7 +438,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         head.writeStaticString("\r\nX-Request-ID: ")
         head.writeString(r.requestID)
         if !r.keepAlive || quiescing { head.writeStaticString("\r\nConnection: close") }
-        head.writeStaticString("\r\n\r\n")
+        head.writeStaticString("\r\n")
+        r.rateLimit?.write(to: &head)
+        head.writeStaticString("\r\n")
         r.responseStarted = true
         r.status = entry.status.code
         raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
@@ -425,6 +454,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private static func keptIn304(_ name: String) -> Bool {
         let lower = name.lowercased()
         return ConditionalRequest.fieldsKeptIn304.contains(lower) || ["age", "cache-status", "x-cache", "x-request-id", "connection", "via"].contains(lower)
+            || lower.hasPrefix("ratelimit-")
     }
 
     /// Starts relaying an upstream response; the body follows through `streamBody`.
@@ -449,6 +479,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.replaceOrAdd(name: "Cache-Status", value: cacheStatus)
         headers.replaceOrAdd(name: "X-Cache", value: r.outcome.xCache)
         headers.replaceOrAdd(name: "X-Request-ID", value: r.requestID)
+        r.rateLimit?.add(to: &headers)
         addConnectionHeader(&headers, r)
         r.status = upstream.status.code
         r.responseStarted = true
@@ -528,19 +559,30 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func respondUpstreamError(_ error: UpstreamError, to r: ActiveRequest) {
-        respondLocally(HTTPResponseStatus(statusCode: Int(error.statusCode)), error.description, request: r, close: !r.requestEnded,
+        let status = HTTPResponseStatus(statusCode: Int(error.statusCode))
+        if error.kind == .circuitOpen {
+            // The upstream was not asked: nothing forwarded (RFC 9211 has no fwd for it), and the
+            // client learns when a probe may go.
+            let retryAfter = RouteRateLimiter.seconds(error.retryAfter ?? 0)
+            respondLocally(status, error.description, request: r, close: !r.requestEnded, cacheStatus: "sidecache; detail=circuit-open",
+                           keepOutcome: true, extra: [("Retry-After", String(max(1, retryAfter)))])
+            return
+        }
+        respondLocally(status, error.description, request: r, close: !r.requestEnded,
                        cacheStatus: "sidecache; fwd=miss; detail=\(error.kind.rawValue)", keepOutcome: true)
     }
 
     /// A response sidecache makes itself: errors and refusals, plain text.
     func respondLocally(_ status: HTTPResponseStatus, _ message: String, request r: ActiveRequest, close: Bool,
-                        cacheStatus: String = "sidecache; fwd=request", keepOutcome: Bool = false) {
+                        cacheStatus: String = "sidecache; fwd=request", keepOutcome: Bool = false, extra: [(String, String)] = []) {
         guard let context, request === r, !r.responseStarted else { return }
         if !keepOutcome { r.outcome = .local }
         var (headers, body) = Self.plainText(message, allocator: context.channel.allocator)
         headers.add(name: "Cache-Status", value: cacheStatus)
         headers.add(name: "X-Cache", value: r.outcome.xCache)
         headers.add(name: "X-Request-ID", value: r.requestID)
+        r.rateLimit?.add(to: &headers)
+        for (name, value) in extra { headers.add(name: name, value: value) }
         if close { headers.add(name: "Connection", value: "close") } else { addConnectionHeader(&headers, r) }
         r.status = status.code
         r.responseStarted = true

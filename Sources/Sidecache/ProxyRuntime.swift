@@ -8,7 +8,9 @@ import SidecacheConfig
 /// Everything the request path shares across connections and event loops: the current config
 /// snapshot, the cache, the coalescer, the upstream pools and the logs.
 public final class ProxyRuntime: Sendable {
-    private let snapshot: NIOLockedValueBox<ConfigSnapshot>
+    /// The snapshot new requests use, and the rate limiters of its routes: swapped together.
+    private let active: NIOLockedValueBox<(snapshot: ConfigSnapshot, limiters: RouteLimiters)>
+    private let guardBox: NIOLockedValueBox<UpstreamGuard>
     let store: MemoryStore
     let coalescer = FillCoalescer()
     let pools: UpstreamPools
@@ -32,7 +34,8 @@ public final class ProxyRuntime: Sendable {
     public init(snapshot: ConfigSnapshot, group: any EventLoopGroup, logger: Logger, logSink: LogSink, levelBox: LogLevelBox,
                 clock: @escaping @Sendable () -> CacheInstant = { CacheInstant.now() }) {
         self.clock = clock
-        self.snapshot = NIOLockedValueBox(snapshot)
+        self.active = NIOLockedValueBox((snapshot, RouteLimiters(snapshot, previous: nil, logger: logger, metrics: metrics)))
+        self.guardBox = NIOLockedValueBox(UpstreamGuard(upstream: snapshot.configuration.upstream, logger: logger, metrics: metrics))
         self.store = MemoryStore(limits: snapshot.configuration.cache.memory)
         self.pools = UpstreamPools(group: group)
         self.logger = logger
@@ -169,7 +172,13 @@ public final class ProxyRuntime: Sendable {
     }
 
     /// The snapshot new requests use.
-    public var config: ConfigSnapshot { snapshot.withLockedValue { $0 } }
+    public var config: ConfigSnapshot { active.withLockedValue { $0.snapshot } }
+
+    /// The snapshot and its routes' rate limiters, read together under one lock.
+    var current: (snapshot: ConfigSnapshot, limiters: RouteLimiters) { active.withLockedValue { $0 } }
+
+    /// The circuit breaker and retry policy for requests starting now.
+    var upstreamGuard: UpstreamGuard { guardBox.withLockedValue { $0 } }
 
     var accessLogEnabled: Bool { accessEnabled.withLockedValue { $0 } }
 
@@ -195,7 +204,12 @@ public final class ProxyRuntime: Sendable {
                 return .failure(error)
             }
             let changes = ConfigChanges(from: current.configuration, to: next.configuration)
-            snapshot.withLockedValue { $0 = next }
+            active.withLockedValue { $0 = (next, RouteLimiters(next, previous: $0.limiters, logger: logger, metrics: metrics)) }
+            guardBox.withLockedValue { current in
+                if !current.isCurrent(for: next.configuration.upstream) {
+                    current = UpstreamGuard(upstream: next.configuration.upstream, logger: logger, metrics: metrics)
+                }
+            }
             store.updateLimits(next.configuration.cache.memory)
             if next.configuration.cache.redis != current.configuration.cache.redis { replaceTier(with: next.configuration.cache.redis) }
             accessEnabled.withLockedValue { $0 = next.configuration.logging.access }

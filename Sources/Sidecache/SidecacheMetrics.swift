@@ -3,6 +3,7 @@ import HTTPCaching
 import NIOConcurrencyHelpers
 import NIOHTTP1
 import Prometheus
+import Resilience
 
 /// The Prometheus metrics of one process, recorded through swift-metrics into a registry of its
 /// own (not the global `MetricsSystem`, so several runtimes can live in one test process) and
@@ -37,6 +38,15 @@ final class SidecacheMetrics: Sendable {
     private let evictionsSeen = NIOLockedValueBox(0)
     private let redisUp: CoreMetrics.Meter
     private let configVersion: CoreMetrics.Meter
+    private let breakerState: CoreMetrics.Meter
+    private let breakerTransitions: [String: CoreMetrics.Counter]
+    /// Requests answered at once because the upstream's circuit breaker was open.
+    let breakerRejected: CoreMetrics.Counter
+    /// Retries sent to the upstream, and retries the budget refused.
+    let retries: CoreMetrics.Counter
+    let retryBudgetExhausted: CoreMetrics.Counter
+    /// Shared (`scope: redis`) limit decisions taken locally because Redis did not answer.
+    let rateLimitFallbacks: CoreMetrics.Counter
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -54,6 +64,33 @@ final class SidecacheMetrics: Sendable {
         cacheEvictions = CoreMetrics.Counter(label: "sidecache_cache_evictions_total", factory: factory)
         redisUp = CoreMetrics.Meter(label: "sidecache_redis_up", factory: factory)
         configVersion = CoreMetrics.Meter(label: "sidecache_config_version", factory: factory)
+        breakerState = CoreMetrics.Meter(label: "sidecache_circuit_breaker_state", factory: factory)
+        breakerTransitions = Dictionary(uniqueKeysWithValues: ["closed", "open", "half-open"].map { to in
+            (to, CoreMetrics.Counter(label: "sidecache_circuit_breaker_transitions_total", dimensions: [("to", to)], factory: factory))
+        })
+        breakerRejected = CoreMetrics.Counter(label: "sidecache_circuit_breaker_rejected_total", factory: factory)
+        retries = CoreMetrics.Counter(label: "sidecache_upstream_retries_total", factory: factory)
+        retryBudgetExhausted = CoreMetrics.Counter(label: "sidecache_upstream_retry_budget_exhausted_total", factory: factory)
+        rateLimitFallbacks = CoreMetrics.Counter(label: "sidecache_rate_limit_redis_fallbacks_total", factory: factory)
+    }
+
+    /// `sidecache_circuit_breaker_state`: 0 closed, 1 half-open, 2 open; and a transition counted.
+    func setBreakerState(_ state: CircuitBreaker.State, counted: Bool = true) {
+        switch state {
+        case .closed: breakerState.set(0)
+        case .halfOpen: breakerState.set(1)
+        case .open: breakerState.set(2)
+        }
+        if counted { breakerTransitions[state.name]?.increment() }
+    }
+
+    /// `sidecache_rate_limit_total{route, result}` for one route: admitted, refused, and
+    /// shadow_refused (would have been refused in `mode: shadow`). Made once per limiter.
+    func rateLimitCounters(route: String) -> (admitted: CoreMetrics.Counter, refused: CoreMetrics.Counter, shadowRefused: CoreMetrics.Counter) {
+        func counter(_ result: String) -> CoreMetrics.Counter {
+            CoreMetrics.Counter(label: "sidecache_rate_limit_total", dimensions: [("route", route), ("result", result)], factory: factory)
+        }
+        return (counter("admitted"), counter("refused"), counter("shadow_refused"))
     }
 
     /// `sidecache_requests_total{route, method, status, cache}`: method class `read` (GET, HEAD),

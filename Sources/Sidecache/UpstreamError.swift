@@ -10,6 +10,8 @@ public struct UpstreamError: Error, Sendable, Equatable, CustomStringConvertible
         case invalidResponse = "invalid-response"
         /// The upstream answered with a server error that sidecache chose to hide (stale-if-error).
         case errorStatus = "error-status"
+        /// The circuit breaker is open: the upstream was not asked.
+        case circuitOpen = "circuit-open"
     }
 
     public var kind: Kind
@@ -21,11 +23,25 @@ public struct UpstreamError: Error, Sendable, Equatable, CustomStringConvertible
     /// The upstream's own status for `.errorStatus`.
     public var status: UInt?
 
-    public init(_ kind: Kind, _ detail: String, requestNotSent: Bool = false, status: UInt? = nil) {
+    /// For `.circuitOpen`: nanoseconds until the breaker lets a probe through.
+    public var retryAfter: Int64?
+
+    public init(_ kind: Kind, _ detail: String, requestNotSent: Bool = false, status: UInt? = nil, retryAfter: Int64? = nil) {
         self.kind = kind
         self.detail = detail
         self.requestNotSent = requestNotSent
         self.status = status
+        self.retryAfter = retryAfter
+    }
+
+    /// Connect errors and time-outs: what a retry may fix (with 502, 503 and 504 answers).
+    public var isRetryable: Bool {
+        kind == .connectFailed || kind == .connectTimeout || kind == .responseTimeout
+    }
+
+    /// Counts against the upstream's health: everything but local conditions (a full pool, an open breaker).
+    public var isUpstreamFault: Bool {
+        kind != .poolExhausted && kind != .circuitOpen
     }
 
     /// 504 for time-outs, 502 for everything else (RFC 9110 §15.6.3, §15.6.5).
@@ -33,6 +49,7 @@ public struct UpstreamError: Error, Sendable, Equatable, CustomStringConvertible
         switch kind {
         case .connectTimeout, .responseTimeout: 504
         case .errorStatus: status ?? 502
+        case .circuitOpen: 503
         default: 502
         }
     }

@@ -1,5 +1,6 @@
 import HTTPCaching
 import RedisClient
+import Resilience
 import Yams
 
 /// Reads a config file's text into a validated `SidecacheConfiguration`, or every error in it.
@@ -44,7 +45,7 @@ public enum ConfigParser {
     }
 
     private static func read(_ root: Node, _ r: inout ConfigReader) -> SidecacheConfiguration? {
-        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin", "compression"]) else { return nil }
+        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin", "compression", "trusted_proxies"]) else { return nil }
 
         var listen = SidecacheConfiguration.ListenAddress(host: "127.0.0.1", port: 8080)
         if let text = r.string(top["listen"], at: "listen") {
@@ -56,12 +57,14 @@ public enum ConfigParser {
         let limits = readLimits(top["limits"], &r)
         let cache = readCache(top["cache"], &r)
         let logging = readLogging(top["logging"], &r)
-        let routes = readRoutes(top["routes"], &r)
+        let routes = readRoutes(top["routes"], redisConfigured: cache.redis != nil, &r)
+        let trusted = readTrustedProxies(top["trusted_proxies"], &r)
         let admin = readAdmin(top["admin"], &r)
         let compression = readCompression(top["compression"], at: "compression", default: .init(), &r)
         guard let upstream else { return nil }
         var config = SidecacheConfiguration(listen: listen, upstream: upstream, limits: limits, cache: cache, logging: logging, routes: routes)
         config.admin = admin
+        config.trustedProxies = trusted
         if let compression { config.gzip = compression }
         if let admin, admin.listen == listen, listen.port != 0 {
             r.fail("admin.listen", top["admin"], "must differ from listen (\(listen))")
@@ -74,7 +77,9 @@ public enum ConfigParser {
             r.fail("upstream", nil, "missing: sidecache needs to know where the API is (upstream.url)")
             return nil
         }
-        guard let m = r.mapping(node, at: "upstream", allowed: ["url", "connect_timeout", "response_timeout", "max_connections", "keepalive_timeout"]) else { return nil }
+        guard let m = r.mapping(node, at: "upstream", allowed: [
+            "url", "connect_timeout", "response_timeout", "max_connections", "keepalive_timeout", "circuit_breaker", "retries",
+        ]) else { return nil }
         var result: SidecacheConfiguration.Upstream? = nil
         if let url = r.string(m["url"], at: "upstream.url") {
             switch UpstreamURL.parse(url) {
@@ -91,7 +96,11 @@ public enum ConfigParser {
         let response = r.duration(m["response_timeout"], at: "upstream.response_timeout", allowZero: false)
         let maxConnections = r.positiveInt(m["max_connections"], at: "upstream.max_connections", max: 100_000)
         let keepalive = r.duration(m["keepalive_timeout"], at: "upstream.keepalive_timeout", allowZero: false)
+        let breaker = readCircuitBreaker(m["circuit_breaker"], &r)
+        let retries = readRetries(m["retries"], &r)
         guard var u = result else { return nil }
+        u.circuitBreaker = breaker
+        u.retries = retries
         if let connect { u.connectTimeout = connect }
         if let response { u.responseTimeout = response }
         if let maxConnections { u.maxConnections = maxConnections }
@@ -213,10 +222,10 @@ public enum ConfigParser {
 
     private static let routeKeys = [
         "name", "match", "cache", "ttl", "override_origin", "stale_while_revalidate", "stale_if_error", "key", "tags",
-        "honor_client_no_cache", "targeted_cache_control", "invalidates", "compression",
+        "honor_client_no_cache", "targeted_cache_control", "invalidates", "compression", "rate_limit", "retry_unsafe_idempotent",
     ]
 
-    private static func readRoutes(_ node: Node?, _ r: inout ConfigReader) -> [SidecacheConfiguration.Route] {
+    private static func readRoutes(_ node: Node?, redisConfigured: Bool, _ r: inout ConfigReader) -> [SidecacheConfiguration.Route] {
         guard let node else { return [] }
         guard case .sequence(let seq) = node else {
             r.fail("routes", node, "expected a list of routes")
@@ -226,7 +235,7 @@ public enum ConfigParser {
         var seen: [String: Int] = [:]
         for (i, item) in seq.enumerated() {
             let path = "routes[\(i)]"
-            guard let route = readRoute(item, at: path, &r) else { continue }
+            guard let route = readRoute(item, at: path, redisConfigured: redisConfigured, &r) else { continue }
             if let first = seen[route.name] {
                 r.fail("\(path).name", item, "duplicate route name '\(route.name)' (also routes[\(first)])")
             } else {
@@ -251,7 +260,7 @@ public enum ConfigParser {
         return methodsCovered && a.path.covers(b.path)
     }
 
-    private static func readRoute(_ node: Node, at path: String, _ r: inout ConfigReader) -> SidecacheConfiguration.Route? {
+    private static func readRoute(_ node: Node, at path: String, redisConfigured: Bool, _ r: inout ConfigReader) -> SidecacheConfiguration.Route? {
         guard let m = r.mapping(node, at: path, allowed: routeKeys) else { return nil }
         let name = r.string(m["name"], at: "\(path).name")
         if m["name"] == nil { r.fail("\(path).name", node, "missing: every route needs a name (used in logs and metrics)") }
@@ -323,6 +332,8 @@ public enum ConfigParser {
             invalidates.patterns = readTemplates(inv["patterns"], at: "\(path).invalidates.patterns", kind: .pathGlob, pattern: pattern, &r)
             if invalidates.isEmpty { r.fail("\(path).invalidates", node, "names nothing: give tags, patterns or both") }
         }
+        let rateLimit = readRateLimit(m["rate_limit"], at: "\(path).rate_limit", redisConfigured: redisConfigured, &r)
+        let retryUnsafe = r.bool(m["retry_unsafe_idempotent"], at: "\(path).retry_unsafe_idempotent") ?? false
         if !cache {
             for key in ["ttl", "stale_while_revalidate", "stale_if_error", "key", "tags", "override_origin"] where m[key] != nil {
                 r.fail("\(path).\(key)", m[key], "has no effect on a route with cache: false")
@@ -333,8 +344,118 @@ public enum ConfigParser {
         return SidecacheConfiguration.Route(
             name: name, methods: methods, path: pattern, cache: cache, ttl: ttl, overrideOrigin: overrideOrigin,
             staleWhileRevalidate: swr, staleIfError: sie, keyQuery: query, keyHeaders: keyHeaders, tags: tags,
-            honorClientNoCache: honor, targetedCacheControl: targeted, invalidates: invalidates, gzip: compression
+            honorClientNoCache: honor, targetedCacheControl: targeted, invalidates: invalidates, gzip: compression,
+            rateLimit: rateLimit, retryUnsafeIdempotent: retryUnsafe
         )
+    }
+
+    /// `rate_limit: { requests, per, burst, key, scope, mode }` on a route.
+    private static func readRateLimit(_ node: Node?, at path: String, redisConfigured: Bool,
+                                      _ r: inout ConfigReader) -> SidecacheConfiguration.RateLimit? {
+        guard let node, !r.isNull(node) else { return nil }
+        guard let m = r.mapping(node, at: path, allowed: ["requests", "per", "burst", "key", "scope", "mode"]) else { return nil }
+        let requests = r.positiveInt(m["requests"], at: "\(path).requests", max: 1_000_000_000)
+        if m["requests"] == nil { r.fail("\(path).requests", node, "missing: how many requests are allowed per `per`") }
+        var per = r.duration(m["per"], at: "\(path).per", allowZero: false)
+        if m["per"] == nil { per = .seconds(1) }
+        if let p = per, p.milliseconds > 86_400_000 { r.fail("\(path).per", m["per"], "must not exceed 1d") }
+        let burst = r.int(m["burst"], at: "\(path).burst", in: 0...1_000_000_000)
+        var key = SidecacheConfiguration.RateLimit.Key.clientIP
+        if let text = r.string(m["key"], at: "\(path).key") {
+            if text == "client_ip" { key = .clientIP }
+            else if text == "route" { key = .route }
+            else if text.hasPrefix("header:"), case let name = String(text.dropFirst("header:".count)), !name.isEmpty,
+                    name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
+                key = .header(name.lowercased())
+            } else {
+                r.fail("\(path).key", m["key"], "expected client_ip, route, or header:<Name> (e.g. header:X-Api-Key)")
+            }
+        }
+        var scope = SidecacheConfiguration.RateLimit.Scope.local
+        if let text = r.string(m["scope"], at: "\(path).scope") {
+            if let s = SidecacheConfiguration.RateLimit.Scope(rawValue: text) { scope = s }
+            else { r.fail("\(path).scope", m["scope"], "expected local or redis") }
+            if scope == .redis, !redisConfigured {
+                r.fail("\(path).scope", m["scope"], "scope: redis needs cache.redis (the limit is shared through it)")
+            }
+        }
+        var shadow = false
+        if let text = r.string(m["mode"], at: "\(path).mode") {
+            switch text {
+            case "enforce": shadow = false
+            case "shadow": shadow = true
+            default: r.fail("\(path).mode", m["mode"], "expected enforce or shadow")
+            }
+        }
+        guard let requests, let per else { return nil }
+        if per.milliseconds * 1_000_000 / Int64(requests) < 1 {
+            r.fail("\(path).requests", m["requests"], "more than one request per nanosecond cannot be limited; lower requests or raise per")
+        }
+        var limit = SidecacheConfiguration.RateLimit(requests: requests, per: per)
+        if let burst { limit.burst = burst }
+        limit.key = key
+        limit.scope = scope
+        limit.shadow = shadow
+        return limit
+    }
+
+    /// `upstream.circuit_breaker`: a mapping (every key optional), `true` for the defaults, `false` for none.
+    private static func readCircuitBreaker(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.CircuitBreakerConfig? {
+        let path = "upstream.circuit_breaker"
+        guard let node, !r.isNull(node) else { return nil }
+        if case .scalar = node { return r.bool(node, at: path) == true ? .init() : nil }
+        guard let m = r.mapping(node, at: path, allowed: [
+            "window", "min_requests", "failure_rate", "consecutive_failures", "open_for", "half_open_probes", "failure_statuses",
+        ]) else { return nil }
+        var b = SidecacheConfiguration.CircuitBreakerConfig()
+        if let v = r.duration(m["window"], at: "\(path).window", allowZero: false) { b.window = v }
+        if let v = r.positiveInt(m["min_requests"], at: "\(path).min_requests", max: 1_000_000) { b.minRequests = v }
+        if let v = r.percent(m["failure_rate"], at: "\(path).failure_rate") { b.failureRatePercent = v }
+        if let v = r.positiveInt(m["consecutive_failures"], at: "\(path).consecutive_failures", max: 1_000_000) { b.consecutiveFailures = v }
+        if let v = r.duration(m["open_for"], at: "\(path).open_for", allowZero: false) { b.openFor = v }
+        if let v = r.positiveInt(m["half_open_probes"], at: "\(path).half_open_probes", max: 1000) { b.halfOpenProbes = v }
+        if let list = m["failure_statuses"] {
+            if case .sequence(let items) = list {
+                var statuses: [UInt] = []
+                for (i, item) in items.enumerated() {
+                    if let v = r.int(item, at: "\(path).failure_statuses[\(i)]", in: 500...599) { statuses.append(UInt(v)) }
+                }
+                b.failureStatuses = statuses
+            } else {
+                r.fail("\(path).failure_statuses", list, "expected a list of 5xx statuses, e.g. [502, 503, 504]")
+            }
+        }
+        return b
+    }
+
+    /// `upstream.retries: { attempts, base, max, budget }`.
+    private static func readRetries(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Retries? {
+        let path = "upstream.retries"
+        guard let node, !r.isNull(node) else { return nil }
+        guard let m = r.mapping(node, at: path, allowed: ["attempts", "base", "max", "budget"]) else { return nil }
+        var retries = SidecacheConfiguration.Retries()
+        if let v = r.int(m["attempts"], at: "\(path).attempts", in: 0...10) { retries.attempts = v }
+        if let v = r.duration(m["base"], at: "\(path).base") { retries.base = v }
+        if let v = r.duration(m["max"], at: "\(path).max") { retries.max = v }
+        if let v = r.percent(m["budget"], at: "\(path).budget") { retries.budgetPercent = v }
+        if retries.max < retries.base { r.fail("\(path).max", m["max"] ?? node, "must not be less than base (\(DurationText.format(retries.base)))") }
+        return retries
+    }
+
+    /// `trusted_proxies`: CIDR blocks (or single addresses) of the proxies in front of sidecache.
+    private static func readTrustedProxies(_ node: Node?, _ r: inout ConfigReader) -> [CIDRBlock] {
+        guard let node else { return [] }
+        guard case .sequence(let items) = node else {
+            r.fail("trusted_proxies", node, "expected a list, e.g. [10.0.0.0/8, 192.168.1.7]")
+            return []
+        }
+        var blocks: [CIDRBlock] = []
+        for (i, item) in items.enumerated() {
+            guard let text = r.string(item, at: "trusted_proxies[\(i)]") else { continue }
+            if let block = CIDRBlock(text) { blocks.append(block) }
+            else { r.fail("trusted_proxies[\(i)]", item, "'\(text)' is not an address or CIDR block such as 10.0.0.0/8 or fd00::/8") }
+        }
+        return blocks
     }
 
     private enum TemplateKind { case tag, pathGlob }

@@ -65,6 +65,31 @@ struct ConfigReader {
         return v
     }
 
+    /// A whole number in `range` (zero allowed when the range starts at 0).
+    mutating func int(_ node: Node?, at path: String, in range: ClosedRange<Int>) -> Int? {
+        guard let node else { return nil }
+        guard case .scalar(let s) = node, let v = Int(s.string), range.contains(v) else {
+            fail(path, node, "expected a whole number between \(range.lowerBound) and \(range.upperBound)")
+            return nil
+        }
+        return v
+    }
+
+    /// A share written `50%` (or a bare `50`), 1 to 100.
+    mutating func percent(_ node: Node?, at path: String) -> Int? {
+        guard let node else { return nil }
+        guard case .scalar(let s) = node else {
+            fail(path, node, "expected a percentage such as 50%")
+            return nil
+        }
+        let text = s.string.hasSuffix("%") ? String(s.string.dropLast()) : s.string
+        guard let v = Int(text), (1...100).contains(v) else {
+            fail(path, node, "expected a percentage between 1% and 100%")
+            return nil
+        }
+        return v
+    }
+
     mutating func duration(_ node: Node?, at path: String, allowZero: Bool = true) -> CacheDurationValue? {
         guard let node else { return nil }
         guard case .scalar(let s) = node, let d = DurationText.parse(s.string), allowZero || d.milliseconds > 0 else {

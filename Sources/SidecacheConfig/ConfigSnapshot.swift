@@ -13,8 +13,15 @@ public struct CompiledRoute: Sendable, Equatable {
     public let invalidates: SidecacheConfiguration.Invalidates
     /// gzip for this route (its own setting, else the global one); nil when off.
     public let gzip: SidecacheConfiguration.Gzip?
+    /// Position in the file: indexes per-route state the runtime keeps beside the snapshot.
+    public let index: Int
+    public let rateLimit: SidecacheConfiguration.RateLimit?
+    public let retryUnsafeIdempotent: Bool
 
-    init(_ route: SidecacheConfiguration.Route, gzip global: SidecacheConfiguration.Gzip?) {
+    init(_ route: SidecacheConfiguration.Route, index: Int, gzip global: SidecacheConfiguration.Gzip?) {
+        self.index = index
+        rateLimit = route.rateLimit
+        retryUnsafeIdempotent = route.retryUnsafeIdempotent
         name = route.name
         methods = route.methods.map { $0.map { HTTPMethod(rawValue: $0) } }
         pattern = route.path
@@ -61,7 +68,7 @@ public final class ConfigSnapshot: Sendable {
 
     public init(configuration: SidecacheConfiguration, version: Int, sourcePath: String) {
         self.configuration = configuration
-        self.routes = configuration.routes.map { CompiledRoute($0, gzip: configuration.gzip) }
+        self.routes = configuration.routes.enumerated().map { CompiledRoute($1, index: $0, gzip: configuration.gzip) }
         self.version = version
         self.sourcePath = sourcePath
     }
@@ -116,6 +123,7 @@ public struct ConfigChanges: Sendable, Equatable, CustomStringConvertible {
         if old.limits != new.limits { changedSections.append("limits") }
         if old.cache != new.cache { changedSections.append("cache") }
         if old.logging != new.logging { changedSections.append("logging") }
+        if old.trustedProxies != new.trustedProxies { changedSections.append("trusted_proxies") }
         if old.listen != new.listen { needsRestart.append("listen") }
         if old.admin != new.admin { needsRestart.append("admin") }
     }

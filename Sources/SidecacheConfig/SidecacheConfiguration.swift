@@ -1,5 +1,6 @@
 import HTTPCaching
 import RedisClient
+import Resilience
 
 /// The validated content of a config file, before compilation. Encodable so the admin port can show
 /// the active configuration.
@@ -14,6 +15,12 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
     public var admin: Admin? = nil
     /// gzip for routes that do not say otherwise; nil when `compression: { gzip: false }`.
     public var gzip: Gzip? = Gzip()
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` names the client for `key: client_ip`.
+    public var trustedProxies: [CIDRBlock] = []
+
+    enum CodingKeys: String, CodingKey {
+        case listen, upstream, limits, cache, logging, routes, admin, gzip, trustedProxies = "trusted_proxies"
+    }
 
     /// `compression.gzip`: what is compressed, and how hard.
     public struct Gzip: Sendable, Equatable, Encodable {
@@ -75,10 +82,15 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var maxConnections: Int
         /// Idle keep-alive connections to the upstream are closed after this long.
         public var keepaliveTimeout: CacheDuration
+        /// Nil: no breaker (every request goes to the upstream).
+        public var circuitBreaker: CircuitBreakerConfig? = nil
+        /// Nil: no retries beyond the one for a keep-alive connection the upstream had closed.
+        public var retries: Retries? = nil
 
         enum CodingKeys: String, CodingKey {
             case url, connectTimeout = "connect_timeout", responseTimeout = "response_timeout"
             case maxConnections = "max_connections", keepaliveTimeout = "keepalive_timeout"
+            case circuitBreaker = "circuit_breaker", retries
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -88,6 +100,8 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(DurationText.format(responseTimeout), forKey: .responseTimeout)
             try c.encode(maxConnections, forKey: .maxConnections)
             try c.encode(DurationText.format(keepaliveTimeout), forKey: .keepaliveTimeout)
+            try c.encodeIfPresent(circuitBreaker, forKey: .circuitBreaker)
+            try c.encodeIfPresent(retries, forKey: .retries)
         }
     }
 
@@ -218,12 +232,16 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var invalidates: Invalidates
         /// The route's own `compression`: nil to use the global one, `.some(nil)` for gzip off.
         public var gzip: Gzip??
+        public var rateLimit: RateLimit? = nil
+        /// PUT and DELETE may be retried too (they are idempotent by definition, RFC 9110 §9.2.2,
+        /// but only the API's authors know whether theirs really are).
+        public var retryUnsafeIdempotent = false
 
         enum CodingKeys: String, CodingKey {
             case name, methods, path, cache, ttl, overrideOrigin = "override_origin"
             case staleWhileRevalidate = "stale_while_revalidate", staleIfError = "stale_if_error"
             case key, tags, honorClientNoCache = "honor_client_no_cache", targetedCacheControl = "targeted_cache_control"
-            case invalidates, gzip
+            case invalidates, gzip, rateLimit = "rate_limit", retryUnsafeIdempotent = "retry_unsafe_idempotent"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -247,6 +265,8 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(honorClientNoCache, forKey: .honorClientNoCache)
             try c.encode(targetedCacheControl, forKey: .targetedCacheControl)
             if let gzip { try c.encode(gzip, forKey: .gzip) }
+            try c.encodeIfPresent(rateLimit, forKey: .rateLimit)
+            if retryUnsafeIdempotent { try c.encode(true, forKey: .retryUnsafeIdempotent) }
             if !invalidates.isEmpty {
                 try c.encode(["tags": invalidates.tags.map(\.source), "patterns": invalidates.patterns.map(\.source)], forKey: .invalidates)
             }
