@@ -67,15 +67,18 @@ final class Sidecar: Sendable {
         self.sink = sink
     }
 
-    static func start(origin: TestOrigin?, upstreamPort: Int? = nil, extra: String = "", routes: String = defaultRoutes, access: Bool = false,
-                      adminEnvironment: [String: String] = [:]) async throws -> Sidecar {
+    /// `upstreamSection` replaces the whole `upstream:` block (for breaker and retry settings).
+    static func start(origin: TestOrigin?, upstreamPort: Int? = nil, upstreamSection: String? = nil, extra: String = "",
+                      routes: String = defaultRoutes, access: Bool = false, adminEnvironment: [String: String] = [:]) async throws -> Sidecar {
         let upstream = "http://127.0.0.1:\(upstreamPort ?? origin?.port ?? 1)"
         let yaml = """
         listen: "127.0.0.1:0"
+        \(upstreamSection ?? """
         upstream:
           url: "\(upstream)"
           connect_timeout: 1s
           response_timeout: 2s
+        """)
         \(extra)
         logging: { level: debug, access: \(access) }
         \(routes)

@@ -33,7 +33,14 @@ final class TestConnection: @unchecked Sendable {
     private(set) var closedByPeer = false
 
     init(port: Int, timeoutSeconds: Int = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = try Self.connected(port: port, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// A connected socket, or an error with nothing left open. (Closing in a throwing init would
+    /// close twice: a class whose properties are all set runs deinit when its init throws, and the
+    /// second close may hit a descriptor another thread has been given in the meantime.)
+    private static func connected(port: Int, timeoutSeconds: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestClientError(description: "socket failed") }
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -45,9 +52,11 @@ final class TestConnection: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard rc == 0 else {
+            let error = errno
             Foundation.close(fd)
-            throw TestClientError(description: "connect to \(port) failed: errno \(errno)")
+            throw TestClientError(description: "connect to \(port) failed: errno \(error)")
         }
+        return fd
     }
 
     deinit { Foundation.close(fd) }
