@@ -25,6 +25,16 @@ extension ProxyRuntime {
         } else {
             report["redis"] = NSNull()
         }
+        if let breaker = upstreamGuard.breaker {
+            let status = breaker.status
+            report["circuit_breaker"] = ["state": status.state, "window_successes": status.successes, "window_failures": status.failures]
+        } else {
+            report["circuit_breaker"] = NSNull()
+        }
+        report["rate_limits"] = current.limiters.all.map { limiter -> [String: Any] in
+            ["route": limiter.route, "keys": limiter.local.count, "evicted_keys": limiter.local.evictions,
+             "scope": limiter.settings.scope.rawValue, "mode": limiter.settings.shadow ? "shadow" : "enforce"]
+        }
         return report
     }
 

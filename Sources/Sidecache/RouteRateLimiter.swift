@@ -154,6 +154,8 @@ final class RouteLimiters: Sendable {
         }
     }
 
+    var all: [RouteRateLimiter] { byIndex.compactMap { $0 } }
+
     func limiter(for route: CompiledRoute) -> RouteRateLimiter? {
         route.index < byIndex.count ? byIndex[route.index] : nil
     }

@@ -31,7 +31,7 @@ import Testing
     static func withBreaker(_ responder: @escaping TestOrigin.Responder, _ body: (TestOrigin, Sidecar) async throws -> Void) async throws {
         let origin = try await TestOrigin.start(responder)
         let proxy = try await Sidecar.start(origin: origin, upstreamSection: breaker.replacingOccurrences(of: "UPSTREAM", with: "http://127.0.0.1:\(origin.port)"),
-                                            routes: routes)
+                                            extra: "admin: { listen: \"127.0.0.1:0\" }", routes: routes)
         do {
             try await body(origin, proxy)
         } catch {
@@ -60,6 +60,9 @@ import Testing
             #expect(refused.header("Cache-Status") == "sidecache; detail=circuit-open")
             let write = try await request(proxy.port, "POST", "/api/w", body: "x")
             #expect(write.status == 503)
+            let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
+            let breakerStats = try #require(stats["circuit_breaker"] as? [String: Any])
+            #expect(breakerStats["state"] as? String == "open")
             // A stored entry, even stale beyond any stale window, is served instead.
             proxy.clock.advance(seconds: 300)
             let stale = try await get(proxy.port, "/cached/a")
