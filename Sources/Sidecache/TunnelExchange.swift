@@ -13,6 +13,8 @@ final class TunnelExchange {
     private var upstream: (any Channel)?
     private var upstreamHandlers: [any RemovableChannelHandler] = []
     private var relayingPlainResponse = false
+    /// The circuit breaker's leave for this upgrade (a tunnel is never retried).
+    private var pass: BreakerPass?
 
     init(handler: ProxyHandler, request: ActiveRequest, clientAddress: String) {
         self.handler = handler
@@ -25,6 +27,17 @@ final class TunnelExchange {
         let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: handler.runtime.pools.loopCount)
         let head = UpstreamRequest.head(for: request, clientAddress: clientAddress, forFill: false)
         request.markUpstreamStart()
+        switch handler.runtime.upstreamGuard.breaker?.admit() {
+        case .rejected(let retryAfter):
+            request.markUpstreamEnd()
+            handler.respondUpstreamError(UpstreamError(.circuitOpen, "circuit breaker is open; not asking the upstream", requestNotSent: true,
+                                                       retryAfter: retryAfter), to: request)
+            return
+        case .go(let granted):
+            pass = granted
+        case nil:
+            break
+        }
         let bootstrap = ClientBootstrap(group: context.eventLoop)
             .connectTimeout(settings.connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -32,6 +45,7 @@ final class TunnelExchange {
             switch result {
             case .failure(let error):
                 let e = UpstreamError(.connectFailed, "\(settings.target) is unreachable: \(error)", requestNotSent: true)
+                self.pass?.record(e)
                 self.handler?.respondUpstreamError(e, to: self.request)
             case .success(let channel):
                 self.connected(channel, head: head)
@@ -63,6 +77,7 @@ final class TunnelExchange {
         guard let handler, let upstream else { return }
         switch part {
         case .head(let head) where head.status == .switchingProtocols:
+            pass?.record(status: head.status.code)
             request.markUpstreamEnd()
             var headers = head.headers
             headers.replaceOrAdd(name: "X-Request-ID", value: request.requestID)
@@ -71,6 +86,7 @@ final class TunnelExchange {
                 return
             }
         case .head(let head):
+            pass?.record(status: head.status.code)
             request.markUpstreamEnd()
             relayingPlainResponse = true
             handler.beginStreamedResponse(head, to: request, reader: nil, cacheStatus: "sidecache; fwd=bypass")
@@ -95,6 +111,7 @@ final class TunnelExchange {
 
     /// The client left: the upstream side of the tunnel (or of the relayed answer) goes too.
     func cancel() {
+        pass?.abandon()
         upstream?.close(promise: nil)
     }
 }

@@ -96,6 +96,9 @@ import Testing
         try await Self.withBreaker({ _ in OriginReply(status: .badGateway, body: "down") }) { origin, proxy in
             for _ in 0..<3 { _ = try await get(proxy.port, "/plain") }
             #expect(try await get(proxy.port, "/plain").header("Cache-Status") == "sidecache; detail=circuit-open")
+            // A WebSocket upgrade is held back as well.
+            let upgrade = try await get(proxy.port, "/ws", [("Upgrade", "websocket"), ("Connection", "Upgrade")])
+            #expect(upgrade.status == 503 && upgrade.header("Retry-After") != nil)
             try await Task.sleep(for: .milliseconds(1100))
             #expect(try await get(proxy.port, "/plain").status == 502)  // the probe, relayed
             #expect(try await get(proxy.port, "/plain").header("Cache-Status") == "sidecache; detail=circuit-open")
