@@ -3,7 +3,8 @@ import Synchronization
 /// GCRA state for many keys (clients, API keys), in shards so event loops rarely wait on each
 /// other, and bounded: a flood of distinct keys cannot grow memory without limit.
 ///
-/// A shard that fills up first drops its idle keys (those back to a full burst, which lose nothing
+/// Idle keys are forgotten by `removeIdle`, which the owner runs now and then. A shard that fills
+/// up first drops its idle keys (those back to a full burst, which lose nothing
 /// by being forgotten); if that frees less than a quarter, it drops arbitrary keys down to three
 /// quarters full. Such a key starts again with a full burst: the bound wins over exactness, and
 /// `evictions` counts how often that happened. Either sweep runs once per quarter-shard of inserts,
@@ -51,6 +52,19 @@ public final class RateLimitTable: Sendable {
         let drop = s.tats.count - target
         for key in s.tats.keys.prefix(drop) { s.tats.removeValue(forKey: key) }
         s.evictions += drop
+    }
+
+    /// Forgets every key that is back to a full burst (run now and then, so a table that filled
+    /// during a burst of clients shrinks again once they are gone).
+    @discardableResult
+    public func removeIdle(now: Int64) -> Int {
+        shards.reduce(0) { total, shard in
+            total + shard.state.withLock { s in
+                let before = s.tats.count
+                s.tats = s.tats.filter { !GCRA.isIdle(tat: $0.value, now: now) }
+                return before - s.tats.count
+            }
+        }
     }
 
     /// Keys held now.

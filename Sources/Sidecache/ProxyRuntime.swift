@@ -29,6 +29,7 @@ public final class ProxyRuntime: Sendable {
     let hotKeys = HotKeys()
     let metrics = SidecacheMetrics()
     let startedAt = NIODeadline.now()
+    private let sweeper = NIOLockedValueBox<RepeatedTask?>(nil)
 
     /// `clock` gives the wall-clock time for RFC 9111 arithmetic; tests pass a manual one.
     public init(snapshot: ConfigSnapshot, group: any EventLoopGroup, logger: Logger, logSink: LogSink, levelBox: LogLevelBox,
@@ -45,6 +46,13 @@ public final class ProxyRuntime: Sendable {
         self.group = group
         levelBox.level = Logger.Level(rawValue: snapshot.configuration.logging.level) ?? .info
         if let redis = snapshot.configuration.cache.redis { tier.withLockedValue { $0 = makeTier(redis) } }
+        // Rate-limit keys back to a full burst are forgotten every 10 s.
+        let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [weak self] _ in
+            guard let self else { return }
+            let now = UpstreamGuard.now()
+            for limiter in self.current.limiters.all { limiter.local.removeIdle(now: now) }
+        }
+        sweeper.withLockedValue { $0 = task }
     }
 
     /// The Redis tier when one is configured.
@@ -95,6 +103,7 @@ public final class ProxyRuntime: Sendable {
 
     /// Closes the Redis connections (at shutdown).
     public func shutdown() {
+        sweeper.withLockedValue { $0?.cancel() }
         replaceTier(with: nil)
     }
 

@@ -140,6 +140,9 @@ func run(_ gcra: GCRA, at times: [Int64]) -> [Bool] {
         for i in 0..<10 { _ = table.decide(key: "new-\(i)", now: second) }
         #expect(table.count == 10)
         #expect(table.evictions == 0)
+        // A millisecond per key: two seconds later all ten are idle and a sweep forgets them.
+        #expect(table.removeIdle(now: 3 * second) == 10)
+        #expect(table.count == 0)
     }
 }
 
