@@ -390,6 +390,9 @@ public enum ConfigParser {
         guard let requests, let per else { return nil }
         if per.milliseconds * 1_000_000 / Int64(requests) < 1 {
             r.fail("\(path).requests", m["requests"], "more than one request per nanosecond cannot be limited; lower requests or raise per")
+        } else if scope == .redis, per.milliseconds * 1000 / Int64(requests) < 1 {
+            // The shared script counts microseconds (Redis's TIME), its numbers being doubles.
+            r.fail("\(path).requests", m["requests"], "scope: redis limits at most one request per microsecond (1000000 per second) per key")
         }
         var limit = SidecacheConfiguration.RateLimit(requests: requests, per: per)
         if let burst { limit.burst = burst }

@@ -56,6 +56,9 @@ import Testing
           - name: b
             match: { path: "/b" }
             rate_limit: { requests: 10, scope: redis }
+          - name: c
+            match: { path: "/c" }
+            rate_limit: { requests: 2000000, scope: redis }
         """)
         #expect(e.contains { $0.path == "upstream.circuit_breaker.failure_rate" && $0.line == 3 })
         #expect(e.contains { $0.path == "upstream.circuit_breaker.open_for" })
@@ -71,6 +74,7 @@ import Testing
         #expect(e.contains { $0.path == "routes[0].rate_limit.scope" && $0.message.contains("local or redis") })
         #expect(e.contains { $0.path == "routes[0].rate_limit.mode" && $0.message.contains("shadow") })
         #expect(e.contains { $0.path == "routes[1].rate_limit.scope" && $0.message.contains("cache.redis") && $0.line == 12 })
+        #expect(e.contains { $0.path == "routes[2].rate_limit.requests" && $0.message.contains("microsecond") && $0.line == 15 })
     }
 
     @Test func aReloadNamesTrustedProxiesAsChanged() throws {
