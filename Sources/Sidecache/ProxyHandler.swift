@@ -563,7 +563,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         if error.kind == .circuitOpen {
             // The upstream was not asked: nothing forwarded (RFC 9211 has no fwd for it), and the
             // client learns when a probe may go.
-            let retryAfter = RouteRateLimiter.seconds(error.retryAfter ?? 0)
+            let retryAfter = wholeSeconds(roundingUp: error.retryAfter ?? 0)
             respondLocally(status, error.description, request: r, close: !r.requestEnded, cacheStatus: "sidecache; detail=circuit-open",
                            keepOutcome: true, extra: [("Retry-After", String(max(1, retryAfter)))])
             return

@@ -102,14 +102,14 @@ final class RouteRateLimiter: Sendable {
 
     /// `RateLimit-*` fields (IETF draft-ietf-httpapi-ratelimit-headers) for a decision.
     func fields(for decision: GCRA.Decision) -> RateLimitFields {
-        RateLimitFields(limit: settings.requests, remaining: decision.remaining, resetSeconds: Self.seconds(decision.resetAfter),
-                        retryAfterSeconds: decision.admitted ? nil : max(1, Self.seconds(decision.retryAfter)))
+        RateLimitFields(limit: settings.requests, remaining: decision.remaining, resetSeconds: wholeSeconds(roundingUp: decision.resetAfter),
+                        retryAfterSeconds: decision.admitted ? nil : max(1, wholeSeconds(roundingUp: decision.retryAfter)))
     }
+}
 
-    /// Whole seconds, rounded up.
-    static func seconds(_ nanoseconds: Int64) -> Int {
-        Int((max(0, nanoseconds) + 999_999_999) / 1_000_000_000)
-    }
+/// Whole seconds, rounded up, for `Retry-After` and `RateLimit-Reset`.
+func wholeSeconds(roundingUp nanoseconds: Int64) -> Int {
+    Int((max(0, nanoseconds) + 999_999_999) / 1_000_000_000)
 }
 
 /// The fields a rate-limited route adds to its responses.
