@@ -68,6 +68,9 @@ final class ForwardExchange: UpstreamResponseDelegate {
         }
         self.connection = connection
         connection.handler.begin(head: upstreamHead, delegate: self, responseTimeout: settings.responseTimeout)
+        // A connection that was not ready fails at once, and the retry that follows may already
+        // have taken another one: the body then belongs to that attempt, not to this connection.
+        guard self.connection === connection else { return }
         handler?.sendContinue(for: request)
         for buffer in pendingBody { send(buffer, on: connection) }
         pendingBody.removeAll()
