@@ -71,6 +71,8 @@ final class CacheFill: UpstreamResponseDelegate {
                 self.connection = connection
                 self.requestTime = self.runtime.now()
                 connection.handler.begin(head: self.upstreamHead, delegate: self, responseTimeout: settings.responseTimeout)
+                // A connection that was not ready has failed already (and a retry may own another).
+                guard self.connection === connection else { return }
                 connection.handler.sendEnd()
             case .failure(let error):
                 self.upstreamFailed(error)
