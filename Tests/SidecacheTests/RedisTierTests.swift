@@ -29,14 +29,14 @@ import Testing
 
     /// Runs `body` with one origin, one Redis and two sidecars A and B in front of the origin.
     /// Both have an admin port on a free loopback port.
-    static func withTwoInstances(_ responder: @escaping TestOrigin.Responder, timeout: String = "2s",
+    static func withTwoInstances(_ responder: @escaping TestOrigin.Responder, timeout: String = "2s", routes: String = Sidecar.defaultRoutes,
                                  _ body: (TestOrigin, RedisServer, Sidecar, Sidecar) async throws -> Void) async throws {
         let redis = try RedisServer()
         defer { redis.stop() }
         let origin = try await TestOrigin.start(responder)
         let extra = redisSection(redis, timeout: timeout) + "\nadmin: { listen: \"127.0.0.1:0\" }"
-        let a = try await Sidecar.start(origin: origin, extra: extra)
-        let b = try await Sidecar.start(origin: origin, extra: extra)
+        let a = try await Sidecar.start(origin: origin, extra: extra, routes: routes)
+        let b = try await Sidecar.start(origin: origin, extra: extra, routes: routes)
         do {
             try await waitForRedis(a)
             try await waitForRedis(b)

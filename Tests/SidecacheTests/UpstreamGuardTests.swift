@@ -27,20 +27,10 @@ import Testing
       circuit_breaker: { consecutive_failures: 3, min_requests: 100, open_for: 1s, half_open_probes: 2 }
     """
 
-    /// The harness writes its own `upstream`; these tests need one with a breaker.
+    /// These tests need an `upstream` section with a breaker.
     static func withBreaker(_ responder: @escaping TestOrigin.Responder, _ body: (TestOrigin, Sidecar) async throws -> Void) async throws {
-        let origin = try await TestOrigin.start(responder)
-        let proxy = try await Sidecar.start(origin: origin, upstreamSection: breaker.replacingOccurrences(of: "UPSTREAM", with: "http://127.0.0.1:\(origin.port)"),
-                                            extra: "admin: { listen: \"127.0.0.1:0\" }", routes: routes)
-        do {
-            try await body(origin, proxy)
-        } catch {
-            await proxy.stop()
-            await origin.stop()
-            throw error
-        }
-        await proxy.stop()
-        await origin.stop()
+        try await withProxy(upstream: { breaker.replacingOccurrences(of: "UPSTREAM", with: "http://127.0.0.1:\($0)") },
+                            extra: "admin: { listen: \"127.0.0.1:0\" }", routes: routes, responder, body)
     }
 
     @Test func failuresOpenTheBreakerTheOriginIsLeftAloneAndProbesCloseIt() async throws {
@@ -164,17 +154,7 @@ import Testing
 
     static func withRetries(retries: String = "{ attempts: 2, base: 1ms, max: 5ms }", _ responder: @escaping TestOrigin.Responder,
                             _ body: (TestOrigin, Sidecar) async throws -> Void) async throws {
-        let origin = try await TestOrigin.start(responder)
-        let proxy = try await Sidecar.start(origin: origin, upstreamSection: upstream(origin.port, retries: retries), routes: routes)
-        do {
-            try await body(origin, proxy)
-        } catch {
-            await proxy.stop()
-            await origin.stop()
-            throw error
-        }
-        await proxy.stop()
-        await origin.stop()
+        try await withProxy(upstream: { upstream($0, retries: retries) }, routes: routes, responder, body)
     }
 
     @Test func idempotentRequestsAreRetriedOnRetryableStatusesAndOthersAreNot() async throws {
