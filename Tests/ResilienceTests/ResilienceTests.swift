@@ -81,12 +81,20 @@ func run(_ gcra: GCRA, at times: [Int64]) -> [Bool] {
         #expect(breaker.windowCounts(now: 11 * second + 5) == (successes: 3, failures: 1))
     }
 
-    @Test func halfOpenClosesWhenEveryProbeSucceedsAndReopensOnOneFailure() {
-        var breaker = CircuitBreaker(settings: Self.settings)
+    /// Three failures open the breaker at 2 ns; at `reopenAt` it half-opens and both probes go.
+    static let reopenAt = 2 + 5 * second
+
+    static func halfOpenWithBothProbesOut() -> CircuitBreaker {
+        var breaker = CircuitBreaker(settings: settings)
         for i in 0..<3 { breaker.record(success: false, now: Int64(i)) }
-        let reopenAt = 2 + 5 * second
         #expect(breaker.admit(now: reopenAt) == .probe)
         #expect(breaker.admit(now: reopenAt) == .probe)
+        return breaker
+    }
+
+    @Test func halfOpenClosesWhenEveryProbeSucceedsAndReopensOnOneFailure() {
+        var breaker = Self.halfOpenWithBothProbesOut()
+        let reopenAt = Self.reopenAt
         #expect(breaker.admit(now: reopenAt) == .rejected(retryAfter: 0))  // only two probes at a time
         #expect(breaker.record(success: true, now: reopenAt + 1) == nil)
         #expect(breaker.record(success: true, now: reopenAt + 2) == .closed)
@@ -101,11 +109,8 @@ func run(_ gcra: GCRA, at times: [Int64]) -> [Bool] {
     }
 
     @Test func anAbandonedProbeGivesItsPlaceBack() {
-        var breaker = CircuitBreaker(settings: Self.settings)
-        for i in 0..<3 { breaker.record(success: false, now: Int64(i)) }
-        let reopenAt = 2 + 5 * second
-        #expect(breaker.admit(now: reopenAt) == .probe)
-        #expect(breaker.admit(now: reopenAt) == .probe)
+        var breaker = Self.halfOpenWithBothProbesOut()
+        let reopenAt = Self.reopenAt
         breaker.abandonProbe()  // its client left before the upstream answered
         #expect(breaker.state == .halfOpen(admitted: 1, succeeded: 0))
         #expect(breaker.admit(now: reopenAt + 1) == .probe)
