@@ -39,79 +39,78 @@ public struct CacheControl: Sendable, Equatable {
     public var hasExplicitLifetime: Bool { sMaxAge != nil || maxAge != nil }
 
     private mutating func parse(_ value: String) {
-        var rest = Substring(value)
-        while !rest.isEmpty {
-            let (directive, tail) = Self.nextDirective(rest)
-            rest = tail
-            guard let directive else { continue }
-            apply(name: directive.name, argument: directive.argument)
+        var value = value
+        value.withUTF8 { parse(bytes: $0) }
+    }
+
+    /// Walks the field value's bytes once; names and arguments are compared in place, so parsing
+    /// allocates nothing.
+    private mutating func parse(bytes b: UnsafeBufferPointer<UInt8>) {
+        let n = b.count
+        var i = 0
+        while i < n {
+            while i < n, b[i] == .space || b[i] == .tab || b[i] == .comma { i += 1 }
+            guard i < n else { return }
+            let nameStart = i
+            while i < n, b[i] != .equals, b[i] != .comma, b[i] != .space, b[i] != .tab { i += 1 }
+            let name = nameStart..<i
+            while i < n, b[i] == .space || b[i] == .tab { i += 1 }
+            var argument: Range<Int>? = nil
+            if i < n, b[i] == .equals {
+                i += 1
+                while i < n, b[i] == .space || b[i] == .tab { i += 1 }
+                if i < n, b[i] == .quote {
+                    i += 1
+                    let start = i
+                    while i < n, b[i] != .quote { i += 1 }
+                    argument = start..<i
+                    if i < n { i += 1 }
+                } else {
+                    let start = i
+                    while i < n, b[i] != .comma, b[i] != .space, b[i] != .tab { i += 1 }
+                    argument = start..<i
+                }
+            }
+            // Skip anything up to the next comma (garbage after a directive).
+            while i < n, b[i] != .comma { i += 1 }
+            apply(name: UnsafeBufferPointer(rebasing: b[name]), argument: argument.map { UnsafeBufferPointer(rebasing: b[$0]) })
         }
     }
 
-    private mutating func apply(name: Substring, argument: Substring?) {
-        switch name.lowercased() {
-        case "max-age": maxAge = Self.deltaSeconds(argument); hasDirectives = true
-        case "s-maxage": sMaxAge = Self.deltaSeconds(argument); hasDirectives = true
-        case "no-store": noStore = true; hasDirectives = true
+    private mutating func apply(name: UnsafeBufferPointer<UInt8>, argument: UnsafeBufferPointer<UInt8>?) {
+        func named(_ literal: StaticString) -> Bool { ASCII.equalsIgnoringCase(name, literal) }
+        if named("max-age") { maxAge = Self.deltaSeconds(argument); hasDirectives = true }
+        else if named("s-maxage") { sMaxAge = Self.deltaSeconds(argument); hasDirectives = true }
+        else if named("no-store") { noStore = true; hasDirectives = true }
         // Qualified no-cache (`no-cache="Set-Cookie"`) lets a cache reuse the response without the named
         // fields; treating it like the unqualified form is the conservative reading (§5.2.2.4).
-        case "no-cache": noCache = true; hasDirectives = true
-        case "private": isPrivate = true; hasDirectives = true
-        case "public": isPublic = true; hasDirectives = true
-        case "must-revalidate": mustRevalidate = true; hasDirectives = true
-        case "proxy-revalidate": proxyRevalidate = true; hasDirectives = true
-        case "no-transform": noTransform = true; hasDirectives = true
-        case "immutable": immutable = true; hasDirectives = true
-        case "stale-while-revalidate":
+        else if named("no-cache") { noCache = true; hasDirectives = true }
+        else if named("private") { isPrivate = true; hasDirectives = true }
+        else if named("public") { isPublic = true; hasDirectives = true }
+        else if named("must-revalidate") { mustRevalidate = true; hasDirectives = true }
+        else if named("proxy-revalidate") { proxyRevalidate = true; hasDirectives = true }
+        else if named("no-transform") { noTransform = true; hasDirectives = true }
+        else if named("immutable") { immutable = true; hasDirectives = true }
+        else if named("stale-while-revalidate") {
             if let s = Self.validDeltaSeconds(argument) { staleWhileRevalidate = s; hasDirectives = true }
-        case "stale-if-error":
+        } else if named("stale-if-error") {
             if let s = Self.validDeltaSeconds(argument) { staleIfError = s; hasDirectives = true }
-        default: break
         }
     }
 
     /// §1.2.2: delta-seconds; a value that does not parse makes the response stale (lifetime 0).
     /// Values above 2^31 are capped there (§1.2.2).
-    private static func deltaSeconds(_ argument: Substring?) -> Int64 {
+    private static func deltaSeconds(_ argument: UnsafeBufferPointer<UInt8>?) -> Int64 {
         validDeltaSeconds(argument) ?? 0
     }
 
-    private static func validDeltaSeconds(_ argument: Substring?) -> Int64? {
+    private static func validDeltaSeconds(_ argument: UnsafeBufferPointer<UInt8>?) -> Int64? {
         guard let argument, !argument.isEmpty else { return nil }
         var total: Int64 = 0
-        for byte in argument.utf8 {
+        for byte in argument {
             guard byte >= 0x30, byte <= 0x39 else { return nil }
             total = min(total * 10 + Int64(byte - 0x30), 2_147_483_648)
         }
         return total
-    }
-
-    private static func nextDirective(_ input: Substring) -> ((name: Substring, argument: Substring?)?, Substring) {
-        var s = input.drop(while: { $0 == " " || $0 == "\t" || $0 == "," })
-        guard !s.isEmpty else { return (nil, s) }
-        let nameEnd = s.firstIndex(where: { $0 == "=" || $0 == "," || $0 == " " || $0 == "\t" }) ?? s.endIndex
-        let name = s[s.startIndex..<nameEnd]
-        s = s[nameEnd...].drop(while: { $0 == " " || $0 == "\t" })
-        var argument: Substring? = nil
-        if s.first == "=" {
-            s = s.dropFirst().drop(while: { $0 == " " || $0 == "\t" })
-            if s.first == "\"" {
-                let body = s.dropFirst()
-                if let close = body.firstIndex(of: "\"") {
-                    argument = body[body.startIndex..<close]
-                    s = body[body.index(after: close)...]
-                } else {
-                    argument = body
-                    s = body[body.endIndex...]
-                }
-            } else {
-                let end = s.firstIndex(where: { $0 == "," || $0 == " " || $0 == "\t" }) ?? s.endIndex
-                argument = s[s.startIndex..<end]
-                s = s[end...]
-            }
-        }
-        // Skip anything up to the next comma (garbage after a directive).
-        if let comma = s.firstIndex(of: ",") { s = s[comma...] } else { s = s[s.endIndex...] }
-        return (name.isEmpty ? nil : (name, argument), s)
     }
 }

@@ -25,29 +25,68 @@ public enum HTTPDate {
     /// Parses any of the three HTTP-date forms; nil when the value is not a date (RFC 9111 §5.3: an
     /// invalid `Expires` means "already expired", which callers decide).
     public static func parse(_ value: String) -> Int64? {
-        let parts = value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "-" }).map(String.init)
-        // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT -> [Sun, 06, Nov, 1994, 08:49:37, GMT]
-        // RFC 850:     Sunday, 06-Nov-94 08:49:37 GMT -> [Sunday, 06, Nov, 94, 08:49:37, GMT]
-        // asctime:     Sun Nov  6 08:49:37 1994 -> [Sun, Nov, 6, 08:49:37, 1994]
-        if parts.count == 6, parts[5] == "GMT" {
-            guard let day = Int64(parts[1]), let month = monthIndex(parts[2]), var year = Int64(parts[3]) else { return nil }
-            if parts[3].count == 2 { year += year < 70 ? 2000 : 1900 }
-            return assemble(year: year, month: month, day: day, time: parts[4])
+        var value = value
+        return value.withUTF8 { parse(bytes: $0) }
+    }
+
+    /// The same over the value's bytes, without allocating: tokens are separated by spaces, commas
+    /// and dashes.
+    ///   IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT` -> Sun | 06 | Nov | 1994 | 08:49:37 | GMT
+    ///   RFC 850:     `Sunday, 06-Nov-94 08:49:37 GMT` -> Sunday | 06 | Nov | 94 | 08:49:37 | GMT
+    ///   asctime:     `Sun Nov  6 08:49:37 1994` -> Sun | Nov | 6 | 08:49:37 | 1994
+    public static func parse(bytes b: UnsafeBufferPointer<UInt8>) -> Int64? {
+        var tokens = Tokens(b)
+        guard tokens.next() != nil, let t1 = tokens.next(), let t2 = tokens.next(), let t3 = tokens.next(),
+              let t4 = tokens.next() else { return nil }
+        if let t5 = tokens.next() {
+            guard tokens.next() == nil, t5.count == 3, b[t5.lowerBound] == 0x47, b[t5.lowerBound + 1] == 0x4D,
+                  b[t5.lowerBound + 2] == 0x54,  // "GMT"
+                  let day = ASCII.decimal(slice(b, t1)), let month = monthIndex(slice(b, t2)),
+                  var year = ASCII.decimal(slice(b, t3)) else { return nil }
+            if t3.count == 2 { year += year < 70 ? 2000 : 1900 }
+            return assemble(year: year, month: month, day: day, time: slice(b, t4))
         }
-        if parts.count == 5 {
-            guard let month = monthIndex(parts[1]), let day = Int64(parts[2]), let year = Int64(parts[4]) else { return nil }
-            return assemble(year: year, month: month, day: day, time: parts[3])
+        guard let month = monthIndex(slice(b, t1)), let day = ASCII.decimal(slice(b, t2)),
+              let year = ASCII.decimal(slice(b, t4)) else { return nil }
+        return assemble(year: year, month: month, day: day, time: slice(b, t3))
+    }
+
+    private struct Tokens {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var index = 0
+        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+        mutating func next() -> Range<Int>? {
+            while index < bytes.count, Self.isSeparator(bytes[index]) { index += 1 }
+            guard index < bytes.count else { return nil }
+            let start = index
+            while index < bytes.count, !Self.isSeparator(bytes[index]) { index += 1 }
+            return start..<index
+        }
+
+        static func isSeparator(_ byte: UInt8) -> Bool { byte == .space || byte == .comma || byte == .dash }
+    }
+
+    private static func slice(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: b[range])
+    }
+
+    private static func monthIndex(_ name: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard name.count == 3 else { return nil }
+        for (i, month) in monthNames.enumerated() {
+            let m = month.utf8
+            if m.elementsEqual(name) { return Int64(i + 1) }
         }
         return nil
     }
 
-    private static func monthIndex(_ name: String) -> Int64? {
-        monthNames.firstIndex(of: name).map { Int64($0 + 1) }
-    }
-
-    private static func assemble(year: Int64, month: Int64, day: Int64, time: String) -> Int64? {
-        let hms = time.split(separator: ":")
-        guard hms.count == 3, let h = Int64(hms[0]), let mi = Int64(hms[1]), let s = Int64(hms[2]),
+    /// `hh:mm:ss`.
+    private static func assemble(year: Int64, month: Int64, day: Int64, time: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard let c1 = time.firstIndex(of: .colon),
+              let c2 = time[(c1 + 1)...].firstIndex(of: .colon),
+              let h = ASCII.decimal(UnsafeBufferPointer(rebasing: time[..<c1])),
+              let mi = ASCII.decimal(UnsafeBufferPointer(rebasing: time[(c1 + 1)..<c2])),
+              let s = ASCII.decimal(UnsafeBufferPointer(rebasing: time[(c2 + 1)...])),
               (1...31).contains(day), (0...23).contains(h), (0...59).contains(mi), (0...60).contains(s)
         else { return nil }
         return days(fromCivil: year, month, day) * 86400 + h * 3600 + mi * 60 + s

@@ -20,12 +20,12 @@ public struct ResponseDirectives: Sendable {
     }
 
     public init(headers: HTTPHeaders, targetedField: String) {
-        let targeted = CacheControl(fieldValues: headers[canonicalForm: targetedField].map(String.init))
+        let targeted = CacheControl(fieldValues: headers[targetedField])
         if targeted.hasDirectives {
             cacheControl = targeted
             usedTargetedField = true
         } else {
-            cacheControl = CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init))
+            cacheControl = CacheControl(fieldValues: headers["cache-control"])
             usedTargetedField = false
         }
         if let raw = headers.first(name: "expires") {

@@ -62,7 +62,7 @@ public enum StorageRules {
         if cc.noStore { return .doNotStore(.noStore) }
         if cc.isPrivate { return .doNotStore(.isPrivate) }
         if policy.honorClientNoCache {
-            let requestCC = CacheControl(fieldValues: requestHeaders[canonicalForm: "cache-control"].map(String.init))
+            let requestCC = CacheControl(fieldValues: requestHeaders["cache-control"])
             if requestCC.noStore { return .doNotStore(.clientNoStore) }
         }
         // §3.5: a request with Authorization is stored only when the response explicitly allows it.

@@ -260,7 +260,7 @@ final class CacheFill: UpstreamResponseDelegate {
     static func storableCoding(_ headers: HTTPHeaders) -> Bool {
         switch ContentCoding.encoding(of: headers) {
         case nil: return true
-        case "gzip": return !CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init)).noTransform
+        case "gzip": return !CacheControl(fieldValues: headers["cache-control"]).noTransform
         default: return false
         }
     }
@@ -269,7 +269,7 @@ final class CacheFill: UpstreamResponseDelegate {
     static func compressed(_ body: ByteBuffer, status: HTTPResponseStatus, headers: HTTPHeaders, settings: SidecacheConfiguration.Gzip) -> ByteBuffer? {
         guard ContentCoding.encoding(of: headers) == nil, body.readableBytes >= settings.minBytes, status != .noContent,
               ContentCoding.isCompressible(contentType: headers.first(name: "content-type"), types: settings.types),
-              !CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init)).noTransform,
+              !CacheControl(fieldValues: headers["cache-control"]).noTransform,
               let gzipped = try? ContentCoding.gzip(body, level: settings.level), gzipped.readableBytes < body.readableBytes
         else { return nil }
         return gzipped

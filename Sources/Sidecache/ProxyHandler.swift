@@ -245,7 +245,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// `Cache-Control: no-cache`, `max-age=0` or `Pragma: no-cache` from the client.
     static func clientAsksNoCache(_ headers: HTTPHeaders) -> Bool {
-        let cc = CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init))
+        let cc = CacheControl(fieldValues: headers["cache-control"])
         if cc.noCache || cc.maxAge == 0 || cc.noStore { return true }
         return headers[canonicalForm: "pragma"].contains { $0.lowercased().contains("no-cache") }
     }
@@ -497,7 +497,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
               ContentCoding.isCompressible(contentType: headers.first(name: "content-type"), types: settings.types)
         else { return false }
         if let length = headers.first(name: "content-length").flatMap(Int.init), length < settings.minBytes { return false }
-        return !CacheControl(fieldValues: headers[canonicalForm: "cache-control"].map(String.init)).noTransform
+        return !CacheControl(fieldValues: headers["cache-control"]).noTransform
     }
 
     func streamBody(_ buffer: ByteBuffer, to r: ActiveRequest) {

@@ -1,4 +1,5 @@
 import HTTPCaching
+import NIOHTTP1
 import Testing
 
 @Suite struct CacheControlTests {
@@ -38,6 +39,43 @@ import Testing
         #expect(!CacheControl("").hasDirectives)
         #expect(CacheControl(" , no-store ,").noStore)
     }
+
+    @Test func spacingQuotingAndGarbageAroundDirectives() {
+        let cc = CacheControl("\tMax-Age = 30 junk, s-maxage=\"40\"extra ,No-Transform")
+        #expect(cc.maxAge == 30)
+        #expect(cc.sMaxAge == 40)
+        #expect(cc.noTransform)
+        // An unterminated quoted argument runs to the end of the value.
+        #expect(CacheControl("max-age=\"12").maxAge == 12)
+        #expect(CacheControl("max-age=\"12, no-store").maxAge == 0)
+        #expect(!CacheControl("max-age=\"12, no-store").noStore)
+        // A name must match whole: prefixes and longer names are other directives.
+        #expect(!CacheControl("no-stores, max-agent=5, public-ish").hasDirectives)
+    }
+}
+
+@Suite struct HopByHopTests {
+    @Test func namesAreRecognisedInAnyCase() {
+        for name in ["Connection", "KEEP-ALIVE", "proxy-connection", "TE", "Trailer", "Transfer-Encoding", "upgrade",
+                     "Proxy-Authenticate", "proxy-authorization"] {
+            #expect(HopByHopHeaders.isAlwaysHopByHop(name), "\(name)")
+        }
+        for name in ["tee", "Connections", "x-upgrade", "Transfer-Encodings", "Content-Length", ""] {
+            #expect(!HopByHopHeaders.isAlwaysHopByHop(name), "\(name)")
+        }
+    }
+
+    @Test func stripRemovesStandardAndNamedFieldsOnly() {
+        var headers = HTTPHeaders([
+            ("Connection", "keep-alive, X-Secret , close"), ("X-Secret", "1"), ("x-secret", "2"), ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"), ("Content-Type", "text/plain"), ("X-Kept", "yes"),
+        ])
+        HopByHopHeaders.strip(&headers)
+        #expect(headers.map(\.name) == ["Content-Type", "X-Kept"])
+        var untouched = HTTPHeaders([("Content-Length", "3"), ("ETag", "\"a\"")])
+        HopByHopHeaders.strip(&untouched)
+        #expect(untouched.count == 2)
+    }
 }
 
 @Suite struct HTTPDateTests {
@@ -59,5 +97,19 @@ import Testing
         #expect(HTTPDate.parse("0") == nil)
         #expect(HTTPDate.parse("Sun, 32 Nov 1994 08:49:37 GMT") == nil)
         #expect(HTTPDate.parse("yesterday") == nil)
+        #expect(HTTPDate.parse("") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 UTC") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37 GMT extra") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nox 1994 08:49:37 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 08:49:37:01 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 24:00:00 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, +6 Nov 1994 08:49:37 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 99999999999999999999 08:49:37 GMT") == nil)
+    }
+
+    @Test func twoDigitYearsPivotAtSeventy() {
+        #expect(HTTPDate.parse("Thursday, 01-Jan-70 00:00:00 GMT") == 0)
+        #expect(HTTPDate.parse("Friday, 01-Jan-38 00:00:00 GMT") == 2_145_916_800)
     }
 }

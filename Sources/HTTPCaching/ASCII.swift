@@ -1,0 +1,48 @@
+/// Byte-level helpers for header values: parsing them as bytes avoids Swift's Character (grapheme)
+/// machinery and the allocations of `lowercased()`, which dominated the header work per request.
+public enum ASCII {
+    /// True when `bytes` equal `lowercase` (an ASCII literal in lower case), ignoring ASCII case.
+    @inlinable
+    public static func equalsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { literal in
+            for i in 0..<literal.count where lowercased(bytes[i]) != literal[i] { return false }
+            return true
+        }
+    }
+
+    /// True when `text` equals `lowercase` (an ASCII literal in lower case), ignoring ASCII case.
+    @inlinable
+    public static func equalsIgnoringCase(_ text: String, _ lowercase: StaticString) -> Bool {
+        guard text.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        var text = text
+        return text.withUTF8 { equalsIgnoringCase($0, lowercase) }
+    }
+
+    @inlinable
+    public static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte &- 0x41 < 26 ? byte | 0x20 : byte
+    }
+
+    /// The decimal number in `bytes` (digits only, at most 18 of them); nil otherwise.
+    @inlinable
+    public static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var total: Int64 = 0
+        for byte in bytes {
+            guard byte &- 0x30 < 10 else { return nil }
+            total = total * 10 + Int64(byte &- 0x30)
+        }
+        return total
+    }
+}
+
+extension UInt8 {
+    static let space: UInt8 = 0x20
+    static let tab: UInt8 = 0x09
+    static let comma: UInt8 = 0x2C
+    static let equals: UInt8 = 0x3D
+    static let quote: UInt8 = 0x22
+    static let colon: UInt8 = 0x3A
+    static let dash: UInt8 = 0x2D
+}
