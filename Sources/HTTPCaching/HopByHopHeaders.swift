@@ -2,26 +2,53 @@ import NIOHTTP1
 
 /// Connection-specific header fields that a proxy must not forward (RFC 9110 §7.6.1).
 public enum HopByHopHeaders {
-    /// Always hop-by-hop, whether or not `Connection` names them.
-    public static let names: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-
-    /// Removes the standard hop-by-hop fields and every field named in `Connection`.
+    /// Removes the standard hop-by-hop fields and every field named in `Connection`. One pass finds
+    /// what is there (usually only `Connection: keep-alive`); only those names are removed.
     public static func strip(_ headers: inout HTTPHeaders) {
+        var present: [String] = []
         var named: [String] = []
-        for value in headers[canonicalForm: "connection"] {
-            let token = value.trimmingSpaces().lowercased()
-            if !token.isEmpty, token != "close", token != "keep-alive" { named.append(token) }
+        for (name, value) in headers {
+            guard isAlwaysHopByHop(name) else { continue }
+            present.append(name)
+            if ASCII.equalsIgnoringCase(name, "connection") { connectionOptions(value, into: &named) }
         }
-        var needsStrip = !named.isEmpty
-        if !needsStrip {
-            for (name, _) in headers where names.contains(name.lowercased()) { needsStrip = true; break }
-        }
-        guard needsStrip else { return }
-        for name in names { headers.remove(name: name) }
+        for name in present { headers.remove(name: name) }
         for name in named { headers.remove(name: name) }
+    }
+
+    /// The field names a `Connection` value lists, other than `close` and `keep-alive`.
+    private static func connectionOptions(_ value: String, into named: inout [String]) {
+        var value = value
+        value.withUTF8 { b in
+            var i = 0
+            while i < b.count {
+                while i < b.count, b[i] == .comma || b[i] == .space || b[i] == .tab { i += 1 }
+                let start = i
+                while i < b.count, b[i] != .comma { i += 1 }
+                var end = i
+                while end > start, b[end - 1] == .space || b[end - 1] == .tab { end -= 1 }
+                let token = UnsafeBufferPointer(rebasing: b[start..<end])
+                if !token.isEmpty, !ASCII.equalsIgnoringCase(token, "close"), !ASCII.equalsIgnoringCase(token, "keep-alive") {
+                    named.append(String(decoding: token, as: UTF8.self))
+                }
+            }
+        }
+    }
+
+    /// Always hop-by-hop, whether or not `Connection` names them: connection, keep-alive,
+    /// proxy-connection, te, trailer, transfer-encoding, upgrade, proxy-authenticate,
+    /// proxy-authorization. Compared as bytes, without lower-casing a copy of every name.
+    public static func isAlwaysHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: ASCII.equalsIgnoringCase(name, "te")
+        case 7: ASCII.equalsIgnoringCase(name, "trailer") || ASCII.equalsIgnoringCase(name, "upgrade")
+        case 10: ASCII.equalsIgnoringCase(name, "connection") || ASCII.equalsIgnoringCase(name, "keep-alive")
+        case 16: ASCII.equalsIgnoringCase(name, "proxy-connection")
+        case 17: ASCII.equalsIgnoringCase(name, "transfer-encoding")
+        case 18: ASCII.equalsIgnoringCase(name, "proxy-authenticate")
+        case 19: ASCII.equalsIgnoringCase(name, "proxy-authorization")
+        default: false
+        }
     }
 }
 
