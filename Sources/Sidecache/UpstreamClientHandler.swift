@@ -36,6 +36,8 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     private var timerDeadline = NIODeadline.distantFuture
     private var responseTimeout = TimeAmount.seconds(30)
     private var requestKeepAlive = true
+    /// Reading was paused for a slow client and must be resumed before the connection is reused.
+    private var readingPaused = false
     /// Called when an exchange finished and the connection may carry another request.
     var onReusable: (() -> Void)?
     /// Called once when the channel is gone.
@@ -75,7 +77,8 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     /// response timeout does not run: a slow client is not the upstream's fault.
     func setReading(_ on: Bool) {
         guard let context else { return }
-        _ = context.channel.setOption(ChannelOptions.autoRead, value: on)
+        readingPaused = !on
+        Self.setAutoRead(on, context: context)
         switch state {
         case .awaitingHead, .receivingBody:
             if on { armTimeout() } else { disarmTimeout() }
@@ -113,7 +116,10 @@ final class UpstreamClientHandler: ChannelInboundHandler {
             // The delegate runs first so it can record the end before the connection is reused.
             d?.upstreamResponseEnd()
             if keepAlive, context.channel.isActive {
-                _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+                if readingPaused {
+                    readingPaused = false
+                    Self.setAutoRead(true, context: context)
+                }
                 onReusable?()
             } else {
                 context.close(promise: nil)
@@ -206,6 +212,14 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     /// Stops the deadline (the exchange ended, or reading is paused for a slow client).
     private func disarmTimeout() {
         deadline = .distantFuture
+    }
+
+    private static func setAutoRead(_ on: Bool, context: ChannelHandlerContext) {
+        if let options = context.channel.syncOptions {
+            try? options.setOption(ChannelOptions.autoRead, value: on)
+        } else {
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: on)
+        }
     }
 
     static func describe(_ t: TimeAmount) -> String {

@@ -11,7 +11,8 @@ final class UpstreamConnection {
     /// True once it has carried a request: a failure before the response head may then be the
     /// upstream closing an idle connection, which a retry on a new connection fixes.
     var hasBeenUsed = false
-    fileprivate var idleTimer: Scheduled<Void>?
+    /// When it last went back to the idle list.
+    fileprivate var idleSince = NIODeadline.distantPast
 
     init(channel: any Channel, handler: UpstreamClientHandler) {
         self.channel = channel
@@ -65,6 +66,9 @@ final class UpstreamPool {
     private var waiters: [Waiter] = []
     private var target: String?
     private var keepalive = TimeAmount.seconds(60)
+    /// One timer for the whole idle list, armed for the oldest idle connection's expiry: a request
+    /// costs no timer of its own (NIO removes a cancelled timer by linear search).
+    private var sweep: Scheduled<Void>?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -81,7 +85,6 @@ final class UpstreamPool {
             closeIdle()
         }
         while let c = idle.popLast() {
-            c.idleTimer?.cancel()
             if c.channel.isActive && c.handler.isIdle {
                 callback(.success(c))
                 return
@@ -160,14 +163,28 @@ final class UpstreamPool {
             waiter.callback(.success(connection))
             return
         }
-        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: keepalive) { [weak connection] in
-            connection?.channel.close(promise: nil)
-        }
+        connection.idleSince = .now()
         idle.append(connection)
+        if sweep == nil { armSweep(at: connection.idleSince + keepalive) }
+    }
+
+    /// Closes the connections idle for longer than the keep-alive timeout (the oldest are first in
+    /// the list: it is used most-recently-released last), then waits for the next one to expire.
+    private func sweepIdle() {
+        sweep = nil
+        let expired = NIODeadline.now() - keepalive
+        while let oldest = idle.first, oldest.idleSince <= expired {
+            idle.removeFirst()
+            oldest.channel.close(promise: nil)
+        }
+        if let oldest = idle.first { armSweep(at: oldest.idleSince + keepalive) }
+    }
+
+    private func armSweep(at deadline: NIODeadline) {
+        sweep = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.sweepIdle() }
     }
 
     private func forget(_ connection: UpstreamConnection) {
-        connection.idleTimer?.cancel()
         idle.removeAll { $0 === connection }
     }
 
@@ -183,10 +200,9 @@ final class UpstreamPool {
     func closeIdle() {
         let old = idle
         idle.removeAll()
-        for c in old {
-            c.idleTimer?.cancel()
-            c.channel.close(promise: nil)
-        }
+        sweep?.cancel()
+        sweep = nil
+        for c in old { c.channel.close(promise: nil) }
     }
 }
 

@@ -35,6 +35,20 @@ import Testing
         }
     }
 
+    @Test func generatedRequestIDsArePrefixAndCounterInHex() async throws {
+        try await withProxy({ _ in .ok("x") }) { _, proxy in
+            let first = try await get(proxy.port, "/a").header("X-Request-ID") ?? ""
+            let second = try await get(proxy.port, "/b").header("X-Request-ID") ?? ""
+            let a = first.split(separator: "-"), b = second.split(separator: "-")
+            #expect(a.count == 2 && b.count == 2)
+            #expect(a.first?.count == 16 && a.first == b.first)
+            let hex = Set("0123456789abcdef")
+            #expect(first.allSatisfy { hex.contains($0) || $0 == "-" })
+            let n1 = UInt64(a.last ?? "", radix: 16), n2 = UInt64(b.last ?? "", radix: 16)
+            #expect(n1 != nil && n2 == n1.map { $0 + 1 })
+        }
+    }
+
     @Test func keepAliveAndPipelinedRequestsAreAnsweredInOrder() async throws {
         try await withProxy({ r in .ok("you asked \(r.path)") }) { _, proxy in
             let bodies = try await offloaded { () -> [String] in
@@ -87,6 +101,25 @@ import Testing
         try await withProxy({ _ in .ok("x") }) { origin, proxy in
             for i in 0..<20 { _ = try await request(proxy.port, "POST", "/api/items/\(i)", body: "a") }
             #expect(origin.connections <= 2)  // one per event loop at most
+        }
+    }
+
+    @Test func idleUpstreamConnectionsCloseAfterTheKeepaliveTimeout() async throws {
+        let upstream = { (port: Int) in "upstream:\n  url: \"http://127.0.0.1:\(port)\"\n  keepalive_timeout: 300ms" }
+        try await withProxy(upstream: upstream, { _ in .ok("x") }) { origin, proxy in
+            _ = try await request(proxy.port, "POST", "/api/a", body: "a")
+            #expect(origin.connections == 1)
+            // Used again within the timeout: the same connection, and its idle time starts over.
+            try await Task.sleep(for: .milliseconds(200))
+            _ = try await request(proxy.port, "POST", "/api/b", body: "b")
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(origin.connections >= 1)
+            var open = origin.connections
+            for _ in 0..<40 where open > 0 {
+                try await Task.sleep(for: .milliseconds(50))
+                open = origin.connections
+            }
+            #expect(open == 0)
         }
     }
 
