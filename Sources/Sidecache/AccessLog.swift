@@ -74,22 +74,39 @@ struct JSONBytes {
         appendString(value)
     }
 
+    /// Runs of bytes that need no escaping are appended at once (a whole field, nearly always).
     private mutating func appendString<S: StringProtocol>(_ value: S) {
         bytes.append(UInt8(ascii: "\""))
-        for b in value.utf8 {
-            switch b {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                bytes.append(UInt8(ascii: "\\"))
-                bytes.append(b)
-            case 0..<0x20:
-                bytes.append(contentsOf: Array("\\u00".utf8))
-                bytes.append(Self.hex[Int(b >> 4)])
-                bytes.append(Self.hex[Int(b & 0xF)])
-            default:
-                bytes.append(b)
+        let appended: Void? = value.utf8.withContiguousStorageIfAvailable { raw in
+            var start = 0
+            for i in 0..<raw.count where Self.needsEscape(raw[i]) {
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start..<i]))
+                appendEscaped(raw[i])
+                start = i + 1
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[start...]))
+        }
+        if appended == nil {
+            for b in value.utf8 {
+                if Self.needsEscape(b) { appendEscaped(b) } else { bytes.append(b) }
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static func needsEscape(_ b: UInt8) -> Bool {
+        b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\")
+    }
+
+    private mutating func appendEscaped(_ b: UInt8) {
+        if b >= 0x20 {
+            bytes.append(UInt8(ascii: "\\"))
+            bytes.append(b)
+        } else {
+            bytes.append(contentsOf: Array("\\u00".utf8))
+            bytes.append(Self.hex[Int(b >> 4)])
+            bytes.append(Self.hex[Int(b & 0xF)])
+        }
     }
 
     mutating func field(_ k: StaticString, _ value: Int64) {
@@ -130,16 +147,25 @@ struct JSONBytes {
 /// RFC 3339 timestamps for log lines, formatting the date and time once per second.
 struct TimestampCache {
     private var second: Int64 = .min
-    private var prefix = ""
+    /// "2026-11-22T12:00:00." for the current second.
+    private var prefix: [UInt8] = []
 
     mutating func format(_ t: CacheInstant) -> String {
         let s = t.seconds
         if s != second {
             second = s
             let full = ISOTime.format(CacheInstant(seconds: s))  // "...T12:00:00.000Z"
-            prefix = String(full.dropLast(4))
+            prefix = Array(full.utf8.dropLast(4))
         }
-        let ms = t.milliseconds - s * 1000
-        return prefix + (ms < 10 ? "00" : (ms < 100 ? "0" : "")) + String(ms) + "Z"
+        let ms = Int(min(999, max(0, t.milliseconds - s * 1000)))
+        return String(unsafeUninitializedCapacity: prefix.count + 4) { out in
+            for (i, b) in prefix.enumerated() { out[i] = b }
+            let n = prefix.count
+            out[n] = UInt8(ascii: "0") + UInt8(ms / 100)
+            out[n + 1] = UInt8(ascii: "0") + UInt8(ms / 10 % 10)
+            out[n + 2] = UInt8(ascii: "0") + UInt8(ms % 10)
+            out[n + 3] = UInt8(ascii: "Z")
+            return n + 4
+        }
     }
 }

@@ -1,23 +1,35 @@
-import NIOConcurrencyHelpers
+import Synchronization
 
 /// Request ids unique across restarts without a syscall per request: a random per-process prefix and
 /// a counter.
 final class RequestIDGenerator: Sendable {
-    private let prefix: String
-    private let counter = NIOLockedValueBox<UInt64>(0)
+    private let prefix: UInt64
+    private let counter = Atomic<UInt64>(0)
 
     init() {
         var rng = SystemRandomNumberGenerator()
-        let raw = String(rng.next() as UInt64, radix: 16)
-        prefix = String(repeating: "0", count: 16 - raw.count) + raw
+        prefix = rng.next()
     }
 
+    /// `<16 hex digits of the prefix>-<the counter in hex>`, written into one string allocation.
     func next() -> String {
-        let n = counter.withLockedValue { value -> UInt64 in
-            value &+= 1
-            return value
+        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        let digits = n == 0 ? 1 : (64 - n.leadingZeroBitCount + 3) / 4
+        return String(unsafeUninitializedCapacity: 17 + digits) { out in
+            Self.hex(prefix, digits: 16, into: out, at: 0)
+            out[16] = 0x2D  // "-"
+            Self.hex(n, digits: digits, into: out, at: 17)
+            return 17 + digits
         }
-        return prefix + "-" + String(n, radix: 16)
+    }
+
+    private static func hex(_ value: UInt64, digits: Int, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+        var v = value
+        for i in stride(from: start + digits - 1, through: start, by: -1) {
+            let d = UInt8(truncatingIfNeeded: v & 0xF)
+            out[i] = d < 10 ? 0x30 + d : 0x57 + d
+            v >>= 4
+        }
     }
 
     /// Client-supplied ids are kept when they are short printable tokens, so a trace id from the
