@@ -26,6 +26,27 @@ import Testing
         }
     }
 
+    @Test func hitsOnEitherSideOfTheInlineBodySizeAreWhole() async throws {
+        // Bodies up to 4 KiB travel in the head's buffer, bigger ones in their own: both byte-exact,
+        // also on a keep-alive connection that carries several hits in a row.
+        let small = String(repeating: "s", count: 4096), large = String(repeating: "L", count: 4097)
+        try await withProxy({ r in .ok(r.path.hasSuffix("small") ? small : large) }) { _, proxy in
+            for path in ["/api/items/small", "/api/items/large"] { _ = try await get(proxy.port, path) }
+            let texts = try await offloaded { () -> [String] in
+                let c = try TestConnection(port: proxy.port)
+                defer { c.close() }
+                var texts: [String] = []
+                for path in ["/api/items/small", "/api/items/large", "/api/items/small"] {
+                    try c.send("GET \(path) HTTP/1.1\r\nHost: test.local\r\n\r\n")
+                    let r = try c.readResponse()
+                    texts.append((r.header("X-Cache") ?? "") + ":" + r.text)
+                }
+                return texts
+            }
+            #expect(texts == ["HIT:" + small, "HIT:" + large, "HIT:" + small])
+        }
+    }
+
     @Test func routeTTLGivesWayToTheOriginsOwnLifetime() async throws {
         try await withProxy({ _ in .ok("x", [("Cache-Control", "max-age=10")]) }) { origin, proxy in
             // The default route has ttl 1m and no stale windows.
