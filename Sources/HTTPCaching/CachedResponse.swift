@@ -26,17 +26,26 @@ public final class CachedResponse: Sendable {
     /// bytes instead of re-encoding a header list. Ends after the last stored field's CRLF: the
     /// per-response fields and the blank line follow.
     public let encodedHead: ByteBuffer
-    /// The body gzipped once when stored (nil when it was not compressed), with its own headers
-    /// (`Content-Encoding: gzip`, its length, a suffixed ETag) and pre-encoded head.
+    /// The body gzipped once when stored (nil when it was not compressed), with its pre-encoded head
+    /// (`Content-Encoding: gzip`, its length, a suffixed ETag). Its header list is derived when a
+    /// response needs one (`gzipHeaders`), not kept: hits write the encoded head.
     public let gzip: GzipCopy?
     /// The stored body itself is gzip, as the origin sent it: clients without gzip get it decoded.
     public let isGzipEncoded: Bool
 
     public struct GzipCopy: Sendable {
         public let body: ByteBuffer
-        public let headers: HTTPHeaders
         public let encodedHead: ByteBuffer
         public let etag: String?
+    }
+
+    /// The header fields of the gzip copy (the ones its encoded head holds).
+    public var gzipHeaders: HTTPHeaders? {
+        gzip.map { Self.gzipHeaders(headers, length: $0.body.readableBytes) }
+    }
+
+    private static func gzipHeaders(_ headers: HTTPHeaders, length: Int) -> HTTPHeaders {
+        ContentCoding.headers(headers, coding: "gzip", length: length, etagSuffix: "gzip")
     }
 
     /// True when the response depends on the client's `Accept-Encoding`.
@@ -93,14 +102,21 @@ public final class CachedResponse: Sendable {
         self.encodedHead = Self.encode(status: status, headers: headers)
         self.isGzipEncoded = ContentCoding.encoding(of: headers) == "gzip"
         if let gzipBody {
-            let gzipHeaders = ContentCoding.headers(headers, coding: "gzip", length: gzipBody.readableBytes, etagSuffix: "gzip")
-            self.gzip = GzipCopy(body: gzipBody, headers: gzipHeaders, encodedHead: Self.encode(status: status, headers: gzipHeaders),
+            let gzipHeaders = Self.gzipHeaders(headers, length: gzipBody.readableBytes)
+            self.gzip = GzipCopy(body: gzipBody, encodedHead: Self.encode(status: status, headers: gzipHeaders),
                                  etag: gzipHeaders.first(name: "etag"))
         } else {
             self.gzip = nil
         }
-        let gzipCost = gzip.map { $0.body.readableBytes + $0.encodedHead.readableBytes + 256 } ?? 0
-        self.cost = body.readableBytes + encodedHead.readableBytes + Self.overheadBytes(headers: headers, tags: tags) + gzipCost
+        // The small buffers count by the storage they need (NIO rounds it up to a power of two); a
+        // body counts by its bytes (a big buffer's untouched pages take no memory).
+        let gzipCost = gzip.map { Self.allocated($0.body.readableBytes) + Self.allocated($0.encodedHead.readableBytes) + 96 } ?? 0
+        self.cost = body.readableBytes + Self.allocated(encodedHead.readableBytes) + Self.overheadBytes(headers: headers, tags: tags) + gzipCost
+    }
+
+    /// The storage NIO allocates for `bytes`: the next power of two.
+    static func allocated(_ bytes: Int) -> Int {
+        bytes <= 1 ? bytes : 1 << (Int.bitWidth - (bytes - 1).leadingZeroBitCount)
     }
 
     static func encode(status: HTTPResponseStatus, headers: HTTPHeaders) -> ByteBuffer {

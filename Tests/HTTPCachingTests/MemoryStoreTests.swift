@@ -44,7 +44,8 @@ import Testing
         for i in 0..<20_000 { store.store(entry(bytes: 100), for: key("/k/\(i)")) }
         #expect(store.statistics.bytes <= 1 << 20)
         #expect(store.statistics.entries < 20_000)
-        #expect(store.statistics.entries > 1000)
+        // A 100-byte body costs about 1 KiB with its headers, encoded head and bookkeeping.
+        #expect(store.statistics.entries > 900)
     }
 
     @Test func variantsAreKeptApartAndReplacedInPlace() {
