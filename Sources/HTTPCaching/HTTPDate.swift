@@ -39,8 +39,7 @@ public enum HTTPDate {
         guard tokens.next() != nil, let t1 = tokens.next(), let t2 = tokens.next(), let t3 = tokens.next(),
               let t4 = tokens.next() else { return nil }
         if let t5 = tokens.next() {
-            guard tokens.next() == nil, t5.count == 3, b[t5.lowerBound] == 0x47, b[t5.lowerBound + 1] == 0x4D,
-                  b[t5.lowerBound + 2] == 0x54,  // "GMT"
+            guard tokens.next() == nil, slice(b, t5).elementsEqual("GMT".utf8),
                   let day = ASCII.decimal(slice(b, t1)), let month = monthIndex(slice(b, t2)),
                   var year = ASCII.decimal(slice(b, t3)) else { return nil }
             if t3.count == 2 { year += year < 70 ? 2000 : 1900 }

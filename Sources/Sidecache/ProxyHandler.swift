@@ -199,7 +199,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Counts Host fields without building an array (this runs for every request).
     static func hostFieldCount(_ headers: HTTPHeaders) -> Int {
         var count = 0
-        for (name, _) in headers where name.utf8.count == 4 && name.lowercased() == "host" { count += 1 }
+        for (name, _) in headers where ASCII.equalsIgnoringCase(name, "host") { count += 1 }
         return count
     }
 
