@@ -5,8 +5,6 @@ import NIOHTTP1
 /// to any number of client channels without copying its body.
 public final class CachedResponse: Sendable {
     public let status: HTTPResponseStatus
-    /// End-to-end headers as they will be sent (hop-by-hop fields removed, `Content-Length` set).
-    public let headers: HTTPHeaders
     public let body: ByteBuffer
     /// When the response was received (`response_time` of RFC 9111 §4.2.3).
     public let responseTime: CacheInstant
@@ -22,31 +20,27 @@ public final class CachedResponse: Sendable {
     public let tags: [String]
     /// Bytes this entry accounts for in a byte-bounded store.
     public let cost: Int
-    /// The HTTP/1.1 status line and stored header fields, encoded once when stored, so a hit writes
-    /// bytes instead of re-encoding a header list. Ends after the last stored field's CRLF: the
-    /// per-response fields and the blank line follow.
-    public let encodedHead: ByteBuffer
-    /// The body gzipped once when stored (nil when it was not compressed), with its pre-encoded head
-    /// (`Content-Encoding: gzip`, its length, a suffixed ETag). Its header list is derived when a
-    /// response needs one (`gzipHeaders`), not kept: hits write the encoded head.
+    /// The HTTP/1.1 status line and stored header fields, encoded once when stored: hits write these
+    /// bytes, and the entry keeps no other copy of its header fields (`headers` parses them back).
+    public let encodedHead: EncodedHead
+    /// The body gzipped once when stored (nil when it was not compressed), with its own encoded head
+    /// (`Content-Encoding: gzip`, its length, a suffixed ETag) in the same allocation as the entry's.
     public let gzip: GzipCopy?
     /// The stored body itself is gzip, as the origin sent it: clients without gzip get it decoded.
     public let isGzipEncoded: Bool
 
     public struct GzipCopy: Sendable {
         public let body: ByteBuffer
-        public let encodedHead: ByteBuffer
+        public let encodedHead: EncodedHead
         public let etag: String?
     }
 
-    /// The header fields of the gzip copy (the ones its encoded head holds).
-    public var gzipHeaders: HTTPHeaders? {
-        gzip.map { Self.gzipHeaders(headers, length: $0.body.readableBytes) }
-    }
+    /// End-to-end headers as they are sent (hop-by-hop fields removed, `Content-Length` set),
+    /// parsed back from the encoded head: for the paths that are not a plain HTTP/1.1 hit.
+    public var headers: HTTPHeaders { encodedHead.headers }
 
-    private static func gzipHeaders(_ headers: HTTPHeaders, length: Int) -> HTTPHeaders {
-        ContentCoding.headers(headers, coding: "gzip", length: length, etagSuffix: "gzip")
-    }
+    /// The header fields of the gzip copy (the ones its encoded head holds).
+    public var gzipHeaders: HTTPHeaders? { gzip?.encodedHead.headers }
 
     /// True when the response depends on the client's `Accept-Encoding`.
     public var negotiatesEncoding: Bool { gzip != nil || isGzipEncoded }
@@ -89,7 +83,6 @@ public final class CachedResponse: Sendable {
         gzipBody: ByteBuffer? = nil
     ) {
         self.status = status
-        self.headers = headers
         self.body = body
         self.responseTime = responseTime
         self.correctedInitialAge = correctedInitialAge
@@ -99,19 +92,40 @@ public final class CachedResponse: Sendable {
         self.varyNames = varyNames
         self.varyValues = varyValues
         self.tags = tags
-        self.encodedHead = Self.encode(status: status, headers: headers)
         self.isGzipEncoded = ContentCoding.encoding(of: headers) == "gzip"
         if let gzipBody {
-            let gzipHeaders = Self.gzipHeaders(headers, length: gzipBody.readableBytes)
-            self.gzip = GzipCopy(body: gzipBody, encodedHead: Self.encode(status: status, headers: gzipHeaders),
-                                 etag: gzipHeaders.first(name: "etag"))
+            let gzipHeaders = ContentCoding.headers(headers, coding: "gzip", length: gzipBody.readableBytes, etagSuffix: "gzip")
+            let heads = EncodedHead.encode(status: status, [headers, gzipHeaders])
+            self.encodedHead = heads[0]
+            self.gzip = GzipCopy(body: gzipBody, encodedHead: heads[1], etag: gzipHeaders.first(name: "etag"))
         } else {
+            self.encodedHead = EncodedHead(status: status, headers: headers)
             self.gzip = nil
         }
-        // The small buffers count by the storage they need (NIO rounds it up to a power of two); a
-        // body counts by its bytes (a big buffer's untouched pages take no memory).
-        let gzipCost = gzip.map { Self.allocated($0.body.readableBytes) + Self.allocated($0.encodedHead.readableBytes) + 96 } ?? 0
-        self.cost = body.readableBytes + Self.allocated(encodedHead.readableBytes) + Self.overheadBytes(headers: headers, tags: tags) + gzipCost
+        // Small buffers count by the storage they need (NIO rounds it up to a power of two); a body
+        // counts by its bytes (a big buffer's untouched pages take no memory).
+        let gzipCost = gzip.map { Self.allocated($0.body.readableBytes) + 64 + Self.stringBytes($0.etag) } ?? 0
+        let headBytes = encodedHead.bytes.count + (gzip?.encodedHead.bytes.count ?? 0) + 48
+        self.cost = body.readableBytes + headBytes + gzipCost
+            + Self.overheadBytes(validators: [etag, lastModified], varyNames: varyNames, varyValues: varyValues, tags: tags)
+    }
+
+    /// The same entry with other storage terms (a soft purge): shares every buffer.
+    private init(_ entry: CachedResponse, terms: StorageTerms) {
+        self.status = entry.status
+        self.body = entry.body
+        self.responseTime = entry.responseTime
+        self.correctedInitialAge = entry.correctedInitialAge
+        self.terms = terms
+        self.etag = entry.etag
+        self.lastModified = entry.lastModified
+        self.varyNames = entry.varyNames
+        self.varyValues = entry.varyValues
+        self.tags = entry.tags
+        self.cost = entry.cost
+        self.encodedHead = entry.encodedHead
+        self.gzip = entry.gzip
+        self.isGzipEncoded = entry.isGzipEncoded
     }
 
     /// The storage NIO allocates for `bytes`: the next power of two.
@@ -119,35 +133,23 @@ public final class CachedResponse: Sendable {
         bytes <= 1 ? bytes : 1 << (Int.bitWidth - (bytes - 1).leadingZeroBitCount)
     }
 
-    static func encode(status: HTTPResponseStatus, headers: HTTPHeaders) -> ByteBuffer {
-        var size = 32 + status.reasonPhrase.utf8.count
-        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 4 }
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(size)
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeString(String(status.code))
-        buffer.writeStaticString(" ")
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
-        for (name, value) in headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
-        return buffer
-    }
-
-    /// What an entry costs in memory beyond its body: each header string (and its heap block when it
-    /// is too long for an inline small string), the entry object, and each tag in the entry and in the
-    /// store's tag index. Calibrated against RSS so that `max_bytes` bounds the process, not just bodies.
-    static func overheadBytes(headers: HTTPHeaders, tags: [String]) -> Int {
-        var bytes = 512  // the object, its ByteBuffer storage header, the headers array
-        for (name, value) in headers {
-            bytes += 32 + (name.utf8.count > 15 ? name.utf8.count + 32 : 0) + (value.utf8.count > 15 ? value.utf8.count + 32 : 0)
-        }
+    /// What an entry costs in memory beyond its body and heads: the entry object, its validators and
+    /// Vary values when they are too long for an inline small string, and each tag in the entry and
+    /// in the store's tag index. Calibrated against RSS so that `max_bytes` bounds the process, not
+    /// just bodies.
+    static func overheadBytes(validators: [String?], varyNames: [String], varyValues: [String], tags: [String]) -> Int {
+        var bytes = 384  // the object, its body's ByteBuffer storage header, malloc's own headers
+        for text in validators { bytes += stringBytes(text) }
+        for text in varyNames + varyValues { bytes += 16 + stringBytes(text) }
+        if !varyNames.isEmpty { bytes += 64 }
         for tag in tags { bytes += 2 * (tag.utf8.count + 48) }
         return bytes
+    }
+
+    /// The heap block of a string too long to be stored inline (more than 15 UTF-8 bytes).
+    static func stringBytes(_ text: String?) -> Int {
+        guard let count = text?.utf8.count, count > 15 else { return 0 }
+        return count + 48
     }
 
     /// `current_age` of §4.2.3.
@@ -157,9 +159,7 @@ public final class CachedResponse: Sendable {
         guard case .fresh = freshness(at: now) else { return self }
         var shortened = terms
         shortened.freshnessLifetime = age(at: now)
-        return CachedResponse(status: status, headers: headers, body: body, responseTime: responseTime,
-                              correctedInitialAge: correctedInitialAge, terms: shortened,
-                              varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzip?.body)
+        return CachedResponse(self, terms: shortened)
     }
 
     public func age(at now: CacheInstant) -> CacheDuration {

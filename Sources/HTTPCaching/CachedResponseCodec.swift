@@ -94,8 +94,9 @@ public enum CachedResponseCodec {
         let originAge: Int64 = try read(&buffer)
         guard initialAge >= 0, swr >= 0, sie >= 0, originAge >= 0 else { throw .invalidValue("timing field") }
         let headerPairs = try readPairs(&buffer)
-        // The head is written to clients as stored: a field with CR, LF or NUL would split it.
-        for (name, value) in headerPairs where name.isEmpty || !isFieldSafe(name) || !isFieldSafe(value) {
+        // The head is written to clients as stored: a field with CR, LF or NUL would split it, and a
+        // name with a colon would not parse back from it.
+        for (name, value) in headerPairs where name.isEmpty || name.utf8.contains(.colon) || !isFieldSafe(name) || !isFieldSafe(value) {
             throw .invalidValue("header field \"\(name)\"")
         }
         let varyPairs = try readPairs(&buffer)

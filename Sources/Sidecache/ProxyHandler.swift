@@ -425,15 +425,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The hit fast path (HTTP/1.1): the entry's pre-encoded head, the per-response fields and the
     /// body, written below the HTTP encoder. No header list is copied or re-encoded.
-    private func serveEncoded(_ entry: CachedResponse, head encodedHead: ByteBuffer, body: ByteBuffer, to r: ActiveRequest, cacheStatus: String,
+    private func serveEncoded(_ entry: CachedResponse, head encodedHead: EncodedHead, body: ByteBuffer, to r: ActiveRequest, cacheStatus: String,
                               now: CacheInstant, context: ChannelHandlerContext, raw: ChannelHandlerContext) {
         let sendsBody = !r.isHead && body.readableBytes > 0
         // A small body is copied behind the head: one buffer through the pipeline and one write(2)
         // cost less than a second pipeline write and a writev of two.
         let inline = sendsBody && body.readableBytes <= Self.inlineBodyBytes
-        var head = context.channel.allocator.buffer(capacity: encodedHead.readableBytes + 96 + cacheStatus.utf8.count + r.requestID.utf8.count
+        var head = context.channel.allocator.buffer(capacity: encodedHead.bytes.count + 96 + cacheStatus.utf8.count + r.requestID.utf8.count
                                                     + (inline ? body.readableBytes : 0))
-        head.writeImmutableBuffer(encodedHead)
+        head.writeBytes(encodedHead.bytes)
         head.writeStaticString("Age: ")
         head.writeString(String(entry.age(at: now).seconds))
         head.writeStaticString("\r\nCache-Status: ")

@@ -7,7 +7,7 @@ import NIOHTTP1
 struct StoredRepresentation {
     let body: ByteBuffer
     /// Pre-encoded head for the hit fast path; nil for a copy made for this response only.
-    let encodedHead: ByteBuffer?
+    let encodedHead: EncodedHead?
     let etag: String?
     private let source: Source
 
@@ -43,7 +43,7 @@ struct StoredRepresentation {
         }
     }
 
-    private init(source: Source, body: ByteBuffer, encodedHead: ByteBuffer?, etag: String?) {
+    private init(source: Source, body: ByteBuffer, encodedHead: EncodedHead?, etag: String?) {
         self.source = source
         self.body = body
         self.encodedHead = encodedHead

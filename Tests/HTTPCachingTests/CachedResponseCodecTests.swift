@@ -112,3 +112,19 @@ extension CachedResponseCodecTests {
         #expect(throws: CachedResponseCodec.DecodeError.self) { try CachedResponseCodec.decode(damaged) }
     }
 }
+
+extension CachedResponseCodecTests {
+    @Test func aFieldNameWithAColonIsRefused() {
+        let bytes = CachedResponseCodec.encode(Self.entry())
+        // "Set-Thing" becomes "Set:Thing": its line in the encoded head would not parse back.
+        let view = Array(bytes.readableBytesView)
+        let marker = Array("Set-Thing".utf8)
+        guard let at = (0..<(view.count - marker.count)).first(where: { Array(view[$0..<($0 + marker.count)]) == marker }) else {
+            Issue.record("marker not found")
+            return
+        }
+        var damaged = bytes
+        damaged.setInteger(UInt8(ascii: ":"), at: at + 3)
+        #expect(throws: CachedResponseCodec.DecodeError.self) { try CachedResponseCodec.decode(damaged) }
+    }
+}

@@ -1,0 +1,84 @@
+import NIOHTTP1
+
+/// A stored response's status line and header fields in HTTP/1.1 wire form, each field ending in
+/// CRLF (the per-response fields and the blank line follow when it is sent).
+///
+/// This is the only form in which an entry keeps its header fields: hits copy the bytes, and the
+/// rare paths that need a list (a 304, an HTTP/1.0 client, a refresh from a 304, the shared tier)
+/// parse it back with `headers`. A list kept beside it cost each entry an array and a string per
+/// long value, about as much again as a 1 KiB body's head.
+public struct EncodedHead: Sendable, Equatable {
+    public let bytes: ArraySlice<UInt8>
+
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders) {
+        self = Self.encode(status: status, [headers])[0]
+    }
+
+    private init(bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+    }
+
+    /// One head per header list, all with the same status, back to back in a single allocation of
+    /// exactly their size (an entry's identity and gzip heads).
+    public static func encode(status: HTTPResponseStatus, _ lists: [HTTPHeaders]) -> [EncodedHead] {
+        let code = String(status.code)
+        let statusLine = 9 + code.utf8.count + 1 + status.reasonPhrase.utf8.count + 2
+        var sizes: [Int] = []
+        for headers in lists {
+            var size = statusLine
+            for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
+            sizes.append(size)
+        }
+        var all: [UInt8] = []
+        all.reserveCapacity(sizes.reduce(0, +))
+        for headers in lists {
+            all.append(contentsOf: "HTTP/1.1 ".utf8)
+            all.append(contentsOf: code.utf8)
+            all.append(.space)
+            all.append(contentsOf: status.reasonPhrase.utf8)
+            all.append(contentsOf: Self.crlf)
+            for (name, value) in headers {
+                all.append(contentsOf: name.utf8)
+                all.append(contentsOf: Self.separator)
+                all.append(contentsOf: value.utf8)
+                all.append(contentsOf: Self.crlf)
+            }
+        }
+        var heads: [EncodedHead] = []
+        var start = 0
+        for size in sizes {
+            heads.append(EncodedHead(bytes: all[start..<start + size]))
+            start += size
+        }
+        return heads
+    }
+
+    /// The header fields, parsed back. Field names hold no colon and values no CR or LF (the HTTP
+    /// parser and the shared tier's decoder refuse them), so each line splits at its first colon.
+    public var headers: HTTPHeaders {
+        var fields: [(String, String)] = []
+        bytes.withUnsafeBufferPointer { p in
+            var i = Self.lineEnd(p, from: 0) + 2  // after the status line
+            while i < p.count {
+                let end = Self.lineEnd(p, from: i)
+                var colon = i
+                while colon < end, p[colon] != .colon { colon += 1 }
+                guard colon < end else { return }
+                let valueStart = min(colon + 2, end)
+                fields.append((String(decoding: UnsafeBufferPointer(rebasing: p[i..<colon]), as: UTF8.self),
+                               String(decoding: UnsafeBufferPointer(rebasing: p[valueStart..<end]), as: UTF8.self)))
+                i = end + 2
+            }
+        }
+        return HTTPHeaders(fields)
+    }
+
+    private static func lineEnd(_ p: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        var i = start
+        while i + 1 < p.count, !(p[i] == 13 && p[i + 1] == 10) { i += 1 }
+        return i + 1 < p.count ? i : p.count
+    }
+
+    private static let crlf: [UInt8] = [13, 10]
+    private static let separator: [UInt8] = [.colon, .space]
+}
