@@ -54,27 +54,21 @@ public final class MemoryStore: Sendable {
         var evictions = 0
         var maxBytes: Int
         /// tag -> primary keys in this shard carrying it.
-        var tagIndex: [String: Set<String>] = [:]
+        var tagIndex: [String: KeySet] = [:]
         /// URL path -> primary keys in this shard for it, so invalidation by URL finds every host,
         /// query and variant without scanning, and a pattern purge matches each path once.
-        var pathIndex: [String: Set<String>] = [:]
+        var pathIndex: [String: KeySet] = [:]
 
         mutating func index(_ key: String, _ entry: CachedResponse, path: String) {
-            for tag in entry.tags { tagIndex[tag, default: []].insert(key) }
-            pathIndex[path, default: []].insert(key)
+            for tag in entry.tags { tagIndex.insert(key, under: tag) }
+            pathIndex.insert(key, under: path)
         }
 
         mutating func unindex(_ key: String, _ set: VariantSet) {
             for entry in set.variants {
-                for tag in entry.tags { Self.drop(key, from: tag, in: &tagIndex) }
+                for tag in entry.tags { tagIndex.remove(key, under: tag) }
             }
-            if let path = MemoryStore.pathOf(key: key) { Self.drop(key, from: path, in: &pathIndex) }
-        }
-
-        /// Mutates the set in place: copying it out first would copy every member for each removal.
-        private static func drop(_ key: String, from name: String, in index: inout [String: Set<String>]) {
-            guard index[name]?.remove(key) != nil, index[name]?.isEmpty == true else { return }
-            index[name] = nil
+            if let path = MemoryStore.pathOf(key: key) { pathIndex.remove(key, under: path) }
         }
 
         @discardableResult
@@ -216,13 +210,13 @@ public final class MemoryStore: Sendable {
     /// queries, key headers and variants. Returns the variants affected.
     @discardableResult
     public func invalidate(path: String, mode: PurgeMode = .remove) -> Int {
-        purge(mode) { s in s.pathIndex[path].map(Array.init) ?? [] }
+        purge(mode) { s in s.pathIndex[path]?.keys ?? [] }
     }
 
     /// Removes (or expires) every entry carrying the tag.
     @discardableResult
     public func invalidate(tag: String, mode: PurgeMode = .remove) -> Int {
-        purge(mode) { s in s.tagIndex[tag].map(Array.init) ?? [] }
+        purge(mode) { s in s.tagIndex[tag]?.keys ?? [] }
     }
 
     /// Removes (or expires) every entry whose URL path satisfies `matches` (a glob or regex purge).
@@ -235,7 +229,7 @@ public final class MemoryStore: Sendable {
         } select: { paths in
             paths.filter(matches)
         } keysOf: { s, path in
-            s.pathIndex[path].map(Array.init) ?? []
+            s.pathIndex[path]?.keys ?? []
         }
     }
 

@@ -176,3 +176,24 @@ import Testing
         #expect(throws: PurgePattern.Invalid.self) { try PurgePattern(glob: "") }
     }
 }
+
+extension MemoryStoreTests {
+    /// The path and tag indexes hold one key inline and a set beyond: every transition between the
+    /// two keeps exactly the keys that are stored.
+    @Test func indexesFollowKeysAddedAndRemovedOneByOne() {
+        let store = MemoryStore(limits: .init(maxBytes: 1 << 20, maxObjectBytes: 1 << 20))
+        store.store(entry(bytes: 10, tags: ["one", "all"]), for: key("/p", query: "?a=1"))
+        store.store(entry(bytes: 10, tags: ["all"]), for: key("/p", query: "?a=2"))
+        store.store(entry(bytes: 10, tags: ["all"]), for: key("/p", query: "?a=3"))
+        store.store(entry(bytes: 10, tags: ["all"]), for: key("/p", query: "?a=3"))  // the same key again
+        #expect(store.invalidate(tag: "one") == 1)  // two keys left under /p
+        #expect(store.invalidate(path: "/p") == 2)
+        #expect(store.invalidate(tag: "all") == 0)
+        store.store(entry(bytes: 10, tags: ["all"]), for: key("/p"))
+        store.store(entry(bytes: 10, tags: ["all"]), for: key("/q"))
+        #expect(store.invalidate(path: "/q") == 1)  // back to one key under "all"
+        #expect(store.invalidate(tag: "all") == 1)
+        #expect(store.invalidate(path: "/p") == 0)
+        #expect(store.statistics.entries == 0 && store.statistics.bytes == 0)
+    }
+}
