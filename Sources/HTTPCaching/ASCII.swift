@@ -19,6 +19,32 @@ public enum ASCII {
         return text.withUTF8 { equalsIgnoringCase($0, lowercase) }
     }
 
+    /// Calls `body` with each non-empty member of a comma-separated list (RFC 9110 §5.6.1), its
+    /// surrounding spaces and tabs trimmed. Quoted strings are not special: the lists this reads
+    /// (codings, field names, connection options) hold tokens.
+    public static func forEachListMember(_ value: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        var value = value
+        value.withUTF8 { b in
+            var i = 0
+            while i < b.count {
+                while i < b.count, b[i] == .comma || b[i] == .space || b[i] == .tab { i += 1 }
+                let start = i
+                while i < b.count, b[i] != .comma { i += 1 }
+                var end = i
+                while end > start, b[end - 1] == .space || b[end - 1] == .tab { end -= 1 }
+                if end > start { body(UnsafeBufferPointer(rebasing: b[start..<end])) }
+            }
+        }
+    }
+
+    /// `bytes` up to the first `;` (a list member's value without its parameters), trimmed.
+    public static func withoutParameters(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        var end = 0
+        while end < bytes.count, bytes[end] != .semicolon { end += 1 }
+        while end > 0, bytes[end - 1] == .space || bytes[end - 1] == .tab { end -= 1 }
+        return UnsafeBufferPointer(rebasing: bytes[0..<end])
+    }
+
     @inlinable
     public static func lowercased(_ byte: UInt8) -> UInt8 {
         byte &- 0x41 < 26 ? byte | 0x20 : byte
@@ -45,4 +71,5 @@ extension UInt8 {
     static let quote: UInt8 = 0x22
     static let colon: UInt8 = 0x3A
     static let dash: UInt8 = 0x2D
+    static let semicolon: UInt8 = 0x3B
 }

@@ -9,28 +9,41 @@ public enum ContentCoding {
     /// No `Accept-Encoding` at all means any coding is acceptable in theory, but clients that send
     /// none are in practice tools that cannot decode gzip: they get identity.
     public static func acceptsGzip(_ headers: HTTPHeaders) -> Bool {
+        var gzip: Bool?
         var star: Bool?
-        for value in headers[canonicalForm: "accept-encoding"] {
-            for item in value.split(separator: ",") {
-                let parts = item.split(separator: ";")
-                guard let name = parts.first?.trimmingSpaces().lowercased(), !name.isEmpty else { continue }
-                var q = 1.0
-                for parameter in parts.dropFirst() {
-                    let p = parameter.trimmingSpaces().lowercased()
-                    if p.hasPrefix("q="), let v = Double(p.dropFirst(2)) { q = v }
+        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "accept-encoding") {
+            ASCII.forEachListMember(value) { member in
+                let coding = ASCII.withoutParameters(member)
+                if ASCII.equalsIgnoringCase(coding, "gzip") || ASCII.equalsIgnoringCase(coding, "x-gzip") {
+                    if gzip == nil { gzip = hasPositiveQuality(member) }
+                } else if ASCII.equalsIgnoringCase(coding, "*") {
+                    star = hasPositiveQuality(member)
                 }
-                if name == "gzip" || name == "x-gzip" { return q > 0 }
-                if name == "*" { star = q > 0 }
             }
         }
-        return star ?? false
+        return gzip ?? star ?? false
+    }
+
+    /// RFC 9110 §12.4.2: a member's weight, 1 without a `q` parameter.
+    private static func hasPositiveQuality(_ member: UnsafeBufferPointer<UInt8>) -> Bool {
+        let text = String(decoding: member, as: UTF8.self)
+        var q = 1.0
+        for parameter in text.split(separator: ";").dropFirst() {
+            let p = parameter.trimmingSpaces().lowercased()
+            if p.hasPrefix("q="), let v = Double(p.dropFirst(2)) { q = v }
+        }
+        return q > 0
     }
 
     /// The coding of a response: nil for identity (no `Content-Encoding`, or `identity`), else the
     /// lowercased list as sent (`gzip`, `br`, `gzip, br` ...).
     public static func encoding(of headers: HTTPHeaders) -> String? {
-        let codings = headers[canonicalForm: "content-encoding"].flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty && $0 != "identity" }
+        var codings: [String] = []
+        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "content-encoding") {
+            ASCII.forEachListMember(value) { coding in
+                if !ASCII.equalsIgnoringCase(coding, "identity") { codings.append(String(decoding: coding, as: UTF8.self).lowercased()) }
+            }
+        }
         return codings.isEmpty ? nil : codings.joined(separator: ", ")
     }
 
@@ -43,19 +56,35 @@ public enum ContentCoding {
 
     /// The headers of a coded copy: `Content-Encoding`, `Content-Length` and `ETag` for it, and
     /// `Vary: Accept-Encoding` so shared caches downstream keep the codings apart.
+    /// Built in one pass over `base` (it runs for every entry stored or promoted from the shared tier).
     public static func headers(_ base: HTTPHeaders, coding: String?, length: Int, etagSuffix: String) -> HTTPHeaders {
-        var headers = base
-        headers.remove(name: "content-encoding")
-        if let coding { headers.add(name: "Content-Encoding", value: coding) }
-        headers.replaceOrAdd(name: "Content-Length", value: String(length))
-        if let tag = base.first(name: "etag") { headers.replaceOrAdd(name: "ETag", value: etag(tag, suffix: etagSuffix)) }
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(base.count + 4)
+        var tag: String?
+        for (name, value) in base {
+            if ASCII.equalsIgnoringCase(name, "content-encoding") || ASCII.equalsIgnoringCase(name, "content-length") { continue }
+            if ASCII.equalsIgnoringCase(name, "etag") {
+                if tag == nil { tag = value }
+                continue
+            }
+            fields.append((name, value))
+        }
+        if let coding { fields.append(("Content-Encoding", coding)) }
+        fields.append(("Content-Length", String(length)))
+        if let tag { fields.append(("ETag", etag(tag, suffix: etagSuffix))) }
+        var headers = HTTPHeaders(fields)
         addVaryAcceptEncoding(&headers)
         return headers
     }
 
     public static func addVaryAcceptEncoding(_ headers: inout HTTPHeaders) {
-        let named = headers[canonicalForm: "vary"].flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces().lowercased() }
-        if !named.contains("accept-encoding") && !named.contains("*") { headers.add(name: "Vary", value: "Accept-Encoding") }
+        var named = false
+        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "vary") {
+            ASCII.forEachListMember(value) { field in
+                if ASCII.equalsIgnoringCase(field, "accept-encoding") || ASCII.equalsIgnoringCase(field, "*") { named = true }
+            }
+        }
+        if !named { headers.add(name: "Vary", value: "Accept-Encoding") }
     }
 
     /// True for a media type the settings name (`text/*` covers every text type), parameters ignored.

@@ -29,20 +29,34 @@ public struct EncodedHead: Sendable, Equatable {
             for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
             sizes.append(size)
         }
-        var all: [UInt8] = []
-        all.reserveCapacity(sizes.reduce(0, +))
-        for headers in lists {
-            all.append(contentsOf: "HTTP/1.1 ".utf8)
-            all.append(contentsOf: code.utf8)
-            all.append(.space)
-            all.append(contentsOf: status.reasonPhrase.utf8)
-            all.append(contentsOf: Self.crlf)
-            for (name, value) in headers {
-                all.append(contentsOf: name.utf8)
-                all.append(contentsOf: Self.separator)
-                all.append(contentsOf: value.utf8)
-                all.append(contentsOf: Self.crlf)
+        let reason = status.reasonPhrase
+        let all = [UInt8](unsafeUninitializedCapacity: sizes.reduce(0, +)) { buffer, count in
+            var at = 0
+            func put(_ text: String) {
+                var text = text
+                text.withUTF8 { bytes in
+                    at += UnsafeMutableBufferPointer(rebasing: buffer[at...]).initialize(fromContentsOf: bytes)
+                }
             }
+            func put(_ literal: StaticString) {
+                literal.withUTF8Buffer { bytes in
+                    at += UnsafeMutableBufferPointer(rebasing: buffer[at...]).initialize(fromContentsOf: bytes)
+                }
+            }
+            for headers in lists {
+                put("HTTP/1.1 ")
+                put(code)
+                put(" ")
+                put(reason)
+                put("\r\n")
+                for (name, value) in headers {
+                    put(name)
+                    put(": ")
+                    put(value)
+                    put("\r\n")
+                }
+            }
+            count = at
         }
         var heads: [EncodedHead] = []
         var start = 0
@@ -79,6 +93,4 @@ public struct EncodedHead: Sendable, Equatable {
         return i + 1 < p.count ? i : p.count
     }
 
-    private static let crlf: [UInt8] = [13, 10]
-    private static let separator: [UInt8] = [.colon, .space]
 }

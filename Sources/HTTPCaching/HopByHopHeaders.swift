@@ -18,19 +18,9 @@ public enum HopByHopHeaders {
 
     /// The field names a `Connection` value lists, other than `close` and `keep-alive`.
     private static func connectionOptions(_ value: String, into named: inout [String]) {
-        var value = value
-        value.withUTF8 { b in
-            var i = 0
-            while i < b.count {
-                while i < b.count, b[i] == .comma || b[i] == .space || b[i] == .tab { i += 1 }
-                let start = i
-                while i < b.count, b[i] != .comma { i += 1 }
-                var end = i
-                while end > start, b[end - 1] == .space || b[end - 1] == .tab { end -= 1 }
-                let token = UnsafeBufferPointer(rebasing: b[start..<end])
-                if !token.isEmpty, !ASCII.equalsIgnoringCase(token, "close"), !ASCII.equalsIgnoringCase(token, "keep-alive") {
-                    named.append(String(decoding: token, as: UTF8.self))
-                }
+        ASCII.forEachListMember(value) { token in
+            if !ASCII.equalsIgnoringCase(token, "close"), !ASCII.equalsIgnoringCase(token, "keep-alive") {
+                named.append(String(decoding: token, as: UTF8.self))
             }
         }
     }

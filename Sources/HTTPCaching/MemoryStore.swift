@@ -301,9 +301,9 @@ public final class MemoryStore: Sendable {
     // The primary key is "host" + path [+ "?" query] [+ "\0" headers]; the path index needs the path back.
 
     static func pathOf(key: String) -> String? {
-        guard let slash = key.firstIndex(of: "/") else { return nil }
-        let rest = key[slash...]
-        let end = rest.firstIndex(where: { $0 == "?" || $0 == "\u{0}" }) ?? rest.endIndex
-        return String(rest[..<end])
+        let bytes = key.utf8
+        guard let slash = bytes.firstIndex(of: UInt8(ascii: "/")) else { return nil }
+        let end = bytes[slash...].firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == 0 }) ?? bytes.endIndex
+        return String(key[slash..<end])
     }
 }

@@ -63,3 +63,33 @@ import Testing
         #expect(ContentCoding.etag("W/\"abc\"", suffix: "gzip") == "W/\"abc-gzip\"")
     }
 }
+
+extension ContentCodingTests {
+    @Test func acceptEncodingMayTakeSeveralFieldLinesAndSpacing() {
+        #expect(ContentCoding.acceptsGzip(HTTPHeaders([("Accept-Encoding", "br"), ("accept-encoding", " \tgzip ;q=1 , deflate")])))
+        #expect(!ContentCoding.acceptsGzip(HTTPHeaders([("Accept-Encoding", "gzipped, xgzip, gzip-x")])))
+        #expect(!ContentCoding.acceptsGzip(HTTPHeaders([("X-Accept-Encoding", "gzip")])))
+        // The first gzip member decides, as before; a later star does not override it.
+        #expect(!ContentCoding.acceptsGzip(HTTPHeaders([("Accept-Encoding", "gzip;q=0, *;q=1")])))
+    }
+
+    @Test(arguments: [
+        ([("Content-Type", "text/plain")], nil), ([("Content-Encoding", "gzip")], "gzip"), ([("content-encoding", " GZip ")], "gzip"),
+        ([("Content-Encoding", "identity")], nil), ([("Content-Encoding", "Identity, ,")], nil),
+        ([("Content-Encoding", "gzip, br")], "gzip, br"), ([("Content-Encoding", "gzip"), ("Content-Encoding", "br")], "gzip, br"),
+    ] as [([(String, String)], String?)])
+    func theCodingOfAResponseIsItsListLowercasedWithoutIdentity(_ fields: [(String, String)], _ expected: String?) {
+        #expect(ContentCoding.encoding(of: HTTPHeaders(fields)) == expected)
+    }
+
+    @Test(arguments: [
+        ([], true), ([("Vary", "Accept-Language")], true), ([("Vary", "accept-language, ACCEPT-ENCODING")], false),
+        ([("Vary", "Origin"), ("vary", " accept-encoding ")], false), ([("Vary", "*")], false), ([("Vary", "Accept-Encodings")], true),
+    ] as [([(String, String)], Bool)])
+    func varyAcceptEncodingIsAddedOnlyWhenNotListedAlready(_ fields: [(String, String)], _ adds: Bool) {
+        var headers = HTTPHeaders(fields)
+        ContentCoding.addVaryAcceptEncoding(&headers)
+        #expect(headers.count == fields.count + (adds ? 1 : 0))
+        if adds { #expect(headers.first(name: "vary").map { _ in headers[canonicalForm: "vary"].contains("Accept-Encoding") } == true) }
+    }
+}
