@@ -433,7 +433,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let inline = sendsBody && body.readableBytes <= Self.inlineBodyBytes
         var head = context.channel.allocator.buffer(capacity: encodedHead.bytes.count + 96 + cacheStatus.utf8.count + r.requestID.utf8.count
                                                     + (inline ? body.readableBytes : 0))
-        head.writeBytes(encodedHead.bytes)
+        encodedHead.bytes.withUnsafeBytes { _ = head.writeBytes($0) }
         head.writeStaticString("Age: ")
         head.writeString(String(entry.age(at: now).seconds))
         head.writeStaticString("\r\nCache-Status: ")
