@@ -60,12 +60,9 @@ public struct CacheKeyPolicy: Sendable, Equatable {
 
     /// The key from a target already split into path and query (the request path splits it once).
     public func key(host: String, path: Substring, query: Substring?, headers requestHeaders: HTTPHeaders) -> CacheKey {
-        let normalizedQuery = normalize(query: query)
         var key = host.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? host.lowercased() : host
-        // Every stored entry keeps its key: grown by appends, its storage would be up to twice the size.
-        if headers.isEmpty { key.reserveCapacity(key.utf8.count + path.utf8.count + 1 + (normalizedQuery?.utf8.count ?? 0)) }
         key += path
-        if let normalized = normalizedQuery, !normalized.isEmpty {
+        if let normalized = normalize(query: query), !normalized.isEmpty {
             key += "?"
             key += normalized
         }

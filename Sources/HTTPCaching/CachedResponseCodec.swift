@@ -39,8 +39,9 @@ public enum CachedResponseCodec {
     }
 
     public static func encode(_ entry: CachedResponse) -> ByteBuffer {
+        let headers = entry.headers  // parsed back from the encoded head: once
         var size = 104 + entry.body.readableBytes + (entry.gzip?.body.readableBytes ?? 0)
-        for (name, value) in entry.headers { size += name.utf8.count + value.utf8.count + 6 }
+        for (name, value) in headers { size += name.utf8.count + value.utf8.count + 6 }
         for tag in entry.tags { size += tag.utf8.count + 2 }
         var out = ByteBuffer()
         out.reserveCapacity(size)
@@ -60,7 +61,7 @@ public enum CachedResponseCodec {
         out.writeInteger(flags)
         out.writeInteger(terms.originDate ?? 0)
         out.writeInteger(terms.originAge)
-        writePairs(entry.headers.map { ($0.name, $0.value) }, to: &out)
+        writePairs(headers.map { ($0.name, $0.value) }, to: &out)
         writePairs(Array(zip(entry.varyNames, entry.varyValues)), to: &out)
         out.writeInteger(UInt16(truncatingIfNeeded: entry.tags.count))
         for tag in entry.tags { writeShort(tag, to: &out) }
