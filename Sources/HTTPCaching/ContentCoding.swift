@@ -101,14 +101,15 @@ public enum ContentCoding {
 
     /// The whole body gzipped at `level` (1-9).
     public static func gzip(_ body: ByteBuffer, level: Int) throws -> ByteBuffer {
-        var input = body
-        let compressed = try input.compress(with: .gzip(configuration: .init(compressionLevel: Int32(level))))
+        let compressed = try compressors.gzip(body, level: level)
         // The compressor's buffer is sized for the worst case (more than the input); a stored copy
         // keeps only what it needs.
         var exact = ByteBufferAllocator().buffer(capacity: compressed.readableBytes)
         exact.writeImmutableBuffer(compressed)
         return exact
     }
+
+    static let compressors = GzipCompressorPool()
 
     public struct TooLarge: Error {}
 

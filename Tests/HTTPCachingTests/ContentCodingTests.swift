@@ -2,6 +2,8 @@ import HTTPCaching
 import NIOCore
 import NIOHTTP1
 import Testing
+import Dispatch
+import Synchronization
 
 @Suite struct ContentCodingTests {
     @Test(arguments: [
@@ -91,5 +93,27 @@ extension ContentCodingTests {
         ContentCoding.addVaryAcceptEncoding(&headers)
         #expect(headers.count == fields.count + (adds ? 1 : 0))
         if adds { #expect(headers.first(name: "vary").map { _ in headers[canonicalForm: "vary"].contains("Accept-Encoding") } == true) }
+    }
+}
+
+extension ContentCodingTests {
+    /// Compressors are reused between entries: each one must start from a clean state, so the same
+    /// input gives the same bytes whatever was compressed before it, at any level.
+    @Test func reusedCompressorsGiveTheSameBytesAsFreshOnes() throws {
+        let a = ByteBuffer(string: String(repeating: "{\"id\": 1, \"name\": \"alpha\"}", count: 40))
+        let b = ByteBuffer(bytes: (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
+        let first = try ContentCoding.gzip(a, level: 6)
+        for level in [6, 1, 9, 6] {
+            _ = try ContentCoding.gzip(b, level: level)
+            #expect(try ContentCoding.gunzip(try ContentCoding.gzip(b, level: level), limit: 10_000) == b)
+        }
+        #expect(try ContentCoding.gzip(a, level: 6) == first)
+        #expect(try ContentCoding.gunzip(first, limit: 10_000) == a)
+        // Concurrent use takes a compressor each.
+        let same = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            if (try? ContentCoding.gzip(a, level: 6)) == first { same.add(1, ordering: .relaxed) }
+        }
+        #expect(same.load(ordering: .relaxed) == 8)
     }
 }
