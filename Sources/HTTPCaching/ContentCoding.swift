@@ -126,11 +126,15 @@ public enum ContentCoding {
 
 /// gzip for a body that arrives in pieces (an uncached response relayed to the client).
 public final class StreamingGzip {
-    private let compressor: ZlibCompressor
+    private let compressor: GzipCompressorPool.Compressor
     private let allocator: ByteBufferAllocator
+    /// After `finish` the compressor belongs to the pool again.
+    private var finished = false
+
+    public struct Finished: Error {}
 
     public init(level: Int, allocator: ByteBufferAllocator) throws {
-        compressor = try ZlibCompressor(algorithm: .gzip, configuration: .init(compressionLevel: Int32(level)))
+        compressor = try ContentCoding.compressors.take(level: level)
         self.allocator = allocator
     }
 
@@ -139,18 +143,24 @@ public final class StreamingGzip {
         try run(piece, flush: .sync)
     }
 
-    /// The end of the stream (the gzip trailer).
+    /// The end of the stream (the gzip trailer). The compressor goes back to the pool for the next
+    /// response; a stream that never finishes (the client or the upstream left) drops its own.
     public func finish() throws -> ByteBuffer {
         // An allocated (if empty) input: zlib is handed its base address.
-        try run(allocator.buffer(capacity: 16), flush: .finish)
+        let trailer = try run(allocator.buffer(capacity: 16), flush: .finish)
+        finished = true
+        try compressor.zlib.reset()
+        ContentCoding.compressors.give(compressor)
+        return trailer
     }
 
     private func run(_ piece: ByteBuffer, flush: CompressNIOFlush) throws -> ByteBuffer {
+        guard !finished else { throw Finished() }
         var input = piece
-        var output = allocator.buffer(capacity: compressor.maxSize(from: piece) + 64)
+        var output = allocator.buffer(capacity: compressor.zlib.maxSize(from: piece) + 64)
         while true {
             do {
-                try compressor.deflate(from: &input, to: &output, flush: flush)
+                try compressor.zlib.deflate(from: &input, to: &output, flush: flush)
                 return output
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 output.reserveCapacity(minimumWritableBytes: max(4096, output.capacity))

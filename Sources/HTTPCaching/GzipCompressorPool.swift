@@ -2,12 +2,12 @@ import CompressNIO
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// zlib compressors kept between stored entries. Making one per entry allocated and freed about
-/// 256 KiB of zlib state each time, which glibc handed back to the kernel and faulted in again:
-/// page faults and `madvise` were 7% of a miss that fills the cache.
+/// zlib compressors kept between responses. Making one per stored entry (or per response gzipped
+/// on the fly) allocated and freed about 256 KiB of zlib state each time, which glibc handed back to
+/// the kernel and faulted in again: page faults and `madvise` were 7% of a miss that fills the cache.
 final class GzipCompressorPool: Sendable {
     /// A compressor is used by one thread at a time: the one that took it out of the pool.
-    private final class Compressor: @unchecked Sendable {
+    final class Compressor: @unchecked Sendable {
         let level: Int
         let zlib: ZlibCompressor
 
@@ -40,7 +40,8 @@ final class GzipCompressorPool: Sendable {
 
     var idleCount: Int { idle.withLockedValue { $0.count } }
 
-    private func take(level: Int) throws -> Compressor {
+    /// A compressor at `level` in its initial state: an idle one, or a new one.
+    func take(level: Int) throws -> Compressor {
         let found = idle.withLockedValue { idle -> Compressor? in
             guard let i = idle.lastIndex(where: { $0.level == level }) else { return nil }
             return idle.remove(at: i)
@@ -48,7 +49,8 @@ final class GzipCompressorPool: Sendable {
         return try found ?? Compressor(level: level)
     }
 
-    private func give(_ compressor: Compressor) {
+    /// Takes back a compressor that finished a stream and was reset.
+    func give(_ compressor: Compressor) {
         idle.withLockedValue { idle in
             if idle.count >= capacity { idle.removeFirst() }
             idle.append(compressor)

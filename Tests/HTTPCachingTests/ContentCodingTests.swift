@@ -117,3 +117,22 @@ extension ContentCodingTests {
         #expect(same.load(ordering: .relaxed) == 8)
     }
 }
+
+extension ContentCodingTests {
+    /// A finished stream hands its compressor to the next one: that one starts clean, and the
+    /// finished stream refuses further pieces instead of sharing it.
+    @Test func aStreamAfterAFinishedOneGivesTheSameBytes() throws {
+        func run(_ text: String) throws -> (ByteBuffer, StreamingGzip) {
+            let stream = try StreamingGzip(level: 6, allocator: ByteBufferAllocator())
+            var out = try stream.compress(ByteBuffer(string: text))
+            var trailer = try stream.finish()
+            out.writeBuffer(&trailer)
+            return (out, stream)
+        }
+        let (first, finished) = try run(String(repeating: "alpha beta ", count: 100))
+        _ = try run(String(repeating: "something else entirely ", count: 50))
+        let (again, _) = try run(String(repeating: "alpha beta ", count: 100))
+        #expect(again == first)
+        #expect(throws: StreamingGzip.Finished.self) { try finished.compress(ByteBuffer(string: "late")) }
+    }
+}
