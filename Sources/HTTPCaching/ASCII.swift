@@ -19,6 +19,13 @@ public enum ASCII {
         return text.withUTF8 { equalsIgnoringCase($0, lowercase) }
     }
 
+    /// True when the two byte strings are equal ignoring ASCII case (neither needs to be lowercase).
+    public static func equalIgnoringCase(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count where lowercased(a[i]) != lowercased(b[i]) { return false }
+        return true
+    }
+
     /// Calls `body` with each non-empty member of a comma-separated list (RFC 9110 §5.6.1), its
     /// surrounding spaces and tabs trimmed. Quoted strings are not special: the lists this reads
     /// (codings, field names, connection options) hold tokens.

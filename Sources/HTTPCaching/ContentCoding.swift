@@ -89,14 +89,26 @@ public enum ContentCoding {
 
     /// True for a media type the settings name (`text/*` covers every text type), parameters ignored.
     public static func isCompressible(contentType: String?, types: [String]) -> Bool {
-        guard let contentType else { return false }
-        let mediaType = (contentType.split(separator: ";").first.map { $0.trimmingSpaces() } ?? "").lowercased()
-        guard !mediaType.isEmpty else { return false }
-        for t in types {
-            let pattern = t.lowercased()
-            if pattern.hasSuffix("/*") ? mediaType.hasPrefix(pattern.dropLast()) : mediaType == pattern { return true }
+        guard var contentType else { return false }
+        return contentType.withUTF8 { value in
+            var start = 0
+            while start < value.count, value[start] == .space || value[start] == .tab { start += 1 }
+            let mediaType = ASCII.withoutParameters(UnsafeBufferPointer(rebasing: value[start...]))
+            guard !mediaType.isEmpty else { return false }
+            for type in types {
+                var pattern = type
+                let matches = pattern.withUTF8 { p in
+                    if p.count >= 2, p[p.count - 2] == UInt8(ascii: "/"), p[p.count - 1] == UInt8(ascii: "*") {
+                        let prefix = UnsafeBufferPointer(rebasing: p[..<(p.count - 1)])
+                        return mediaType.count >= prefix.count
+                            && ASCII.equalIgnoringCase(UnsafeBufferPointer(rebasing: mediaType[..<prefix.count]), prefix)
+                    }
+                    return ASCII.equalIgnoringCase(mediaType, p)
+                }
+                if matches { return true }
+            }
+            return false
         }
-        return false
     }
 
     /// The whole body gzipped at `level` (1-9).

@@ -32,28 +32,17 @@ public struct EncodedHead: Sendable, Equatable {
         let reason = status.reasonPhrase
         let all = [UInt8](unsafeUninitializedCapacity: sizes.reduce(0, +)) { buffer, count in
             var at = 0
-            func put(_ text: String) {
-                var text = text
-                text.withUTF8 { bytes in
-                    at += UnsafeMutableBufferPointer(rebasing: buffer[at...]).initialize(fromContentsOf: bytes)
-                }
-            }
-            func put(_ literal: StaticString) {
-                literal.withUTF8Buffer { bytes in
-                    at += UnsafeMutableBufferPointer(rebasing: buffer[at...]).initialize(fromContentsOf: bytes)
-                }
-            }
             for headers in lists {
-                put("HTTP/1.1 ")
-                put(code)
-                put(" ")
-                put(reason)
-                put("\r\n")
+                Self.put("HTTP/1.1 ", into: buffer, at: &at)
+                Self.put(code, into: buffer, at: &at)
+                Self.put(" ", into: buffer, at: &at)
+                Self.put(reason, into: buffer, at: &at)
+                Self.put("\r\n", into: buffer, at: &at)
                 for (name, value) in headers {
-                    put(name)
-                    put(": ")
-                    put(value)
-                    put("\r\n")
+                    Self.put(name, into: buffer, at: &at)
+                    Self.put(": ", into: buffer, at: &at)
+                    Self.put(value, into: buffer, at: &at)
+                    Self.put("\r\n", into: buffer, at: &at)
                 }
             }
             count = at
@@ -85,6 +74,15 @@ public struct EncodedHead: Sendable, Equatable {
             }
         }
         return HTTPHeaders(fields)
+    }
+
+    private static func put(_ text: String, into buffer: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
+        var text = text
+        text.withUTF8 { at += UnsafeMutableBufferPointer(rebasing: buffer[at...]).initialize(fromContentsOf: $0) }
+    }
+
+    private static func put(_ literal: StaticString, into buffer: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
+        literal.withUTF8Buffer { at += UnsafeMutableBufferPointer(rebasing: buffer[at...]).initialize(fromContentsOf: $0) }
     }
 
     private static func lineEnd(_ p: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {

@@ -136,3 +136,13 @@ extension ContentCodingTests {
         #expect(throws: StreamingGzip.Finished.self) { try finished.compress(ByteBuffer(string: "late")) }
     }
 }
+
+extension ContentCodingTests {
+    @Test(arguments: [
+        (" TEXT/plain ;charset=x", true), ("text/", true), ("text", false), ("texts/plain", false), ("application/jsonx", false),
+        ("application/JSON", true), ("image/SVG+xml", true), ("", false), (" ; charset=utf-8", false), ("application/json\t", true),
+    ])
+    func mediaTypesMatchWholeOrByTheirTopLevelType(_ contentType: String, _ expected: Bool) {
+        #expect(ContentCoding.isCompressible(contentType: contentType, types: ["application/json", "text/*", "image/svg+xml"]) == expected)
+    }
+}
