@@ -38,8 +38,6 @@ final class GzipCompressorPool: Sendable {
         return output
     }
 
-    var idleCount: Int { idle.withLockedValue { $0.count } }
-
     /// A compressor at `level` in its initial state: an idle one, or a new one.
     func take(level: Int) throws -> Compressor {
         let found = idle.withLockedValue { idle -> Compressor? in
