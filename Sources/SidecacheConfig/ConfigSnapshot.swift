@@ -1,8 +1,10 @@
 import HTTPCaching
 import NIOHTTP1
 
-/// A route ready for the request path: its pattern, and the cache and key policies it implies.
-public struct CompiledRoute: Sendable, Equatable {
+/// A route ready for the request path: its pattern, and the cache and key policies it implies. A
+/// class: every request holds its route, and copying a struct of this many references cost a
+/// retain and a release of each of them per request.
+public final class CompiledRoute: Sendable {
     public let name: String
     public let methods: [HTTPMethod]?
     public let pattern: PathPattern
