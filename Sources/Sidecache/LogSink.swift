@@ -71,16 +71,18 @@ public final class LogSink: Sendable {
     }
 
     private func run() {
+        var writing: [UInt8] = []
         while true {
             signal.lock(whenValue: 1)
             signal.unlock(withValue: 0)
-            let (bytes, closed) = queue.withLockedValue { q -> ([UInt8], Bool) in
-                let b = q.pending
-                q.pending = []
-                q.pending.reserveCapacity(min(b.count, 64 * 1024))
-                return (b, q.closed)
+            // Two buffers trade places: the one just written is emptied and kept, so batches reuse
+            // memory already mapped instead of allocating (and faulting in) a new one each time.
+            let closed = queue.withLockedValue { q -> Bool in
+                swap(&q.pending, &writing)
+                return q.closed
             }
-            writeAll(bytes)
+            writeAll(writing)
+            writing.removeAll(keepingCapacity: writing.capacity <= 1 << 20)
             if !closed {
                 // Let lines gather for a moment: one write per batch, not per line.
                 usleep(2000)

@@ -90,8 +90,9 @@ final class HotKeys: Sendable {
                 s.buckets.append((bucket, [:]))
                 i = s.buckets.count - 1
             }
-            if let hits = s.buckets[i].hits[key] {
-                s.buckets[i].hits[key] = hits + 1
+            // One hash of the key for a key already counted (the common case of a hot key).
+            if let at = s.buckets[i].hits.index(forKey: key) {
+                s.buckets[i].hits.values[at] += 1
             } else if s.buckets[i].hits.count < Self.keysPerBucket {
                 s.buckets[i].hits[key] = 1
             }
