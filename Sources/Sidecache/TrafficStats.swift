@@ -90,7 +90,7 @@ final class HotKeys: Sendable {
                 s.buckets.append((bucket, [:]))
                 i = s.buckets.count - 1
             }
-            // One hash of the key for a key already counted (the common case of a hot key).
+            // A key already counted (the common case of a hot key) is looked up once, not read and written.
             if let at = s.buckets[i].hits.index(forKey: key) {
                 s.buckets[i].hits.values[at] += 1
             } else if s.buckets[i].hits.count < Self.keysPerBucket {
