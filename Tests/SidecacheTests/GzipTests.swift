@@ -142,3 +142,31 @@ import Testing
         }
     }
 }
+
+extension GzipTests {
+    /// A hit that is not a plain HTTP/1.1 200 (an HTTP/1.0 client, a 304) is built from the header
+    /// list parsed back from the entry's encoded heads: both codings keep their own fields.
+    @Test func http10ClientsAndNotModifiedAnswersUseTheStoredFieldsOfEachCoding() async throws {
+        try await withProxy(routes: Self.routes, Self.origin) { origin, proxy in
+            _ = try await get(proxy.port, "/c/10")
+            let (plain, zipped) = try await offloaded { () -> (TestResponse, TestResponse) in
+                let a = try TestConnection(port: proxy.port)
+                try a.send("GET /c/10 HTTP/1.0\r\nHost: test.local\r\n\r\n")
+                let plain = try a.readResponse()
+                let b = try TestConnection(port: proxy.port)
+                try b.send("GET /c/10 HTTP/1.0\r\nHost: test.local\r\nAccept-Encoding: gzip\r\n\r\n")
+                return (plain, try b.readResponse())
+            }
+            #expect(plain.xCache == "HIT" && plain.text == Self.json && plain.header("Content-Encoding") == nil)
+            #expect(plain.header("Content-Type") == "application/json; charset=utf-8" && plain.header("ETag") == "\"v1\"")
+            #expect(plain.header("Content-Length") == String(Self.json.utf8.count) && plain.header("Age") != nil)
+            #expect(zipped.xCache == "HIT" && zipped.header("Content-Encoding") == "gzip" && zipped.header("ETag") == "\"v1-gzip\"")
+            #expect(try Self.decoded(zipped) == Self.json)
+            #expect(zipped.header("Content-Length") == String(zipped.body.count))
+            let notModified = try await get(proxy.port, "/c/10", Self.gzip + [("If-None-Match", "\"v1-gzip\"")])
+            #expect(notModified.status == 304 && notModified.body.isEmpty)
+            #expect(notModified.header("ETag") == "\"v1-gzip\"" && notModified.header("Content-Type") == nil)
+            #expect(origin.count("/c/10") == 1)
+        }
+    }
+}
