@@ -20,7 +20,7 @@ public enum ASCII {
     }
 
     /// True when the two byte strings are equal ignoring ASCII case (neither needs to be lowercase).
-    public static func equalIgnoringCase(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    public static func equalsIgnoringCase(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard a.count == b.count else { return false }
         for i in 0..<a.count where lowercased(a[i]) != lowercased(b[i]) { return false }
         return true

@@ -101,9 +101,9 @@ public enum ContentCoding {
                     if p.count >= 2, p[p.count - 2] == UInt8(ascii: "/"), p[p.count - 1] == UInt8(ascii: "*") {
                         let prefix = UnsafeBufferPointer(rebasing: p[..<(p.count - 1)])
                         return mediaType.count >= prefix.count
-                            && ASCII.equalIgnoringCase(UnsafeBufferPointer(rebasing: mediaType[..<prefix.count]), prefix)
+                            && ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: mediaType[..<prefix.count]), prefix)
                     }
-                    return ASCII.equalIgnoringCase(mediaType, p)
+                    return ASCII.equalsIgnoringCase(mediaType, p)
                 }
                 if matches { return true }
             }
