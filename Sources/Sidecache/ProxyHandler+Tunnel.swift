@@ -27,7 +27,6 @@ extension ProxyHandler {
             }
             client.removeHandler(http.decoder, promise: nil)
             client.removeHandler(http.encoder, promise: nil)
-            client.removeHandler(http.watcher, promise: nil)
             _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
             _ = upstream.setOption(ChannelOptions.autoRead, value: true)
             client.removeHandler(self, promise: nil)

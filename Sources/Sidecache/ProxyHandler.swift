@@ -34,6 +34,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var quiescing = false
     /// The request in progress waits for a shared rate-limit decision: its parts wait in `queued`.
     var awaitingAdmission = false
+    /// A request head was decoded during the current socket read (for the header deadline).
+    private var headInThisRead = false
 
     init(runtime: ProxyRuntime) {
         self.runtime = runtime
@@ -54,6 +56,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if part.isHead { headInThisRead = true }
         if !queued.isEmpty || awaitingAdmission || (request != nil && part.isHead) {
             // A pipelined request: it waits for the current response, and reading pauses meanwhile.
             queued.append(part)
@@ -108,6 +111,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        readEnded(headCompleted: headInThisRead)
+        headInThisRead = false
         request?.forward?.flushUpstream()
         context.fireChannelReadComplete()
     }

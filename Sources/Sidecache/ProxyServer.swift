@@ -91,20 +91,17 @@ public struct ListenError: Error, CustomStringConvertible {
 /// The handlers of one client connection, front to back.
 enum ClientPipeline {
     static func configure(_ channel: any Channel, runtime: ProxyRuntime) throws {
-        let watcher = ClientByteWatcher()
         let encoder = HTTPResponseEncoder()
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
         let proxy = ProxyHandler(runtime: runtime)
-        watcher.proxy = proxy
-        proxy.httpHandlers = ClientHTTPHandlers(watcher: watcher, decoder: decoder, encoder: encoder)
-        try channel.pipeline.syncOperations.addHandlers([watcher, encoder, decoder, proxy])
+        proxy.httpHandlers = ClientHTTPHandlers(decoder: decoder, encoder: encoder)
+        try channel.pipeline.syncOperations.addHandlers([encoder, decoder, proxy])
         proxy.rawWriter = try channel.pipeline.syncOperations.context(handler: encoder)
     }
 }
 
 /// References to a client connection's HTTP handlers, so a WebSocket upgrade can remove them.
 struct ClientHTTPHandlers {
-    var watcher: any RemovableChannelHandler
     var decoder: any RemovableChannelHandler
     var encoder: any RemovableChannelHandler
 }

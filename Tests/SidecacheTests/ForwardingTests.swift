@@ -211,6 +211,26 @@ import Testing
         }
     }
 
+    @Test func aKeptAliveConnectionIsHeldToTheHeaderDeadlineOnceItsNextHeadBegins() async throws {
+        let extra = "limits: { header_read_timeout: 300ms, idle_timeout: 5s }"
+        try await withProxy(extra: extra, { _ in .ok("x") }) { _, proxy in
+            let seen = try await offloaded { () -> (first: Int, afterIdle: Int, trickleClosed: Bool) in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                let first = try c.readResponse().status
+                usleep(700_000)  // idle past the header deadline: idle time is governed by idle_timeout
+                try c.send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                let afterIdle = try c.readResponse().status
+                try c.send("GET /x HTTP/1.1\r\nHost: x\r\n")
+                usleep(150_000)
+                try c.send("X-A: 1\r\n")  // trickling: cut by the 300 ms header deadline, not the 5 s idle one
+                return (first, afterIdle, c.waitForClose(seconds: 3))
+            }
+            #expect(seen.first == 200 && seen.afterIdle == 200)
+            #expect(seen.trickleClosed)
+        }
+    }
+
     @Test func connectionsBeyondTheLimitAreRefusedCleanly() async throws {
         try await withProxy(extra: "limits: { max_connections: 2 }", { _ in .ok("x") }) { _, proxy in
             let refused = try await offloaded { () -> (TestResponse, TestResponse) in
