@@ -13,7 +13,10 @@ final class ActiveRequest {
     let path: Substring
     let query: Substring?
     let snapshot: ConfigSnapshot
-    var route: CompiledRoute?
+    /// The first route matching the method and path; nil for a target that was not routed.
+    let route: CompiledRoute?
+    /// Where the request is counted when it completes (its route's, or the unrouted one).
+    let tally: RequestTally
     let requestID: String
     let started: NIODeadline
     private(set) var keepAlive: Bool
@@ -39,12 +42,14 @@ final class ActiveRequest {
     /// L2 was asked (or must not be: the client wants a revalidated answer); a fill goes upstream.
     var l2Checked = false
 
-    init(head: HTTPRequestHead, uri: String, snapshot: ConfigSnapshot, route: CompiledRoute?, requestID: String, started: NIODeadline) {
+    /// `routed: false` for a request answered before routing (a malformed target).
+    init(head: HTTPRequestHead, uri: String, config: ActiveConfig, routed: Bool, requestID: String, started: NIODeadline) {
         self.head = head
         self.uri = uri
         (self.path, self.query) = CacheKeyPolicy.split(uri: uri)
-        self.snapshot = snapshot
-        self.route = route
+        self.snapshot = config.snapshot
+        self.route = routed ? config.snapshot.route(method: head.method, path: path) : nil
+        self.tally = config.tallies.tally(for: route)
         self.requestID = requestID
         self.started = started
         self.keepAlive = head.isKeepAlive

@@ -135,17 +135,17 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         requestHeadArrived()
-        let (snapshot, limiters) = runtime.current
+        let config = runtime.current
+        let snapshot = config.snapshot
         let requestID = head.headers.first(name: "x-request-id").flatMap { RequestIDGenerator.isAcceptable($0) ? $0 : nil }
             ?? runtime.requestIDs.next()
         guard let uri = Self.originForm(head.uri, method: head.method) else {
-            let r = ActiveRequest(head: head, uri: "/", snapshot: snapshot, route: nil, requestID: requestID, started: .now())
+            let r = ActiveRequest(head: head, uri: "/", config: config, routed: false, requestID: requestID, started: .now())
             request = r
             respondLocally(.badRequest, "bad request target", request: r, close: true)
             return
         }
-        let r = ActiveRequest(head: head, uri: uri, snapshot: snapshot, route: nil, requestID: requestID, started: .now())
-        r.route = snapshot.route(method: head.method, path: r.path)
+        let r = ActiveRequest(head: head, uri: uri, config: config, routed: true, requestID: requestID, started: .now())
         let route = r.route
         request = r
         // RFC 9112 §3.2: an HTTP/1.1 request without Host (or with several) is rejected.
@@ -157,7 +157,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             respondLocally(.init(statusCode: 431), "request header fields too large", request: r, close: true)
             return
         }
-        if let route, let limiter = limiters.limiter(for: route) {
+        if let route, let limiter = config.limiters.limiter(for: route) {
             let key = limiter.key(for: head, peer: clientAddress, trusted: snapshot.configuration.trustedProxies)
             if limiter.settings.scope == .redis, let tier = runtime.redisTier {
                 admitShared(r, limiter: limiter, key: key, tier: tier, context: context)

@@ -53,6 +53,6 @@ extension ProxyRuntime {
 
     /// `GET /metrics` in the Prometheus text format.
     public func renderMetrics() -> [UInt8] {
-        metrics.render(cache: store.statistics, redisConnected: redisStatus?.connected, configVersion: config.version)
+        metrics.render(cache: store.statistics, requests: stats.all, redisConnected: redisStatus?.connected, configVersion: config.version)
     }
 }

@@ -4,12 +4,13 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SidecacheConfig
+import Synchronization
 
 /// Everything the request path shares across connections and event loops: the current config
 /// snapshot, the cache, the coalescer, the upstream pools and the logs.
 public final class ProxyRuntime: Sendable {
-    /// The snapshot new requests use, and the rate limiters of its routes: swapped together.
-    private let active: NIOLockedValueBox<(snapshot: ConfigSnapshot, limiters: RouteLimiters)>
+    /// The snapshot new requests use, and its routes' rate limiters and request tallies: swapped together.
+    private let active: NIOLockedValueBox<ActiveConfig>
     private let guardBox: NIOLockedValueBox<UpstreamGuard>
     let store: MemoryStore
     let coalescer = FillCoalescer()
@@ -18,7 +19,7 @@ public final class ProxyRuntime: Sendable {
     let levelBox: LogLevelBox
     let accessLog: AccessLog
     let requestIDs = RequestIDGenerator()
-    private let accessEnabled: NIOLockedValueBox<Bool>
+    private let accessEnabled: Synchronization.Atomic<Bool>
     private let loadLock = NIOLock()
     private let clock: @Sendable () -> CacheInstant
     private let group: any EventLoopGroup
@@ -35,14 +36,15 @@ public final class ProxyRuntime: Sendable {
     public init(snapshot: ConfigSnapshot, group: any EventLoopGroup, logger: Logger, logSink: LogSink, levelBox: LogLevelBox,
                 clock: @escaping @Sendable () -> CacheInstant = { CacheInstant.now() }) {
         self.clock = clock
-        self.active = NIOLockedValueBox((snapshot, RouteLimiters(snapshot, previous: nil, logger: logger, metrics: metrics)))
+        self.active = NIOLockedValueBox(ActiveConfig(snapshot: snapshot, limiters: RouteLimiters(snapshot, previous: nil, logger: logger, metrics: metrics),
+                                                     tallies: RouteTallies(snapshot, stats: stats)))
         self.guardBox = NIOLockedValueBox(UpstreamGuard(upstream: snapshot.configuration.upstream, logger: logger, metrics: metrics))
         self.store = MemoryStore(limits: snapshot.configuration.cache.memory)
         self.pools = UpstreamPools(group: group)
         self.logger = logger
         self.levelBox = levelBox
         self.accessLog = AccessLog(sink: logSink)
-        self.accessEnabled = NIOLockedValueBox(snapshot.configuration.logging.access)
+        self.accessEnabled = Synchronization.Atomic(snapshot.configuration.logging.access)
         self.group = group
         levelBox.level = Logger.Level(rawValue: snapshot.configuration.logging.level) ?? .info
         if let redis = snapshot.configuration.cache.redis { tier.withLockedValue { $0 = makeTier(redis) } }
@@ -171,10 +173,8 @@ public final class ProxyRuntime: Sendable {
 
     /// Counts a finished request in `/stats` and `/metrics`.
     func recordCompleted(_ r: ActiveRequest, finishedAt: NIODeadline) {
-        let route = r.route?.name ?? TrafficStats.noRoute
-        stats.record(route: route, outcome: r.outcome)
-        metrics.recordRequest(route: route, method: r.head.method, status: r.status, outcome: r.outcome)
-        if let upstream = r.upstreamMicroseconds { metrics.recordUpstream(route: route, microseconds: upstream) }
+        r.tally.record(method: r.head.method, status: r.status, outcome: r.outcome)
+        if let upstream = r.upstreamMicroseconds { metrics.recordUpstream(route: r.tally.route, microseconds: upstream) }
         if r.outcome == .hit || r.outcome == .stale, let key = r.key {
             hotKeys.record(key.value, atSecond: Int64(finishedAt.uptimeNanoseconds / 1_000_000_000))
         }
@@ -183,13 +183,13 @@ public final class ProxyRuntime: Sendable {
     /// The snapshot new requests use.
     public var config: ConfigSnapshot { active.withLockedValue { $0.snapshot } }
 
-    /// The snapshot and its routes' rate limiters, read together under one lock.
-    var current: (snapshot: ConfigSnapshot, limiters: RouteLimiters) { active.withLockedValue { $0 } }
+    /// The snapshot and its routes' rate limiters and tallies, read together under one lock.
+    var current: ActiveConfig { active.withLockedValue { $0 } }
 
     /// The circuit breaker and retry policy for requests starting now.
     var upstreamGuard: UpstreamGuard { guardBox.withLockedValue { $0 } }
 
-    var accessLogEnabled: Bool { accessEnabled.withLockedValue { $0 } }
+    var accessLogEnabled: Bool { accessEnabled.load(ordering: .relaxed) }
 
     public var cacheStatistics: MemoryStore.Statistics { store.statistics }
 
@@ -213,7 +213,10 @@ public final class ProxyRuntime: Sendable {
                 return .failure(error)
             }
             let changes = ConfigChanges(from: current.configuration, to: next.configuration)
-            active.withLockedValue { $0 = (next, RouteLimiters(next, previous: $0.limiters, logger: logger, metrics: metrics)) }
+            active.withLockedValue {
+                $0 = ActiveConfig(snapshot: next, limiters: RouteLimiters(next, previous: $0.limiters, logger: logger, metrics: metrics),
+                                  tallies: RouteTallies(next, stats: stats))
+            }
             guardBox.withLockedValue { current in
                 if !current.isCurrent(for: next.configuration.upstream) {
                     current = UpstreamGuard(upstream: next.configuration.upstream, logger: logger, metrics: metrics)
@@ -221,11 +224,19 @@ public final class ProxyRuntime: Sendable {
             }
             store.updateLimits(next.configuration.cache.memory)
             if next.configuration.cache.redis != current.configuration.cache.redis { replaceTier(with: next.configuration.cache.redis) }
-            accessEnabled.withLockedValue { $0 = next.configuration.logging.access }
+            accessEnabled.store(next.configuration.logging.access, ordering: .relaxed)
             levelBox.level = Logger.Level(rawValue: next.configuration.logging.level) ?? .info
             logger.notice("config reloaded: \(changes)", metadata: ["version": "\(next.version)", "routes": "\(next.routes.count)"])
             metrics.recordReload(succeeded: true)
             return .success(changes)
         }
     }
+}
+
+/// What a request takes from the runtime when it starts: the config snapshot and, by route, its
+/// rate limiters and request tallies.
+struct ActiveConfig: Sendable {
+    let snapshot: ConfigSnapshot
+    let limiters: RouteLimiters
+    let tallies: RouteTallies
 }

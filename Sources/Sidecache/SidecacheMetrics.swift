@@ -9,25 +9,23 @@ import Resilience
 /// own (not the global `MetricsSystem`, so several runtimes can live in one test process) and
 /// rendered in the text format for `GET /metrics`.
 ///
-/// Labelled series are made on first use and kept, so recording a request is a dictionary lookup
-/// under a lock and an atomic add.
+/// Labelled series are made on first use and kept. Request counts are kept lock-free per route
+/// (`RequestTally`) and added to their series when the metrics are rendered.
 final class SidecacheMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
 
-    /// Small values, so finding the series of a request hashes one string (the route name).
     private struct RequestSeries: Hashable {
         let route: String
-        let method: MethodClass
-        let status: UInt8
-        let outcome: CacheOutcome
+        let series: RequestTally.Series
     }
 
-    enum MethodClass: String {
+    enum MethodClass: String, CaseIterable, Sendable {
         case read, write, other
     }
 
-    private let requests = NIOLockedValueBox<[RequestSeries: CoreMetrics.Counter]>([:])
+    /// Each request series' counter and the count already added to it.
+    private let requests = NIOLockedValueBox<[RequestSeries: (counter: CoreMetrics.Counter, exported: Int)]>([:])
     private let upstream = NIOLockedValueBox<[String: CoreMetrics.Timer]>([:])
     private let purges = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
     private let reloads: (ok: CoreMetrics.Counter, failed: CoreMetrics.Counter)
@@ -95,14 +93,22 @@ final class SidecacheMetrics: Sendable {
 
     /// `sidecache_requests_total{route, method, status, cache}`: method class `read` (GET, HEAD),
     /// `write` (POST, PUT, PATCH, DELETE) or `other`; status class `2xx`..`5xx` (`none` when no
-    /// response was sent); cache the outcome as in access logs.
-    func recordRequest(route: String, method: HTTPMethod, status: UInt, outcome: CacheOutcome) {
-        let series = RequestSeries(route: route, method: Self.methodClass(method), status: UInt8(min(status / 100, 9)), outcome: outcome)
-        Self.series(series, in: requests) {
-            CoreMetrics.Counter(label: "sidecache_requests_total", dimensions: [
-                ("route", series.route), ("method", series.method.rawValue), ("status", Self.statusClass(status)), ("cache", outcome.rawValue),
-            ], factory: factory)
-        }.increment()
+    /// response was sent); cache the outcome as in access logs. Adds what each tally counted since
+    /// the last export.
+    private func exportRequests(_ tallies: [RequestTally]) {
+        requests.withLockedValue { table in
+            for tally in tallies {
+                for (series, count) in tally.counted {
+                    let key = RequestSeries(route: tally.route, series: series)
+                    let known = table[key] ?? (CoreMetrics.Counter(label: "sidecache_requests_total", dimensions: [
+                        ("route", tally.route), ("method", series.method.rawValue), ("status", Self.statusClassLabel(series.statusClass)),
+                        ("cache", series.outcome.rawValue),
+                    ], factory: factory), 0)
+                    if count > known.exported { known.counter.increment(by: count - known.exported) }
+                    table[key] = (known.counter, max(count, known.exported))
+                }
+            }
+        }
     }
 
     /// `sidecache_upstream_duration_seconds{route}`: time to the upstream's response head.
@@ -135,7 +141,8 @@ final class SidecacheMetrics: Sendable {
     }
 
     /// The text exposition, with the gauges read now.
-    func render(cache: MemoryStore.Statistics, redisConnected: Bool?, configVersion version: Int) -> [UInt8] {
+    func render(cache: MemoryStore.Statistics, requests tallies: [RequestTally], redisConnected: Bool?, configVersion version: Int) -> [UInt8] {
+        exportRequests(tallies)
         cacheBytes.set(cache.bytes)
         cacheEntries.set(cache.entries)
         let newEvictions = evictionsSeen.withLockedValue { seen in
@@ -156,14 +163,7 @@ final class SidecacheMetrics: Sendable {
         }
     }
 
-    static func statusClass(_ status: UInt) -> String {
-        switch status {
-        case 100..<200: "1xx"
-        case 200..<300: "2xx"
-        case 300..<400: "3xx"
-        case 400..<500: "4xx"
-        case 500..<600: "5xx"
-        default: "none"
-        }
+    static func statusClassLabel(_ statusClass: Int) -> String {
+        (1...5).contains(statusClass) ? "\(statusClass)xx" : "none"
     }
 }

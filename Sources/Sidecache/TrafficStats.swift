@@ -1,10 +1,10 @@
 import HTTPCaching
 import NIOConcurrencyHelpers
 
-/// Request counts per route and cache outcome since start, for `/stats`. Counters are found by
-/// route name, so they survive reloads that keep the name.
+/// Request counts per route since start, for `/stats` and `/metrics`: one `RequestTally` per route
+/// name, so counts survive reloads that keep the name.
 final class TrafficStats: Sendable {
-    /// One route's counts: one slot per `CacheOutcome`.
+    /// One route's counts per cache outcome: one slot per `CacheOutcome`.
     struct Counts: Sendable, Equatable {
         var byOutcome = [Int](repeating: 0, count: CacheOutcome.allCases.count)
 
@@ -25,18 +25,32 @@ final class TrafficStats: Sendable {
         }
     }
 
-    private let routes = NIOLockedValueBox<[String: Counts]>([:])
+    private let tallies = NIOLockedValueBox<[String: RequestTally]>([:])
 
     /// The name used for requests that matched no route.
     static let noRoute = "-"
 
-    func record(route: String?, outcome: CacheOutcome) {
-        routes.withLockedValue { table in
-            table[route ?? Self.noRoute, default: Counts()].byOutcome[outcome.index] += 1
+    /// The tally of the route named `route`, made on first use and kept.
+    func tally(for route: String) -> RequestTally {
+        tallies.withLockedValue { table in
+            if let existing = table[route] { return existing }
+            let made = RequestTally(route: route)
+            table[route] = made
+            return made
         }
     }
 
-    var perRoute: [String: Counts] { routes.withLockedValue { $0 } }
+    var all: [RequestTally] { tallies.withLockedValue { Array($0.values) } }
+
+    /// Counts per outcome of every route that has served a request.
+    var perRoute: [String: Counts] {
+        var result: [String: Counts] = [:]
+        for tally in all {
+            let counts = tally.byOutcome
+            if counts.requests > 0 { result[tally.route] = counts }
+        }
+        return result
+    }
 }
 
 extension CacheOutcome {
