@@ -22,10 +22,10 @@ final class AccessLog: Sendable {
 
     init(sink: LogSink) { self.sink = sink }
 
-    func write(_ r: AccessRecord, time: String, scratch: inout [UInt8]) {
-        scratch.removeAll(keepingCapacity: true)
-        var line = JSONBytes(scratch)
-        line.field("time", time)
+    /// `scratch` is the connection's buffer, moved into the line and back, never copied.
+    func write(_ r: AccessRecord, time: CacheInstant, timestamps: inout TimestampCache, scratch: inout [UInt8]) {
+        var line = JSONBytes(reusing: &scratch)
+        line.field("time", time, using: &timestamps)
         line.field("type", "access")
         line.field("request_id", r.requestID)
         line.field("client", r.client)
@@ -50,6 +50,15 @@ struct JSONBytes {
 
     init(_ storage: [UInt8]) {
         bytes = storage
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    /// Takes `storage`'s buffer (emptied, capacity kept) so appending needs no copy: a buffer
+    /// still referenced by the caller would be copied on the first append.
+    init(reusing storage: inout [UInt8]) {
+        bytes = []
+        swap(&bytes, &storage)
+        bytes.removeAll(keepingCapacity: true)
         bytes.append(UInt8(ascii: "{"))
     }
 
@@ -109,6 +118,14 @@ struct JSONBytes {
         }
     }
 
+    /// An RFC 3339 timestamp, written by `timestamps` straight into the line.
+    mutating func field(_ k: StaticString, _ time: CacheInstant, using timestamps: inout TimestampCache) {
+        key(k)
+        bytes.append(UInt8(ascii: "\""))
+        timestamps.append(time, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     mutating func field(_ k: StaticString, _ value: Int64) {
         key(k)
         appendDecimal(value)
@@ -150,7 +167,7 @@ struct TimestampCache {
     /// "2026-11-22T12:00:00." for the current second.
     private var prefix: [UInt8] = []
 
-    mutating func format(_ t: CacheInstant) -> String {
+    mutating func append(_ t: CacheInstant, to bytes: inout [UInt8]) {
         let s = t.seconds
         if s != second {
             second = s
@@ -158,14 +175,10 @@ struct TimestampCache {
             prefix = Array(full.utf8.dropLast(4))
         }
         let ms = Int(min(999, max(0, t.milliseconds - s * 1000)))
-        return String(unsafeUninitializedCapacity: prefix.count + 4) { out in
-            for (i, b) in prefix.enumerated() { out[i] = b }
-            let n = prefix.count
-            out[n] = UInt8(ascii: "0") + UInt8(ms / 100)
-            out[n + 1] = UInt8(ascii: "0") + UInt8(ms / 10 % 10)
-            out[n + 2] = UInt8(ascii: "0") + UInt8(ms % 10)
-            out[n + 3] = UInt8(ascii: "Z")
-            return n + 4
-        }
+        bytes.append(contentsOf: prefix)
+        bytes.append(UInt8(ascii: "0") + UInt8(ms / 100))
+        bytes.append(UInt8(ascii: "0") + UInt8(ms / 10 % 10))
+        bytes.append(UInt8(ascii: "0") + UInt8(ms % 10))
+        bytes.append(UInt8(ascii: "Z"))
     }
 }

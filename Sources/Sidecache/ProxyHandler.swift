@@ -660,7 +660,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 requestID: r.requestID, method: r.head.method, path: r.path, route: r.route?.name, status: r.status,
                 outcome: r.outcome, upstreamMicroseconds: r.upstreamMicroseconds, totalMicroseconds: total, bytes: r.bytes,
                 client: clientAddress
-            ), time: timestamps.format(.now()), scratch: &logScratch)
+            ), time: .now(), timestamps: &timestamps, scratch: &logScratch)
         }
         drainQueue()
     }
