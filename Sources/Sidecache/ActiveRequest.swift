@@ -35,6 +35,8 @@ final class ActiveRequest {
     var key: CacheKey?
     /// A stored response that may still be served if the upstream fails (stale-if-error).
     var stale: CachedResponse?
+    /// The response is written below the HTTP encoder: its head by the proxy, its body as is.
+    var relaysBelowEncoder = false
     /// Gzips a streamed response on its way to the client.
     var gzipStream: StreamingGzip?
     /// `RateLimit-*` fields for the response, on a rate-limited route.

@@ -496,7 +496,16 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.status = upstream.status.code
         r.responseStarted = true
         r.upstreamReader = reader
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: upstream.status, headers: headers))), promise: nil)
+        if r.head.version == .http1_1, r.gzipStream == nil, let raw = rawWriter, RawResponseHead.isLengthDelimited(headers) {
+            // Delimited by its length, the response needs nothing from the HTTP encoder: its head is
+            // written here and its body passes below the encoder as it arrives.
+            r.relaysBelowEncoder = true
+            var head = context.channel.allocator.buffer(capacity: RawResponseHead.size(status: upstream.status, headers: headers))
+            RawResponseHead.write(status: upstream.status, headers: headers, to: &head)
+            raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: upstream.status, headers: headers))), promise: nil)
+        }
         if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
     }
 
@@ -526,7 +535,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         r.bytes += buffer.readableBytes
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        if r.relaysBelowEncoder, let raw = rawWriter {
+            raw.write(NIOAny(IOData.byteBuffer(buffer)), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
         if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
     }
 
@@ -556,7 +569,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             r.bytes += trailer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(trailer))), promise: nil)
         }
-        finishResponse(r)
+        finishResponse(r, encoded: r.relaysBelowEncoder)
     }
 
     /// The upstream failed after the response head was sent: the client can only learn it from the
@@ -621,7 +634,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Ends the response (through the encoder, or by flushing what a hit wrote below it), then, if
+    /// Ends the response (through the encoder, or by flushing what was written below it), then, if
     /// the request is also over, completes it, which may start the next pipelined request.
     private func finishResponse(_ r: ActiveRequest, forceClose: Bool = false, encoded: Bool = false) {
         guard let context else { return }

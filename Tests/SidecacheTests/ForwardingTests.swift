@@ -64,6 +64,44 @@ import Testing
         }
     }
 
+    /// Relayed responses with a length are written below the HTTP encoder, the others through it:
+    /// mixed on one connection, each keeps its status line, fields and framing.
+    @Test func relayedResponsesKeepTheirFramingWhetherOrNotTheyHaveALength() async throws {
+        let responder: TestOrigin.Responder = { r in
+            switch r.path {
+            case "/api/created": OriginReply(status: .created, headers: [("X-Origin", "a")], body: "made")
+            case "/api/chunked": OriginReply(status: .ok, headers: [("Cache-Control", "no-store")], streamBytes: 100_000)
+            case "/plain/empty": OriginReply(status: .noContent, headers: [("Cache-Control", "no-store")])
+            default: OriginReply(status: .ok, headers: [("Cache-Control", "no-store")], body: "fresh")
+            }
+        }
+        try await withProxy(responder) { _, proxy in
+            let responses = try await offloaded { () -> [(TestResponse, Int)] in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("POST /api/created HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+                    + "POST /api/chunked HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+                    + "GET /plain/nostore HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "HEAD /plain/nostore HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "GET /plain/empty HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "GET /plain/nostore HTTP/1.1\r\nHost: x\r\n\r\n")
+                var read = [try c.readResponse(), try c.readResponseCountingBody().0]
+                read.append(contentsOf: [try c.readResponse(), try c.readResponse(forHead: true), try c.readResponse(), try c.readResponse()])
+                return read.map { ($0, $0.body.count) }
+            }
+            let created = responses[0].0
+            #expect(created.status == 201 && created.reason == "Created" && created.text == "made")
+            #expect(created.header("Content-Length") == "4" && created.header("X-Origin") == "a" && created.header("Transfer-Encoding") == nil)
+            #expect(created.header("X-Cache") == "BYPASS" && created.header("Via") == "1.1 sidecache")
+            #expect(responses[1].0.header("Transfer-Encoding") == "chunked" && responses[1].0.header("Content-Length") == nil)
+            let plain = responses[2].0
+            #expect(plain.reason == "OK" && plain.text == "fresh" && plain.header("Content-Length") == "5")
+            #expect(plain.header("Cache-Status")?.hasPrefix("sidecache; fwd=miss") == true && plain.header("X-Request-ID") != nil)
+            #expect(responses[3].0.status == 200 && responses[3].0.header("Content-Length") == "5" && responses[3].1 == 0)
+            #expect(responses[4].0.status == 204 && responses[4].1 == 0)
+            #expect(responses[5].0.text == "fresh")
+        }
+    }
+
     @Test func anHTTP10ClientGetsAResponseItCanDelimit() async throws {
         try await withProxy({ _ in OriginReply(status: .ok, headers: [("Cache-Control", "no-store")], streamBytes: 100_000) }) { _, proxy in
             let (head, count, closed) = try await offloaded { () -> (TestResponse, Int, Bool) in

@@ -6,6 +6,8 @@ struct TestResponse: Sendable {
     var status: Int
     var headers: [(String, String)]
     var body: [UInt8]
+    /// The status line's reason phrase.
+    var reason = ""
 
     var text: String { String(decoding: body, as: UTF8.self) }
 
@@ -123,19 +125,19 @@ final class TestConnection: @unchecked Sendable {
     /// Reads one response. `keepBody: false` counts the body without keeping it (large downloads);
     /// the count is then in `body.count` as zero-filled... no: use `readResponseCountingBody`.
     func readResponse(forHead: Bool = false) throws -> TestResponse {
-        let (status, headers) = try readHead()
+        let (status, reason, headers) = try readHead()
         let body = try readBody(status: status, headers: headers, forHead: forHead, keep: true)
-        return TestResponse(status: status, headers: headers, body: body.bytes)
+        return TestResponse(status: status, headers: headers, body: body.bytes, reason: reason)
     }
 
     /// Reads one response, discarding the body; returns the response (empty body) and the body size.
     func readResponseCountingBody(pauseEveryMiB: Double = 0) throws -> (TestResponse, Int) {
-        let (status, headers) = try readHead()
+        let (status, reason, headers) = try readHead()
         let body = try readBody(status: status, headers: headers, forHead: false, keep: false, pause: pauseEveryMiB)
-        return (TestResponse(status: status, headers: headers, body: []), body.count)
+        return (TestResponse(status: status, headers: headers, body: [], reason: reason), body.count)
     }
 
-    private func readHead() throws -> (Int, [(String, String)]) {
+    private func readHead() throws -> (Int, String, [(String, String)]) {
         var statusLine: String
         repeat {
             guard let line = try readLine() else { throw TestClientError(description: "connection closed before a response") }
@@ -149,7 +151,7 @@ final class TestConnection: @unchecked Sendable {
             headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
         if status == 100 { return try readHead() }
-        return (status, headers)
+        return (status, parts.count > 2 ? String(parts[2]) : "", headers)
     }
 
     private func readBody(status: Int, headers: [(String, String)], forHead: Bool, keep: Bool, pause: Double = 0) throws -> (bytes: [UInt8], count: Int) {
