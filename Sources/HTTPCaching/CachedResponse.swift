@@ -23,9 +23,12 @@ public final class CachedResponse: Sendable {
     /// The HTTP/1.1 status line and stored header fields, encoded once when stored: hits write these
     /// bytes, and the entry keeps no other copy of its header fields (`headers` parses them back).
     public let encodedHead: EncodedHead
-    /// The body gzipped once when stored (nil when it was not compressed), with its own encoded head
+    /// The body gzipped once (nil when it was not compressed, or not yet), with its own encoded head
     /// (`Content-Encoding: gzip`, its length, a suffixed ETag) in the same allocation as the entry's.
     public let gzip: GzipCopy?
+    /// A gzip copy may still be made, when a client that accepts gzip first asks for the entry: the
+    /// route allowed it when the response was stored (which then added `Vary: Accept-Encoding`).
+    public let gzipPending: Bool
     /// The stored body itself is gzip, as the origin sent it: clients without gzip get it decoded.
     public let isGzipEncoded: Bool
 
@@ -43,7 +46,7 @@ public final class CachedResponse: Sendable {
     public var gzipHeaders: HTTPHeaders? { gzip?.encodedHead.headers }
 
     /// True when the response depends on the client's `Accept-Encoding`.
-    public var negotiatesEncoding: Bool { gzip != nil || isGzipEncoded }
+    public var negotiatesEncoding: Bool { gzip != nil || isGzipEncoded || gzipPending }
 
     public convenience init(
         status: HTTPResponseStatus,
@@ -55,7 +58,8 @@ public final class CachedResponse: Sendable {
         varyNames: [String],
         varyValues: [String],
         tags: [String],
-        gzipBody: ByteBuffer? = nil
+        gzipBody: ByteBuffer? = nil,
+        gzipPending: Bool = false
     ) {
         // §4.2.3: apparent_age = max(0, response_time - date_value);
         // corrected_age_value = age_value + response_delay;
@@ -66,7 +70,7 @@ public final class CachedResponse: Sendable {
         let correctedAgeValue = CacheDuration.seconds(terms.originAge) + responseDelay
         self.init(status: status, headers: headers, body: body, responseTime: responseTime,
                   correctedInitialAge: max(apparentAge, correctedAgeValue), terms: terms,
-                  varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzipBody)
+                  varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzipBody, gzipPending: gzipPending)
     }
 
     /// An entry whose initial age is already known: one read back from a shared tier.
@@ -80,7 +84,8 @@ public final class CachedResponse: Sendable {
         varyNames: [String],
         varyValues: [String],
         tags: [String],
-        gzipBody: ByteBuffer? = nil
+        gzipBody: ByteBuffer? = nil,
+        gzipPending: Bool = false
     ) {
         self.status = status
         self.body = body
@@ -93,6 +98,7 @@ public final class CachedResponse: Sendable {
         self.varyValues = varyValues
         self.tags = tags
         self.isGzipEncoded = ContentCoding.encoding(of: headers) == "gzip"
+        self.gzipPending = gzipPending && gzipBody == nil
         if let gzipBody {
             let gzipHeaders = ContentCoding.headers(headers, coding: "gzip", length: gzipBody.readableBytes, etagSuffix: "gzip")
             let heads = EncodedHead.encode(status: status, [headers, gzipHeaders])
@@ -125,7 +131,15 @@ public final class CachedResponse: Sendable {
         self.cost = entry.cost
         self.encodedHead = entry.encodedHead
         self.gzip = entry.gzip
+        self.gzipPending = entry.gzipPending
         self.isGzipEncoded = entry.isGzipEncoded
+    }
+
+    /// This entry with its gzip copy made (`gzipBody`), or with none to be made (nil: gzip did not
+    /// make the body smaller). Its heads are encoded again, together; the body is shared.
+    public func withGzipCopy(_ gzipBody: ByteBuffer?) -> CachedResponse {
+        CachedResponse(status: status, headers: headers, body: body, responseTime: responseTime, correctedInitialAge: correctedInitialAge,
+                       terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzipBody)
     }
 
     /// The storage NIO allocates for `bytes`: the next power of two.
@@ -240,7 +254,7 @@ public final class CachedResponse: Sendable {
                           terms newTerms: StorageTerms) -> CachedResponse {
         CachedResponse(
             status: status, headers: merged, body: body, requestTime: requestTime, responseTime: responseTime,
-            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzip?.body
+            terms: newTerms, varyNames: varyNames, varyValues: varyValues, tags: tags, gzipBody: gzip?.body, gzipPending: gzipPending
         )
     }
 

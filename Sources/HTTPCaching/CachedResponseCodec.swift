@@ -9,10 +9,11 @@ import NIOHTTP1
 /// u8, origin Date i64 s, origin Age i64 s, headers (u16 count; u16 name length, name, u32 value
 /// length, value), Vary names and values (u16 count; pairs as headers), tags (u16 count; u16
 /// length, tag), body (u32 length, bytes); version 2 adds the gzip copy (u8 present, then u32
-/// length, bytes). Decoding must consume every byte; version 1 is still read.
+/// length, bytes), and version 3 lets that byte be 2: no copy yet, one may be made on demand.
+/// Decoding must consume every byte; versions 1 and 2 are still read.
 public enum CachedResponseCodec {
     public static let magic: [UInt8] = Array("SCE".utf8)
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
 
     public enum DecodeError: Error, Equatable, CustomStringConvertible {
         case badMagic
@@ -72,7 +73,7 @@ public enum CachedResponseCodec {
             out.writeInteger(UInt32(truncatingIfNeeded: gzip.body.readableBytes))
             out.writeImmutableBuffer(gzip.body)
         } else {
-            out.writeInteger(UInt8(0))
+            out.writeInteger(UInt8(entry.gzipPending ? 2 : 0))
         }
         return out
     }
@@ -82,7 +83,7 @@ public enum CachedResponseCodec {
         guard let m = buffer.readBytes(length: magic.count) else { throw .truncated }
         guard m == magic else { throw .badMagic }
         guard let v: UInt8 = buffer.readInteger() else { throw .truncated }
-        guard v == version || v == 1 else { throw .unknownVersion(v) }
+        guard (1...version).contains(v) else { throw .unknownVersion(v) }
         let code: UInt16 = try read(&buffer)
         guard (100...999).contains(code) else { throw .invalidValue("status \(code)") }
         let responseTime: Int64 = try read(&buffer)
@@ -108,9 +109,11 @@ public enum CachedResponseCodec {
         let bodyLength: UInt32 = try read(&buffer)
         guard let body = buffer.readSlice(length: Int(bodyLength)) else { throw .truncated }
         var gzipBody: ByteBuffer?
+        var gzipPending = false
         if v >= 2 {
             let present: UInt8 = try read(&buffer)
-            guard present <= 1 else { throw .invalidValue("gzip flag \(present)") }
+            guard present <= (v >= 3 ? 2 : 1) else { throw .invalidValue("gzip flag \(present)") }
+            gzipPending = present == 2
             if present == 1 {
                 let length: UInt32 = try read(&buffer)
                 guard let gz = buffer.readSlice(length: Int(length)) else { throw .truncated }
@@ -126,7 +129,7 @@ public enum CachedResponseCodec {
         return CachedResponse(
             status: HTTPResponseStatus(statusCode: Int(code)), headers: HTTPHeaders(headerPairs), body: body,
             responseTime: CacheInstant(milliseconds: responseTime), correctedInitialAge: .milliseconds(initialAge), terms: terms,
-            varyNames: varyPairs.map(\.0), varyValues: varyPairs.map(\.1), tags: tags, gzipBody: gzipBody
+            varyNames: varyPairs.map(\.0), varyValues: varyPairs.map(\.1), tags: tags, gzipBody: gzipBody, gzipPending: gzipPending
         )
     }
 

@@ -196,6 +196,22 @@ public final class MemoryStore: Sendable {
         return true
     }
 
+    /// Puts `new` in place of `old` if `old` (this very object) is still stored under the key: an
+    /// entry purged, soft-purged or refreshed meanwhile is not brought back. Returns whether it was.
+    @discardableResult
+    public func replace(_ old: CachedResponse, with new: CachedResponse, for key: CacheKey) -> Bool {
+        let limits = currentLimits
+        guard new.cost <= limits.maxObjectBytes + 4096 else { return false }
+        return shard(for: key.value).withLockedValue { s in
+            guard var set = s.table.peek(key.value), let i = set.variants.firstIndex(where: { $0 === old }) else { return false }
+            set.variants[i] = new
+            s.bytes += new.cost - old.cost
+            s.table.replace(key.value, set)
+            s.evict(toFit: s.maxBytes)
+            return true
+        }
+    }
+
     /// Removes every variant stored under the key.
     @discardableResult
     public func remove(_ key: CacheKey) -> Int {

@@ -241,17 +241,17 @@ final class CacheFill: UpstreamResponseDelegate {
             headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
         }
         var varyNames = CachedResponse.varyNames(of: head.headers)
-        var gzipBody: ByteBuffer?
+        var gzipPending = false
         if let gzip = route.gzip {
             // sidecache negotiates the coding itself, so Accept-Encoding does not split the entry.
             varyNames.removeAll { $0 == "accept-encoding" }
-            gzipBody = Self.compressed(body, status: head.status, headers: headers, settings: gzip)
-            if gzipBody != nil || ContentCoding.encoding(of: headers) == "gzip" { ContentCoding.addVaryAcceptEncoding(&headers) }
+            gzipPending = GzipOnDemand.allows(status: head.status, headers: headers, bodyBytes: body.readableBytes, settings: gzip)
+            if gzipPending || ContentCoding.encoding(of: headers) == "gzip" { ContentCoding.addVaryAcceptEncoding(&headers) }
         }
         let varyValues = varyNames.map { CachedResponse.varyValue($0, in: request.head.headers) }
         return CachedResponse(
             status: head.status, headers: headers, body: body, requestTime: requestTime, responseTime: responseTime,
-            terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags(from: head.headers), gzipBody: gzipBody
+            terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags(from: head.headers), gzipPending: gzipPending
         )
     }
 
@@ -263,16 +263,6 @@ final class CacheFill: UpstreamResponseDelegate {
         case "gzip": return !CacheControl(fieldValues: headers["cache-control"]).noTransform
         default: return false
         }
-    }
-
-    /// The body gzipped once, when the settings cover it and it is worth it; nil otherwise.
-    static func compressed(_ body: ByteBuffer, status: HTTPResponseStatus, headers: HTTPHeaders, settings: SidecacheConfiguration.Gzip) -> ByteBuffer? {
-        guard ContentCoding.encoding(of: headers) == nil, body.readableBytes >= settings.minBytes, status != .noContent,
-              ContentCoding.isCompressible(contentType: headers.first(name: "content-type"), types: settings.types),
-              !CacheControl(fieldValues: headers["cache-control"]).noTransform,
-              let gzipped = try? ContentCoding.gzip(body, level: settings.level), gzipped.readableBytes < body.readableBytes
-        else { return nil }
-        return gzipped
     }
 
     /// Route templates filled from the path, plus the origin's `Surrogate-Key` (space separated) and

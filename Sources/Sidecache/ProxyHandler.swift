@@ -390,6 +390,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// conditions (RFC 9111 §4.3.2) against that coding's validators.
     func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: String, now: CacheInstant) {
         guard let context, request === r else { return }
+        var entry = entry
+        if entry.gzipPending, let gzip = r.route?.gzip, let key = r.key, ContentCoding.acceptsGzip(r.head.headers) {
+            entry = GzipOnDemand.complete(entry, key: key, level: gzip.level, store: runtime.store)
+        }
         let chosen: StoredRepresentation
         do {
             chosen = try StoredRepresentation(entry, for: r.head.headers, decodeLimit: 4 * r.snapshot.configuration.cache.memory.maxObjectBytes)

@@ -48,8 +48,8 @@ import Testing
 
     @Test func anotherVersionIsRefused() {
         var bytes = CachedResponseCodec.encode(Self.entry())
-        bytes.setInteger(UInt8(3), at: 3)
-        #expect(throws: CachedResponseCodec.DecodeError.unknownVersion(3)) { try CachedResponseCodec.decode(bytes) }
+        bytes.setInteger(UInt8(4), at: 3)
+        #expect(throws: CachedResponseCodec.DecodeError.unknownVersion(4)) { try CachedResponseCodec.decode(bytes) }
         var foreign = ByteBuffer(string: "{\"json\": true}")
         #expect(throws: CachedResponseCodec.DecodeError.badMagic) { try CachedResponseCodec.decode(foreign) }
         foreign.clear()
@@ -72,6 +72,20 @@ import Testing
         old.moveWriterIndex(to: old.writerIndex - 1)
         let fromOld = try CachedResponseCodec.decode(old)
         #expect(fromOld.gzip == nil && fromOld.body == Self.entry().body)
+    }
+
+    @Test func aPendingGzipCopyRoundTripsAndIsRefusedInVersionTwo() throws {
+        let body = ByteBuffer(string: String(repeating: "{\"a\": 1}", count: 200))
+        let pending = CachedResponse(status: .ok, headers: HTTPHeaders([("Content-Length", "1600")]), body: body,
+                                     requestTime: CacheInstant(seconds: 5), responseTime: CacheInstant(seconds: 5),
+                                     terms: Self.entry().terms, varyNames: [], varyValues: [], tags: [], gzipPending: true)
+        var bytes = CachedResponseCodec.encode(pending)
+        let decoded = try CachedResponseCodec.decode(bytes)
+        #expect(decoded.gzipPending && decoded.gzip == nil && decoded.body == body)
+        #expect(try CachedResponseCodec.decode(CachedResponseCodec.encode(Self.entry())).gzipPending == false)
+        // Version 2 knew only "no copy" and "a copy": the pending mark is not one of its values.
+        bytes.setInteger(UInt8(2), at: 3)
+        #expect(throws: CachedResponseCodec.DecodeError.invalidValue("gzip flag 2")) { try CachedResponseCodec.decode(bytes) }
     }
 
     @Test func everyTruncationAndExtraByteIsAnError() {

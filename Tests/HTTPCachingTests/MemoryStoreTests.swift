@@ -140,6 +140,37 @@ import Testing
         #expect(again.freshness(at: later) == .stale(staleness: .seconds(10)))
     }
 
+    @Test func anEntryIsReplacedOnlyWhileItIsTheOneStored() throws {
+        let store = MemoryStore(limits: .init(maxBytes: 1_000_000, maxObjectBytes: 100_000))
+        let body = ByteBuffer(string: String(repeating: "{\"a\": 1}", count: 200))
+        func pending() -> CachedResponse {
+            CachedResponse(status: .ok, headers: HTTPHeaders([("Content-Length", "1600"), ("ETag", "\"e\"")]), body: body, requestTime: now,
+                           responseTime: now, terms: terms, varyNames: [], varyValues: [], tags: ["t"], gzipPending: true)
+        }
+        let first = pending()
+        store.store(first, for: key("/a"))
+        let before = store.statistics.bytes
+        let zipped = first.withGzipCopy(try ContentCoding.gzip(body, level: 6))
+        #expect(zipped.gzip != nil && !zipped.gzipPending && zipped.body == body)
+        #expect(store.replace(first, with: zipped, for: key("/a")))
+        #expect(store.lookup(key("/a"), requestHeaders: [:], now: now) === zipped)
+        #expect(store.statistics.bytes == before + zipped.cost - first.cost && store.statistics.entries == 1)
+        // The old object is no longer the stored one: a second replace of it changes nothing.
+        #expect(!store.replace(first, with: first.withGzipCopy(nil), for: key("/a")))
+        #expect(store.lookup(key("/a"), requestHeaders: [:], now: now) === zipped)
+
+        // Soft-purged or removed meanwhile: the entry is not brought back.
+        let second = pending()
+        store.store(second, for: key("/b"))
+        store.invalidate(path: "/b", mode: .markStale(at: now))
+        #expect(!store.replace(second, with: second.withGzipCopy(nil), for: key("/b")))
+        let marked = try #require(store.lookup(key("/b"), requestHeaders: [:], now: now + .seconds(1)))
+        #expect(marked.gzipPending && !marked.freshness(at: now + .seconds(1)).isFresh)
+        store.remove(key("/b"))
+        #expect(!store.replace(marked, with: marked.withGzipCopy(nil), for: key("/b")))
+        #expect(store.lookup(key("/b"), requestHeaders: [:], now: now) == nil)
+    }
+
     @Test func aSoftPurgeOfEverythingMarksEveryEntry() throws {
         let store = MemoryStore(limits: .init(maxBytes: 10_000_000, maxObjectBytes: 10_000))
         for i in 0..<600 { store.store(entry(bytes: 10), for: key("/k/\(i)")) }

@@ -59,6 +59,41 @@ import Testing
         }
     }
 
+    @Test func theGzipCopyIsMadeWhenAGzipClientFirstAsksAndKeptInTheEntry() async throws {
+        try await withProxy(routes: Self.routes, Self.origin) { origin, proxy in
+            let plain = try await get(proxy.port, "/c/lazy")
+            #expect(plain.xCache == "MISS" && plain.header("Content-Encoding") == nil)
+            #expect(plain.headers("Vary").joined(separator: ",").contains("Accept-Encoding"))
+            let identityOnly = proxy.runtime.cacheStatistics.bytes
+            let zipped = try await get(proxy.port, "/c/lazy", Self.gzip)
+            #expect(try zipped.xCache == "HIT" && zipped.header("Content-Encoding") == "gzip" && Self.decoded(zipped) == Self.json)
+            #expect(zipped.header("ETag") == "\"v1-gzip\"" && zipped.header("Content-Length") == String(zipped.body.count))
+            // The copy now counts in the cache's bytes, once.
+            let withCopy = proxy.runtime.cacheStatistics.bytes
+            #expect(withCopy > identityOnly + zipped.body.count / 2 && proxy.runtime.cacheStatistics.entries == 1)
+            #expect(try await get(proxy.port, "/c/lazy", Self.gzip).body == zipped.body)
+            #expect(proxy.runtime.cacheStatistics.bytes == withCopy)
+            #expect(try await get(proxy.port, "/c/lazy").text == Self.json)
+            #expect(origin.count("/c/lazy") == 1)
+        }
+    }
+
+    @Test func aBodyGzipCannotShrinkIsServedAsItIsToGzipClients() async throws {
+        var rng = SystemRandomNumberGenerator()
+        let noise = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        try await withProxy(routes: Self.routes, { _ in
+            OriginReply(headers: [("Content-Type", "application/json")], bytes: noise)
+        }) { _, proxy in
+            let first = try await get(proxy.port, "/c/noise", Self.gzip)
+            #expect(first.header("Content-Encoding") == nil && first.body == noise)
+            #expect(first.headers("Vary").joined(separator: ",").contains("Accept-Encoding"))
+            let stored = proxy.runtime.cacheStatistics.bytes
+            let again = try await get(proxy.port, "/c/noise", Self.gzip)
+            #expect(again.xCache == "HIT" && again.header("Content-Encoding") == nil && again.body == noise)
+            #expect(proxy.runtime.cacheStatistics.bytes == stored)
+        }
+    }
+
     @Test func smallBodiesIneligibleTypesAndRoutesWithGzipOffAreUntouched() async throws {
         try await withProxy(routes: Self.routes, { r in
             switch r.path {
