@@ -157,7 +157,7 @@ final class CacheFill: UpstreamResponseDelegate {
             if stored { runtime.redisTier?.store(entry, for: key, now: now, on: eventLoop) }
             runtime.coalescer.finish(key.value, with: stored ? .entry(entry) : .uncacheable)
             let status = "sidecache; fwd=\(validating == nil ? "miss" : "stale"); fwd-status=\(head.status.code)" + (stored ? "; stored" : "; detail=too-large")
-            liveOwner?.serve(entry, to: request, cacheStatus: status, now: now)
+            liveOwner?.serve(entry, to: request, cacheStatus: .text(status), now: now)
         case .notModified(let head):
             mode = .finished
             guard let validating else { return }

@@ -227,19 +227,20 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             fill(r, route: route, key: key, validating: nil)
             return
         }
-        use(entry, for: r, route: route, key: key, now: now, forceRevalidate: forceRevalidate, tier: "")
+        use(entry, for: r, route: route, key: key, now: now, forceRevalidate: forceRevalidate, fromL2: false)
     }
 
     /// Serves a stored entry fresh, or stale while refreshing it, or revalidates it first.
-    /// `tier` is added to `Cache-Status` (`; tier=l2` for an entry read from Redis).
+    /// `fromL2` adds `; tier=l2` to `Cache-Status` (an entry just read from Redis).
     private func use(_ entry: CachedResponse, for r: ActiveRequest, route: CompiledRoute, key: CacheKey, now: CacheInstant,
-                     forceRevalidate: Bool, tier: String) {
+                     forceRevalidate: Bool, fromL2: Bool) {
         switch entry.freshness(at: now) {
         case .fresh(let remaining) where !forceRevalidate:
             r.outcome = .hit
-            serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(remaining.seconds)\(tier)", now: now)
+            serve(entry, to: r, cacheStatus: .freshHit(ttl: remaining.seconds, fromL2: fromL2), now: now)
         case .stale(let staleness) where !forceRevalidate && entry.isWithinStaleWhileRevalidate(at: now):
             r.outcome = .stale
+            let tier = fromL2 ? "; tier=l2" : ""
             serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(-max(1, staleness.seconds)); detail=stale-while-revalidate\(tier)", now: now)
             refreshInBackground(r, route: route, key: key, entry: entry)
         default:
@@ -307,7 +308,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             if servable {
                 runtime.coalescer.finish(key.value, with: .entry(entry))
-                use(entry, for: r, route: route, key: key, now: now, forceRevalidate: false, tier: "; tier=l2")
+                use(entry, for: r, route: route, key: key, now: now, forceRevalidate: false, fromL2: true)
             } else {
                 // Stale beyond serving: this request stays the leader and revalidates it.
                 r.stale = entry
@@ -388,7 +389,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Serves a stored response in the coding the client accepts, answering the client's own
     /// conditions (RFC 9111 §4.3.2) against that coding's validators.
-    func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: String, now: CacheInstant) {
+    func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: ServedCacheStatus, now: CacheInstant) {
         guard let context, request === r else { return }
         var entry = entry
         if entry.gzipPending, let gzip = r.route?.gzip, let key = r.key, ContentCoding.acceptsGzip(r.head.headers) {
@@ -410,7 +411,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         var headers = chosen.headers
         headers.add(name: "Age", value: String(entry.age(at: now).seconds))
-        headers.add(name: "Cache-Status", value: cacheStatus)
+        headers.add(name: "Cache-Status", value: cacheStatus.text)
         headers.add(name: "X-Cache", value: r.outcome.xCache)
         headers.add(name: "X-Request-ID", value: r.requestID)
         r.rateLimit?.add(to: &headers)
@@ -434,19 +435,19 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The hit fast path (HTTP/1.1): the entry's pre-encoded head, the per-response fields and the
     /// body, written below the HTTP encoder. No header list is copied or re-encoded.
-    private func serveEncoded(_ entry: CachedResponse, head encodedHead: EncodedHead, body: ByteBuffer, to r: ActiveRequest, cacheStatus: String,
+    private func serveEncoded(_ entry: CachedResponse, head encodedHead: EncodedHead, body: ByteBuffer, to r: ActiveRequest, cacheStatus: ServedCacheStatus,
                               now: CacheInstant, context: ChannelHandlerContext, raw: ChannelHandlerContext) {
         let sendsBody = !r.isHead && body.readableBytes > 0
         // A small body is copied behind the head: one buffer through the pipeline and one write(2)
         // cost less than a second pipeline write and a writev of two.
         let inline = sendsBody && body.readableBytes <= Self.inlineBodyBytes
-        var head = context.channel.allocator.buffer(capacity: encodedHead.bytes.count + 96 + cacheStatus.utf8.count + r.requestID.utf8.count
+        var head = context.channel.allocator.buffer(capacity: encodedHead.bytes.count + 96 + cacheStatus.maxBytes + r.requestID.utf8.count
                                                     + (inline ? body.readableBytes : 0))
         encodedHead.bytes.withUnsafeBytes { _ = head.writeBytes($0) }
         head.writeStaticString("Age: ")
-        head.writeString(String(entry.age(at: now).seconds))
+        head.writeDecimal(entry.age(at: now).seconds)
         head.writeStaticString("\r\nCache-Status: ")
-        head.writeString(cacheStatus)
+        cacheStatus.write(to: &head)
         head.writeStaticString("\r\nX-Cache: ")
         head.writeString(r.outcome.xCache)
         head.writeStaticString("\r\nX-Request-ID: ")

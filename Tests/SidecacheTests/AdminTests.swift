@@ -43,13 +43,14 @@ import Testing
             #expect(ready.status == 200 && readyStatus == "ready")
         }
         // No upstream listening: not ready.
-        let dead = try freePort()
-        let proxy = try await Sidecar.start(origin: nil, upstreamPort: dead, extra: "admin: { listen: \"127.0.0.1:0\" }")
+        let dead = try RefusingPort()
+        let proxy = try await Sidecar.start(origin: nil, upstreamPort: dead.port, extra: "admin: { listen: \"127.0.0.1:0\" }")
         let notReady = try await get(try #require(proxy.adminPort), "/readyz")
         #expect(notReady.status == 503)
         let reason = try Self.json(notReady)["reason"] as? String
         #expect(reason?.contains("unreachable") == true)
         await proxy.stop()
+        withExtendedLifetime(dead) {}
     }
 
     @Test func everyOtherEndpointNeedsTheToken() async throws {

@@ -163,12 +163,14 @@ import Testing
     }
 
     @Test func anUnreachableUpstreamIs502NamingTheCause() async throws {
-        let port = try freePort()
+        let refusing = try RefusingPort()
+        let port = refusing.port
         let proxy = try await Sidecar.start(origin: nil, upstreamPort: port)
         let r = try await get(proxy.port, "/anything")
         #expect(r.status == 502)
         #expect(r.text.contains("unreachable") && r.text.contains("127.0.0.1:\(port)"))
         await proxy.stop()
+        withExtendedLifetime(refusing) {}
     }
 
     @Test func aSlowUpstreamIs504() async throws {

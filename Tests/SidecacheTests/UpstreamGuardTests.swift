@@ -109,8 +109,8 @@ import Testing
     }
 
     @Test func connectFailuresCount() async throws {
-        let port = try TestSupport.freePort()
-        let proxy = try await Sidecar.start(origin: nil, upstreamSection: Self.breaker.replacingOccurrences(of: "UPSTREAM", with: "http://127.0.0.1:\(port)"),
+        let refusing = try RefusingPort()
+        let proxy = try await Sidecar.start(origin: nil, upstreamSection: Self.breaker.replacingOccurrences(of: "UPSTREAM", with: "http://127.0.0.1:\(refusing.port)"),
                                             routes: Self.routes)
         do {
             for _ in 0..<3 {
@@ -124,6 +124,7 @@ import Testing
             throw error
         }
         await proxy.stop()
+        withExtendedLifetime(refusing) {}
     }
 }
 

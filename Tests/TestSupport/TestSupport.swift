@@ -19,6 +19,34 @@ public func freePort() throws -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// A loopback port where nothing listens and that nothing else can take while this value lives:
+/// a socket bound to it that never listens, so connections are refused. `freePort()` leaves the
+/// port free, and a server started by a test running in parallel could take it.
+public final class RefusingPort: Sendable {
+    public let port: Int
+    private let fd: Int32
+
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        guard fd >= 0, bound == 0, port != 0 else {
+            if fd >= 0 { close(fd) }
+            throw RedisServerError(description: "could not reserve a loopback port: errno \(errno)")
+        }
+        self.fd = fd
+        self.port = port
+    }
+
+    deinit { close(fd) }
+}
+
 public struct RedisServerError: Error, CustomStringConvertible {
     public let description: String
 }
