@@ -24,21 +24,39 @@ final class AccessLog: Sendable {
 
     /// `scratch` is the connection's buffer, moved into the line and back, never copied.
     func write(_ r: AccessRecord, time: CacheInstant, timestamps: inout TimestampCache, scratch: inout [UInt8]) {
-        var line = JSONBytes(reusing: &scratch)
-        line.field("time", time, using: &timestamps)
-        line.field("type", "access")
-        line.field("request_id", r.requestID)
-        line.field("client", r.client)
-        line.field("method", r.method.rawValue)
-        line.field("path", r.path)
-        line.field("route", r.route ?? "-")
-        line.field("status", Int64(r.status))
-        line.field("cache", r.outcome.rawValue)
-        if let up = r.upstreamMicroseconds { line.field("upstream_ms", microseconds: up) }
-        line.field("total_ms", microseconds: r.totalMicroseconds)
-        line.field("bytes", Int64(r.bytes))
-        scratch = line.finish()
+        Self.encode(r, time: time, timestamps: &timestamps, into: &scratch)
         sink.write(bytes: scratch)
+    }
+
+    /// The line's JSON, its fixed parts (names, punctuation, `"type":"access"`) appended as a few
+    /// constant runs rather than a byte at a time.
+    static func encode(_ r: AccessRecord, time: CacheInstant, timestamps: inout TimestampCache, into scratch: inout [UInt8]) {
+        var line = JSONBytes(reusing: &scratch)
+        line.raw("\"time\":\"")
+        line.timestamp(time, using: &timestamps)
+        line.raw("\",\"type\":\"access\",\"request_id\":")
+        line.string(r.requestID)
+        line.raw(",\"client\":")
+        line.string(r.client)
+        line.raw(",\"method\":")
+        line.string(r.method.rawValue)
+        line.raw(",\"path\":")
+        line.string(r.path)
+        line.raw(",\"route\":")
+        line.string(r.route ?? "-")
+        line.raw(",\"status\":")
+        line.decimal(Int64(r.status))
+        line.raw(",\"cache\":")
+        line.string(r.outcome.rawValue)
+        if let up = r.upstreamMicroseconds {
+            line.raw(",\"upstream_ms\":")
+            line.milliseconds(fromMicroseconds: up)
+        }
+        line.raw(",\"total_ms\":")
+        line.milliseconds(fromMicroseconds: r.totalMicroseconds)
+        line.raw(",\"bytes\":")
+        line.decimal(Int64(r.bytes))
+        scratch = line.finish()
     }
 }
 
@@ -65,9 +83,14 @@ struct JSONBytes {
     private mutating func key(_ k: StaticString) {
         if first { first = false } else { bytes.append(UInt8(ascii: ",")) }
         bytes.append(UInt8(ascii: "\""))
-        k.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        raw(k)
         bytes.append(UInt8(ascii: "\""))
         bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// Bytes appended as they are: JSON the caller wrote (names, punctuation, known values).
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
     /// A field whose name is only known at run time (swift-log metadata keys), escaped like a value.
@@ -80,6 +103,11 @@ struct JSONBytes {
 
     mutating func field<S: StringProtocol>(_ k: StaticString, _ value: S) {
         key(k)
+        appendString(value)
+    }
+
+    /// A quoted, escaped string value.
+    mutating func string<S: StringProtocol>(_ value: S) {
         appendString(value)
     }
 
@@ -118,22 +146,17 @@ struct JSONBytes {
         }
     }
 
-    /// An RFC 3339 timestamp, written by `timestamps` straight into the line.
-    mutating func field(_ k: StaticString, _ time: CacheInstant, using timestamps: inout TimestampCache) {
-        key(k)
-        bytes.append(UInt8(ascii: "\""))
+    /// The timestamp's characters, unquoted.
+    mutating func timestamp(_ time: CacheInstant, using timestamps: inout TimestampCache) {
         timestamps.append(time, to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
     }
 
-    mutating func field(_ k: StaticString, _ value: Int64) {
-        key(k)
+    mutating func decimal(_ value: Int64) {
         appendDecimal(value)
     }
 
     /// Milliseconds with three decimals from a count of microseconds.
-    mutating func field(_ k: StaticString, microseconds value: Int64) {
-        key(k)
+    mutating func milliseconds(fromMicroseconds value: Int64) {
         let v = max(0, value)
         appendDecimal(v / 1000)
         bytes.append(UInt8(ascii: "."))

@@ -38,10 +38,29 @@ import Testing
         var timestamps = TimestampCache()
         var line = JSONBytes(reusing: &scratch)
         #expect(scratch.isEmpty)
-        line.field("time", CacheInstant(milliseconds: 1_795_392_000_007), using: &timestamps)
-        line.field("n", 42)
+        line.raw("\"time\":\"")
+        line.timestamp(CacheInstant(milliseconds: 1_795_392_000_007), using: &timestamps)
+        line.raw("\",\"n\":")
+        line.decimal(42)
         scratch = line.finish()
         #expect(String(decoding: scratch, as: UTF8.self) == #"{"time":"2026-11-23T00:00:00.007Z","n":42}"#)
         #expect(scratch.capacity == capacity)
+    }
+
+    @Test func anAccessLineIsValidJSONWithEveryField() throws {
+        var timestamps = TimestampCache()
+        var scratch: [UInt8] = []
+        let record = AccessRecord(requestID: "r-1", method: .GET, path: "/a\"b\\c", route: nil, status: 304, outcome: .revalidated,
+                                  upstreamMicroseconds: 1_234_567, totalMicroseconds: 2_000_005, bytes: 0, client: "10.0.0.1")
+        AccessLog.encode(record, time: CacheInstant(milliseconds: 1_795_392_000_007), timestamps: &timestamps, into: &scratch)
+        let text = String(decoding: scratch, as: UTF8.self)
+        #expect(text == #"{"time":"2026-11-23T00:00:00.007Z","type":"access","request_id":"r-1","client":"10.0.0.1","method":"GET","#
+            + #""path":"/a\"b\\c","route":"-","status":304,"cache":"revalidated","upstream_ms":1234.567,"total_ms":2000.005,"bytes":0}"#)
+        #expect(try JSONSerialization.jsonObject(with: Data(text.utf8)) is [String: Any])
+        // Without an upstream time the field is left out, and the buffer is reused.
+        var hit = record
+        hit.upstreamMicroseconds = nil
+        AccessLog.encode(hit, time: CacheInstant(milliseconds: 1_795_392_000_007), timestamps: &timestamps, into: &scratch)
+        #expect(!String(decoding: scratch, as: UTF8.self).contains("upstream_ms"))
     }
 }
