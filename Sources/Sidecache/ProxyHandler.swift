@@ -518,8 +518,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// accepts gzip, and the origin sent an identity 200 of a listed type that is not too small.
     static func compressesOnTheFly(_ upstream: HTTPResponseHead, request: HTTPHeaders, settings: SidecacheConfiguration.Gzip) -> Bool {
         let headers = upstream.headers
-        guard upstream.status == .ok, ContentCoding.encoding(of: headers) == nil, !headers.contains(name: "content-range"),
-              ContentCoding.acceptsGzip(request),
+        // The client's Accept-Encoding first: most often it decides, and it is the shorter list.
+        guard ContentCoding.acceptsGzip(request), upstream.status == .ok, ContentCoding.encoding(of: headers) == nil,
+              !headers.contains(name: "content-range"),
               ContentCoding.isCompressible(contentType: headers.first(name: "content-type"), types: settings.types)
         else { return false }
         if let length = headers.first(name: "content-length").flatMap(Int.init), length < settings.minBytes { return false }

@@ -27,18 +27,50 @@ enum RawResponseHead {
         return size
     }
 
+    /// Writes the head in one pass into memory reserved for exactly `size` bytes.
     static func write(status: HTTPResponseStatus, headers: HTTPHeaders, to buffer: inout ByteBuffer) {
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeString(String(status.code))
-        buffer.writeStaticString(" ")
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
-        for (name, value) in headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+        let size = size(status: status, headers: headers)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var at = 0
+            put("HTTP/1.1 ", raw, &at)
+            let code = min(999, max(100, status.code))
+            raw[at] = UInt8(ascii: "0") + UInt8(code / 100)
+            raw[at + 1] = UInt8(ascii: "0") + UInt8(code / 10 % 10)
+            raw[at + 2] = UInt8(ascii: "0") + UInt8(code % 10)
+            at += 3
+            put(" ", raw, &at)
+            put(status.reasonPhrase, raw, &at)
+            put("\r\n", raw, &at)
+            for (name, value) in headers {
+                put(name, raw, &at)
+                put(": ", raw, &at)
+                put(value, raw, &at)
+                put("\r\n", raw, &at)
+            }
+            put("\r\n", raw, &at)
+            return at
         }
-        buffer.writeStaticString("\r\n")
+    }
+
+    private static func put(_ text: String, _ raw: UnsafeMutableRawBufferPointer, _ at: inout Int) {
+        let copied: Int? = text.utf8.withContiguousStorageIfAvailable { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: raw[at...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+            return bytes.count
+        }
+        if let copied {
+            at += copied
+            return
+        }
+        for byte in text.utf8 {
+            raw[at] = byte
+            at += 1
+        }
+    }
+
+    private static func put(_ literal: StaticString, _ raw: UnsafeMutableRawBufferPointer, _ at: inout Int) {
+        literal.withUTF8Buffer { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: raw[at...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+            at += bytes.count
+        }
     }
 }
