@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// What one access log line records about a finished request.
 struct AccessRecord {
-    var requestID: String
+    var requestID: RequestID
     var method: HTTPMethod
     var path: Substring
     var route: String?
@@ -34,8 +34,9 @@ final class AccessLog: Sendable {
         var line = JSONBytes(reusing: &scratch)
         line.raw("\"time\":\"")
         line.timestamp(time, using: &timestamps)
-        line.raw("\",\"type\":\"access\",\"request_id\":")
-        line.string(r.requestID)
+        line.raw("\",\"type\":\"access\",\"request_id\":\"")
+        line.requestID(r.requestID)
+        line.raw("\"")
         line.raw(",\"client\":")
         line.string(r.client)
         line.raw(",\"method\":")
@@ -144,6 +145,11 @@ struct JSONBytes {
             bytes.append(Self.hex[Int(b >> 4)])
             bytes.append(Self.hex[Int(b & 0xF)])
         }
+    }
+
+    /// A request id's characters, unquoted (it needs no escaping).
+    mutating func requestID(_ id: RequestID) {
+        id.append(to: &bytes)
     }
 
     /// The timestamp's characters, unquoted.

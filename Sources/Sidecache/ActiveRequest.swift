@@ -17,7 +17,7 @@ final class ActiveRequest {
     let route: CompiledRoute?
     /// Where the request is counted when it completes (its route's, or the unrouted one).
     let tally: RequestTally
-    let requestID: String
+    let requestID: RequestID
     let started: NIODeadline
     private(set) var keepAlive: Bool
     var outcome: CacheOutcome = .bypass
@@ -45,7 +45,7 @@ final class ActiveRequest {
     var l2Checked = false
 
     /// `routed: false` for a request answered before routing (a malformed target).
-    init(head: HTTPRequestHead, uri: String, config: ActiveConfig, routed: Bool, requestID: String, started: NIODeadline) {
+    init(head: HTTPRequestHead, uri: String, config: ActiveConfig, routed: Bool, requestID: RequestID, started: NIODeadline) {
         self.head = head
         self.uri = uri
         (self.path, self.query) = CacheKeyPolicy.split(uri: uri)

@@ -137,7 +137,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         requestHeadArrived()
         let config = runtime.current
         let snapshot = config.snapshot
-        let requestID = head.headers.first(name: "x-request-id").flatMap { RequestIDGenerator.isAcceptable($0) ? $0 : nil }
+        let requestID = head.headers.first(name: "x-request-id").flatMap { RequestIDGenerator.isAcceptable($0) ? RequestID(client: $0) : nil }
             ?? runtime.requestIDs.next()
         guard let uri = Self.originForm(head.uri, method: head.method) else {
             let r = ActiveRequest(head: head, uri: "/", config: config, routed: false, requestID: requestID, started: .now())
@@ -413,7 +413,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.add(name: "Age", value: String(entry.age(at: now).seconds))
         headers.add(name: "Cache-Status", value: cacheStatus.text)
         headers.add(name: "X-Cache", value: r.outcome.xCache)
-        headers.add(name: "X-Request-ID", value: r.requestID)
+        headers.add(name: "X-Request-ID", value: r.requestID.text)
         r.rateLimit?.add(to: &headers)
         addConnectionHeader(&headers, r)
         r.responseStarted = true
@@ -441,7 +441,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         // A small body is copied behind the head: one buffer through the pipeline and one write(2)
         // cost less than a second pipeline write and a writev of two.
         let inline = sendsBody && body.readableBytes <= Self.inlineBodyBytes
-        var head = context.channel.allocator.buffer(capacity: encodedHead.bytes.count + 96 + cacheStatus.maxBytes + r.requestID.utf8.count
+        var head = context.channel.allocator.buffer(capacity: encodedHead.bytes.count + 96 + cacheStatus.maxBytes + r.requestID.utf8Count
                                                     + (inline ? body.readableBytes : 0))
         encodedHead.bytes.withUnsafeBytes { _ = head.writeBytes($0) }
         head.writeStaticString("Age: ")
@@ -451,7 +451,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         head.writeStaticString("\r\nX-Cache: ")
         head.writeString(r.outcome.xCache)
         head.writeStaticString("\r\nX-Request-ID: ")
-        head.writeString(r.requestID)
+        r.requestID.write(to: &head)
         if !r.keepAlive || quiescing { head.writeStaticString("\r\nConnection: close") }
         head.writeStaticString("\r\n")
         r.rateLimit?.write(to: &head)
@@ -495,7 +495,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         headers.replaceOrAdd(name: "Cache-Status", value: cacheStatus)
         headers.replaceOrAdd(name: "X-Cache", value: r.outcome.xCache)
-        headers.replaceOrAdd(name: "X-Request-ID", value: r.requestID)
+        headers.replaceOrAdd(name: "X-Request-ID", value: r.requestID.text)
         r.rateLimit?.add(to: &headers)
         addConnectionHeader(&headers, r)
         r.status = upstream.status.code
@@ -611,7 +611,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         var (headers, body) = Self.plainText(message, allocator: context.channel.allocator)
         headers.add(name: "Cache-Status", value: cacheStatus)
         headers.add(name: "X-Cache", value: r.outcome.xCache)
-        headers.add(name: "X-Request-ID", value: r.requestID)
+        headers.add(name: "X-Request-ID", value: r.requestID.text)
         r.rateLimit?.add(to: &headers)
         for (name, value) in extra { headers.add(name: name, value: value) }
         if close { headers.add(name: "Connection", value: "close") } else { addConnectionHeader(&headers, r) }

@@ -25,7 +25,7 @@ public final class ProxyRuntime: Sendable {
     private let group: any EventLoopGroup
     private let tier = NIOLockedValueBox<RedisTier?>(nil)
     /// Names this process in invalidation messages, so it can ignore its own.
-    let instanceID = RequestIDGenerator().next()
+    let instanceID = RequestIDGenerator().next().text
     let stats = TrafficStats()
     let hotKeys = HotKeys()
     let metrics = SidecacheMetrics()

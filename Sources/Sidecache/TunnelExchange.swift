@@ -80,7 +80,7 @@ final class TunnelExchange {
             pass?.record(status: head.status.code)
             request.markUpstreamEnd()
             var headers = head.headers
-            headers.replaceOrAdd(name: "X-Request-ID", value: request.requestID)
+            headers.replaceOrAdd(name: "X-Request-ID", value: request.requestID.text)
             guard handler.switchToTunnel(request, head: HTTPResponseHead(version: request.head.version, status: .switchingProtocols, headers: headers), upstream: upstream, upstreamHandlers: upstreamHandlers) else {
                 upstream.close(promise: nil)
                 return

@@ -44,7 +44,7 @@ enum UpstreamRequest {
             headers.add(name: "X-Forwarded-Host", value: host)
         }
         headers.add(name: "Via", value: via)
-        headers.replaceOrAdd(name: "X-Request-ID", value: request.requestID)
+        headers.replaceOrAdd(name: "X-Request-ID", value: request.requestID.text)
         return HTTPRequestHead(version: .http1_1, method: forFill ? .GET : client.method, uri: request.uri, headers: headers)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPCaching
+import NIOCore
 @testable import Sidecache
 import Testing
 
@@ -50,7 +51,7 @@ import Testing
     @Test func anAccessLineIsValidJSONWithEveryField() throws {
         var timestamps = TimestampCache()
         var scratch: [UInt8] = []
-        let record = AccessRecord(requestID: "r-1", method: .GET, path: "/a\"b\\c", route: nil, status: 304, outcome: .revalidated,
+        let record = AccessRecord(requestID: RequestID(client: "r-1"), method: .GET, path: "/a\"b\\c", route: nil, status: 304, outcome: .revalidated,
                                   upstreamMicroseconds: 1_234_567, totalMicroseconds: 2_000_005, bytes: 0, client: "10.0.0.1")
         AccessLog.encode(record, time: CacheInstant(milliseconds: 1_795_392_000_007), timestamps: &timestamps, into: &scratch)
         let text = String(decoding: scratch, as: UTF8.self)
@@ -62,5 +63,20 @@ import Testing
         hit.upstreamMicroseconds = nil
         AccessLog.encode(hit, time: CacheInstant(milliseconds: 1_795_392_000_007), timestamps: &timestamps, into: &scratch)
         #expect(!String(decoding: scratch, as: UTF8.self).contains("upstream_ms"))
+    }
+
+    @Test func aRequestIDReadsTheSameAsTextBytesAndInALine() {
+        let ids = [RequestID(prefix: 0xabc, counter: 0x1f), RequestID(prefix: .max, counter: 0), RequestID(prefix: 1, counter: .max),
+                   RequestID(client: "trace-123")]
+        let texts = ["0000000000000abc-1f", "ffffffffffffffff-0", "0000000000000001-ffffffffffffffff", "trace-123"]
+        for (id, text) in zip(ids, texts) {
+            #expect(id.text == text && id.utf8Count == text.utf8.count)
+            var buffer = ByteBuffer()
+            id.write(to: &buffer)
+            #expect(String(buffer: buffer) == text)
+            var bytes = Array("x".utf8)
+            id.append(to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == "x" + text)
+        }
     }
 }
