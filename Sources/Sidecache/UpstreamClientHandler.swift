@@ -29,7 +29,9 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     }
 
     private var state = State.idle
-    private weak var delegate: (any UpstreamResponseDelegate)?
+    /// Held strongly for the length of one exchange and let go at its end, failure or abort (a weak
+    /// reference would give every exchange object a side table to allocate and free).
+    private var delegate: (any UpstreamResponseDelegate)?
     private var context: ChannelHandlerContext?
     private var timeout: Scheduled<Void>?
     private var deadline = NIODeadline.distantFuture
