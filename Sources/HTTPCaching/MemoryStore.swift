@@ -177,8 +177,7 @@ public final class MemoryStore: Sendable {
     /// entry is larger than `maxObjectBytes` (it is then not stored).
     @discardableResult
     public func store(_ entry: CachedResponse, for key: CacheKey) -> Bool {
-        let limits = currentLimits
-        guard entry.cost <= limits.maxObjectBytes + 4096, entry.body.readableBytes <= limits.maxObjectBytes else { return false }
+        guard fits(entry) else { return false }
         shard(for: key.value).withLockedValue { s in
             let existing = s.table.peek(key.value)
             var set = existing ?? VariantSet(variants: [], keyBytes: Self.keyBytes(key))
@@ -196,12 +195,17 @@ public final class MemoryStore: Sendable {
         return true
     }
 
+    /// Whether the entry is small enough to be stored (`maxObjectBytes`, heads aside).
+    public func fits(_ entry: CachedResponse) -> Bool {
+        let limits = currentLimits
+        return entry.cost <= limits.maxObjectBytes + 4096 && entry.body.readableBytes <= limits.maxObjectBytes
+    }
+
     /// Puts `new` in place of `old` if `old` (this very object) is still stored under the key: an
     /// entry purged, soft-purged or refreshed meanwhile is not brought back. Returns whether it was.
     @discardableResult
     public func replace(_ old: CachedResponse, with new: CachedResponse, for key: CacheKey) -> Bool {
-        let limits = currentLimits
-        guard new.cost <= limits.maxObjectBytes + 4096 else { return false }
+        guard fits(new) else { return false }
         return shard(for: key.value).withLockedValue { s in
             guard var set = s.table.peek(key.value), let i = set.variants.firstIndex(where: { $0 === old }) else { return false }
             set.variants[i] = new

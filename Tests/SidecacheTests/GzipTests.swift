@@ -1,6 +1,7 @@
 import HTTPCaching
 import NIOCore
 import NIOHTTP1
+@testable import Sidecache
 import Testing
 
 /// gzip over real sockets: one stored entry served to clients with and without gzip.
@@ -203,5 +204,35 @@ extension GzipTests {
             #expect(notModified.header("ETag") == "\"v1-gzip\"" && notModified.header("Content-Type") == nil)
             #expect(origin.count("/c/10") == 1)
         }
+    }
+}
+
+@Suite struct GzipOnDemandTests {
+    static let now = CacheInstant(seconds: 1_800_000_000)
+    static let terms = StorageTerms(freshnessLifetime: .seconds(60), staleWhileRevalidate: .zero, staleIfError: .zero,
+                                    revalidateAlways: false, mayServeStale: true)
+
+    static func pending(_ body: ByteBuffer) -> CachedResponse {
+        CachedResponse(status: .ok, headers: HTTPHeaders([("Content-Length", "\(body.readableBytes)")]), body: body, requestTime: now,
+                       responseTime: now, terms: terms, varyNames: [], varyValues: [], tags: [], gzipPending: true)
+    }
+
+    @Test func aCopyThatWouldMakeTheEntryTooLargeIsNotKept() throws {
+        let store = MemoryStore(limits: .init(maxBytes: 10_000_000, maxObjectBytes: 200_000))
+        var rng = SystemRandomNumberGenerator()
+        let letters = (0..<190_000).map { _ in UInt8.random(in: 0x61...0x7A, using: &rng) }  // gzips to about 60%
+        let entry = Self.pending(ByteBuffer(bytes: letters))
+        let key = CacheKeyPolicy().key(host: "h", uri: "/big", headers: [:])
+        #expect(store.store(entry, for: key))
+        let served = GzipOnDemand.complete(entry, key: key, level: 1, store: store)
+        #expect(served.gzip == nil && !served.gzipPending)
+        let stored = try #require(store.lookup(key, requestHeaders: [:], now: Self.now))
+        #expect(stored === served)
+
+        let small = Self.pending(ByteBuffer(bytes: Array(letters.prefix(20_000))))
+        let smallKey = CacheKeyPolicy().key(host: "h", uri: "/small", headers: [:])
+        store.store(small, for: smallKey)
+        let zipped = GzipOnDemand.complete(small, key: smallKey, level: 1, store: store)
+        #expect(zipped.gzip != nil && store.lookup(smallKey, requestHeaders: [:], now: Self.now) === zipped)
     }
 }
