@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "sidecache", targets: ["sidecache"]),
         .executable(name: "bench-origin", targets: ["bench-origin"]),
+        .executable(name: "bench-floor", targets: ["bench-floor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -100,6 +101,17 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "bench/origin",
+            swiftSettings: strict
+        ),
+        // What SwiftNIO alone costs for a hit and for a relay: floors for the benchmark's figures.
+        .executableTarget(
+            name: "bench-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "bench/floor",
             swiftSettings: strict
         ),
         // Fixtures shared by the test targets: free ports and a real redis-server per test.

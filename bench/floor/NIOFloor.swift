@@ -1,0 +1,130 @@
+// What SwiftNIO itself costs per request on this machine, as floors for sidecache's figures:
+//   bench-floor hit [port]                  NIO's request decoder and one pre-encoded response (head
+//                                           and 1 KiB body) written as bytes: the least a cache hit
+//                                           can cost in NIO (default port 18286; it says X-Cache: HIT
+//                                           so that ../shared/bench/anchors accepts it as a target)
+//   bench-floor relay [port] [origin-port]  NIO's server codec towards the client and its client
+//                                           handlers (addHTTPClientHandlers) towards the origin on
+//                                           127.0.0.1, one kept-alive upstream connection per client
+//                                           connection, parts passed through as they come: the least
+//                                           a proxied request can cost in NIO (defaults 18285, 18080)
+// No routing, no header rewriting, no cache, no log, no pipelining. Two event loops, as sidecache.
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+let arguments = CommandLine.arguments
+let mode = arguments.count > 1 ? arguments[1] : "hit"
+let relaying = mode == "relay"
+let port = arguments.count > 2 ? Int(arguments[2]) ?? 0 : (relaying ? 18285 : 18286)
+let originPort = arguments.count > 3 ? Int(arguments[3]) ?? 18080 : 18080
+
+let body = String(repeating: "x", count: 1024)
+let response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1024\r\nCache-Control: max-age=60\r\n"
+    + "ETag: \"items-1\"\r\nAge: 0\r\nX-Cache: HIT\r\n\r\n" + body
+
+/// Answers every request with the same pre-encoded bytes.
+final class HitFloor: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        var out = context.channel.allocator.buffer(capacity: response.utf8.count)
+        out.writeString(response)
+        context.write(wrapOutboundOut(out), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+}
+
+/// The upstream side of a relay: hands response parts to the client side.
+final class UpstreamSide: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    var client: ClientSide?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        client?.fromUpstream(unwrapInboundIn(data))
+    }
+}
+
+/// The client side of a relay: connects its upstream connection when the client connects.
+final class ClientSide: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    private var context: ChannelHandlerContext?
+    private var upstream: (any Channel)?
+    private var pending: [HTTPClientRequestPart] = []
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let side = NIOLoopBound(UpstreamSide(), eventLoop: context.eventLoop)
+        side.value.client = self
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    try channel.pipeline.syncOperations.addHandler(side.value)
+                }
+            }
+            .connect(host: "127.0.0.1", port: originPort).assumeIsolated().whenSuccess { [self] channel in
+                upstream = channel
+                for part in pending { channel.write(part, promise: nil) }
+                pending = []
+                channel.flush()
+            }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part: HTTPClientRequestPart
+        switch unwrapInboundIn(data) {
+        case .head(let h): part = .head(HTTPRequestHead(version: .http1_1, method: h.method, uri: h.uri, headers: h.headers))
+        case .body(let b): part = .body(.byteBuffer(b))
+        case .end(let t): part = .end(t)
+        }
+        guard let upstream else {
+            pending.append(part)
+            return
+        }
+        if case .end = part { upstream.writeAndFlush(part, promise: nil) } else { upstream.write(part, promise: nil) }
+    }
+
+    func fromUpstream(_ part: HTTPClientResponsePart) {
+        guard let context else { return }
+        switch part {
+        case .head(let h):
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: h.status, headers: h.headers))), promise: nil)
+        case .body(let b): context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
+        case .end(let t): context.writeAndFlush(wrapOutboundOut(.end(t)), promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        upstream?.close(promise: nil)
+        upstream = nil
+        context.fireChannelInactive()
+    }
+}
+
+let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+let server = try ServerBootstrap(group: group)
+    .serverChannelOption(ChannelOptions.backlog, value: 1024)
+    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+    .childChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+            let ops = channel.pipeline.syncOperations
+            if relaying {
+                try ops.addHandler(HTTPResponseEncoder())
+                try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                try ops.addHandler(ClientSide())
+            } else {
+                try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                try ops.addHandler(HitFloor())
+            }
+        }
+    }
+    .bind(host: "127.0.0.1", port: port).wait()
+print("bench-floor \(relaying ? "relay to 127.0.0.1:\(originPort)" : "hit") on \(server.localAddress.map { "\($0)" } ?? "?")")
+try server.closeFuture.wait()
