@@ -7,10 +7,11 @@ import SidecacheConfig
 /// when the entry is stored: a fill costs no compression (about a quarter of a 1 KiB fill's CPU at
 /// level 6), and an entry no gzip client asks for never holds a second body.
 enum GzipOnDemand {
-    /// Whether the route's settings let a stored response get a gzip copy: an identity body of a
-    /// listed type, not too small, not `no-transform`.
-    static func allows(status: HTTPResponseStatus, headers: HTTPHeaders, bodyBytes: Int, settings: SidecacheConfiguration.Gzip) -> Bool {
-        ContentCoding.encoding(of: headers) == nil && bodyBytes >= settings.minBytes && status != .noContent
+    /// Whether the route's settings let a response be gzipped (a stored one get its copy, a relayed
+    /// one be compressed as it streams): an identity body of a listed type, not smaller than
+    /// `min_bytes` when its size is known, not `no-transform`.
+    static func allows(status: HTTPResponseStatus, headers: HTTPHeaders, bodyBytes: Int?, settings: SidecacheConfiguration.Gzip) -> Bool {
+        ContentCoding.encoding(of: headers) == nil && (bodyBytes ?? settings.minBytes) >= settings.minBytes && status != .noContent
             && ContentCoding.isCompressible(contentType: headers.first(name: "content-type"), types: settings.types)
             && !CacheControl(fieldValues: headers["cache-control"]).noTransform
     }

@@ -392,12 +392,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: ServedCacheStatus, now: CacheInstant) {
         guard let context, request === r else { return }
         var entry = entry
-        if entry.gzipPending, let gzip = r.route?.gzip, let key = r.key, ContentCoding.acceptsGzip(r.head.headers) {
+        // The client's Accept-Encoding is read only for an entry that negotiates its coding.
+        let acceptsGzip = entry.negotiatesEncoding && ContentCoding.acceptsGzip(r.head.headers)
+        if acceptsGzip, entry.gzipPending, let gzip = r.route?.gzip, let key = r.key {
             entry = GzipOnDemand.complete(entry, key: key, level: gzip.level, store: runtime.store)
         }
         let chosen: StoredRepresentation
         do {
-            chosen = try StoredRepresentation(entry, for: r.head.headers, decodeLimit: 4 * r.snapshot.configuration.cache.memory.maxObjectBytes)
+            chosen = try StoredRepresentation(entry, acceptsGzip: acceptsGzip, decodeLimit: 4 * r.snapshot.configuration.cache.memory.maxObjectBytes)
         } catch {
             runtime.logger.error("a stored gzip body does not decode", metadata: ["path": "\(r.path)", "error": "\(error)"])
             respondLocally(.badGateway, "the stored response could not be decoded", request: r, close: false)
@@ -505,8 +507,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             // Delimited by its length, the response needs nothing from the HTTP encoder: its head is
             // written here and its body passes below the encoder as it arrives.
             r.relaysBelowEncoder = true
-            var head = context.channel.allocator.buffer(capacity: RawResponseHead.size(status: upstream.status, headers: headers))
-            RawResponseHead.write(status: upstream.status, headers: headers, to: &head)
+            let head = RawResponseHead.encode(status: upstream.status, headers: headers, allocator: context.channel.allocator)
             raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
         } else {
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: upstream.status, headers: headers))), promise: nil)
@@ -519,12 +520,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     static func compressesOnTheFly(_ upstream: HTTPResponseHead, request: HTTPHeaders, settings: SidecacheConfiguration.Gzip) -> Bool {
         let headers = upstream.headers
         // The client's Accept-Encoding first: most often it decides, and it is the shorter list.
-        guard ContentCoding.acceptsGzip(request), upstream.status == .ok, ContentCoding.encoding(of: headers) == nil,
-              !headers.contains(name: "content-range"),
-              ContentCoding.isCompressible(contentType: headers.first(name: "content-type"), types: settings.types)
-        else { return false }
-        if let length = headers.first(name: "content-length").flatMap(Int.init), length < settings.minBytes { return false }
-        return !CacheControl(fieldValues: headers["cache-control"]).noTransform
+        guard ContentCoding.acceptsGzip(request), upstream.status == .ok, !headers.contains(name: "content-range") else { return false }
+        let length = headers.first(name: "content-length").flatMap(Int.init)
+        return GzipOnDemand.allows(status: upstream.status, headers: headers, bodyBytes: length, settings: settings)
     }
 
     func streamBody(_ buffer: ByteBuffer, to r: ActiveRequest) {

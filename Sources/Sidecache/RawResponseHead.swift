@@ -27,9 +27,16 @@ enum RawResponseHead {
         return size
     }
 
-    /// Writes the head in one pass into memory reserved for exactly `size` bytes.
-    static func write(status: HTTPResponseStatus, headers: HTTPHeaders, to buffer: inout ByteBuffer) {
+    /// The head in a buffer of exactly its size.
+    static func encode(status: HTTPResponseStatus, headers: HTTPHeaders, allocator: ByteBufferAllocator) -> ByteBuffer {
         let size = size(status: status, headers: headers)
+        var buffer = allocator.buffer(capacity: size)
+        write(status: status, headers: headers, size: size, to: &buffer)
+        return buffer
+    }
+
+    /// Writes the head, `size` bytes, in one pass.
+    private static func write(status: HTTPResponseStatus, headers: HTTPHeaders, size: Int, to buffer: inout ByteBuffer) {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var at = 0
             put("HTTP/1.1 ", raw, &at)

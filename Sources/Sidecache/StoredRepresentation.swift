@@ -26,12 +26,13 @@ struct StoredRepresentation {
         }
     }
 
-    init(_ entry: CachedResponse, for requestHeaders: HTTPHeaders, decodeLimit: Int) throws {
+    /// `acceptsGzip`: the client's `Accept-Encoding` allows gzip (only asked of an entry that
+    /// negotiates its coding).
+    init(_ entry: CachedResponse, acceptsGzip: Bool, decodeLimit: Int) throws {
         guard entry.negotiatesEncoding else {
             self.init(source: .asStored(entry), body: entry.body, encodedHead: entry.encodedHead, etag: entry.etag)
             return
         }
-        let acceptsGzip = ContentCoding.acceptsGzip(requestHeaders)
         if acceptsGzip, let gzip = entry.gzip {
             self.init(source: .gzipCopy(entry), body: gzip.body, encodedHead: gzip.encodedHead, etag: gzip.etag)
         } else if !acceptsGzip, entry.isGzipEncoded, entry.body.readableBytes > 0 {
