@@ -18,6 +18,8 @@ enum UpstreamRequest {
         headers.remove(name: "expect")
         if forFill {
             for name in ConditionalRequest.clientOnlyFields { headers.remove(name: name) }
+            // A fill sends no body (a GET's content is not part of what the cache stores).
+            headers.remove(name: "content-length")
             if let etag = validating?.etag { headers.add(name: "If-None-Match", value: etag) }
             if let lm = validating?.lastModified { headers.add(name: "If-Modified-Since", value: lm) }
             // With gzip on, sidecache does the negotiating: it asks for the one coding it can

@@ -102,6 +102,28 @@ import Testing
         }
     }
 
+    /// A cache fill sends no body, so it must not announce one: a GET with content (which the
+    /// cache does not forward) would otherwise leave the origin waiting for bytes that never come.
+    @Test func aFillForAGetWithContentAnnouncesNoBody() async throws {
+        try await withProxy({ r in .ok("body of \(r.path)") }) { origin, proxy in
+            let started = ContinuousClock.now
+            let (first, second) = try await offloaded { () -> (TestResponse, TestResponse) in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /api/items/7 HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nignored")
+                let first = try c.readResponse()
+                // The same connection goes on: the request's content was read and dropped.
+                try c.send("GET /api/items/7 HTTP/1.1\r\nHost: x\r\n\r\n")
+                return (first, try c.readResponse())
+            }
+            #expect(first.status == 200 && first.text == "body of /api/items/7" && first.xCache == "MISS")
+            #expect(ContinuousClock.now - started < .seconds(1))
+            let seen = try #require(origin.requests.last)
+            #expect(seen.headers.first(name: "content-length") == nil && seen.headers.first(name: "transfer-encoding") == nil)
+            #expect(seen.bodyBytes == 0)
+            #expect(second.xCache == "HIT" && second.text == first.text)
+        }
+    }
+
     @Test func anHTTP10ClientGetsAResponseItCanDelimit() async throws {
         try await withProxy({ _ in OriginReply(status: .ok, headers: [("Cache-Control", "no-store")], streamBytes: 100_000) }) { _, proxy in
             let (head, count, closed) = try await offloaded { () -> (TestResponse, Int, Bool) in
