@@ -5,6 +5,13 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// What the benchmark's small HTTP servers need.
+let nioHTTPServer: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+]
+
 let package = Package(
     name: "sidecache",
     platforms: [.macOS(.v15)],
@@ -95,22 +102,14 @@ let package = Package(
         // The load benchmark's origin (bench/run); not part of sidecache itself.
         .executableTarget(
             name: "bench-origin",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
+            dependencies: nioHTTPServer,
             path: "bench/origin",
             swiftSettings: strict
         ),
         // What SwiftNIO alone costs for a hit and for a relay: floors for the benchmark's figures.
         .executableTarget(
             name: "bench-floor",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
+            dependencies: nioHTTPServer,
             path: "bench/floor",
             swiftSettings: strict
         ),
