@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
@@ -29,6 +30,32 @@ public final class CachedResponse: Sendable {
     /// A gzip copy may still be made, when a client that accepts gzip first asks for the entry: the
     /// route allowed it when the response was stored (which then added `Vary: Accept-Encoding`).
     public let gzipPending: Bool
+    /// The pending copy's compressed body, made once for this body however many requests (the
+    /// followers of a coalesced fill, two event loops) ask for it together.
+    private let pendingGzip: PendingGzip?
+
+    private final class PendingGzip: Sendable {
+        /// nil: not made yet; .some(nil): gzip does not make the body smaller.
+        private let made = NIOLockedValueBox<ByteBuffer??>(nil)
+
+        func body(of body: ByteBuffer, level: Int) -> ByteBuffer? {
+            made.withLockedValue { made in
+                if let done = made { return done }
+                var copy: ByteBuffer?
+                if let gzipped = try? ContentCoding.gzip(body, level: level), gzipped.readableBytes < body.readableBytes {
+                    copy = gzipped
+                }
+                made = .some(copy)
+                return copy
+            }
+        }
+    }
+
+    /// The body gzipped for a pending copy (nil when gzip does not make it smaller), compressed at
+    /// most once per entry and its soft-purged copies.
+    public func pendingGzipBody(level: Int) -> ByteBuffer? {
+        pendingGzip?.body(of: body, level: level)
+    }
     /// The stored body itself is gzip, as the origin sent it: clients without gzip get it decoded.
     public let isGzipEncoded: Bool
 
@@ -99,6 +126,7 @@ public final class CachedResponse: Sendable {
         self.tags = tags
         self.isGzipEncoded = ContentCoding.encoding(of: headers) == "gzip"
         self.gzipPending = gzipPending && gzipBody == nil
+        self.pendingGzip = self.gzipPending ? PendingGzip() : nil
         if let gzipBody {
             let gzipHeaders = ContentCoding.headers(headers, coding: "gzip", length: gzipBody.readableBytes, etagSuffix: "gzip")
             let heads = EncodedHead.encode(status: status, [headers, gzipHeaders])
@@ -132,6 +160,7 @@ public final class CachedResponse: Sendable {
         self.encodedHead = entry.encodedHead
         self.gzip = entry.gzip
         self.gzipPending = entry.gzipPending
+        self.pendingGzip = entry.pendingGzip
         self.isGzipEncoded = entry.isGzipEncoded
     }
 

@@ -20,10 +20,7 @@ enum GzipOnDemand {
     /// body smaller or the copy would make the entry too large to store), put in the store in its
     /// place unless the stored entry changed meanwhile.
     static func complete(_ entry: CachedResponse, key: CacheKey, level: Int, store: MemoryStore) -> CachedResponse {
-        var copy: ByteBuffer?
-        if let gzipped = try? ContentCoding.gzip(entry.body, level: level), gzipped.readableBytes < entry.body.readableBytes {
-            copy = gzipped
-        }
+        let copy = entry.pendingGzipBody(level: level)
         var completed = entry.withGzipCopy(copy)
         // A copy the store cannot hold would be made again on every gzip request: none is kept.
         if copy != nil, !store.fits(completed) { completed = entry.withGzipCopy(nil) }

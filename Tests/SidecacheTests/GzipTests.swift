@@ -235,4 +235,20 @@ extension GzipTests {
         let zipped = GzipOnDemand.complete(small, key: smallKey, level: 1, store: store)
         #expect(zipped.gzip != nil && store.lookup(smallKey, requestHeaders: [:], now: Self.now) === zipped)
     }
+
+    @Test func aPendingCopyIsCompressedOnceForEveryoneWhoAsks() throws {
+        let store = MemoryStore(limits: .init(maxBytes: 10_000_000, maxObjectBytes: 200_000))
+        let entry = Self.pending(ByteBuffer(string: String(repeating: "{\"a\": 1}", count: 500)))
+        let key = CacheKeyPolicy().key(host: "h", uri: "/once", headers: [:])
+        store.store(entry, for: key)
+        func address(_ buffer: ByteBuffer?) -> UnsafeRawPointer? { buffer?.withUnsafeReadableBytes { $0.baseAddress } }
+        let first = GzipOnDemand.complete(entry, key: key, level: 6, store: store)
+        // A coalesced follower still holding the pending entry gets the same compressed bytes.
+        let second = GzipOnDemand.complete(entry, key: key, level: 6, store: store)
+        #expect(first.gzip != nil && address(first.gzip?.body) == address(second.gzip?.body))
+        #expect(store.lookup(key, requestHeaders: [:], now: Self.now) === first)
+        // So does a soft-purged copy of it.
+        let purged = entry.expired(at: Self.now + .seconds(1))
+        #expect(purged !== entry && address(purged.pendingGzipBody(level: 6)) == address(first.gzip?.body))
+    }
 }
