@@ -1,6 +1,6 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// One stored response: immutable, shared by reference between event loops and the store, written
 /// to any number of client channels without copying its body.
@@ -36,10 +36,10 @@ public final class CachedResponse: Sendable {
 
     private final class PendingGzip: Sendable {
         /// nil: not made yet; .some(nil): gzip does not make the body smaller.
-        private let made = NIOLockedValueBox<ByteBuffer??>(nil)
+        private let made = Mutex<ByteBuffer??>(nil)
 
         func body(of body: ByteBuffer, level: Int) -> ByteBuffer? {
-            made.withLockedValue { made in
+            made.withLock { made in
                 if let done = made { return done }
                 var copy: ByteBuffer?
                 if let gzipped = try? ContentCoding.gzip(body, level: level), gzipped.readableBytes < body.readableBytes {
@@ -140,7 +140,7 @@ public final class CachedResponse: Sendable {
         // counts by its bytes (a big buffer's untouched pages take no memory).
         let gzipCost = gzip.map { Self.allocated($0.body.readableBytes) + 64 + Self.stringBytes($0.etag) } ?? 0
         let headBytes = encodedHead.bytes.count + (gzip?.encodedHead.bytes.count ?? 0) + 48
-        self.cost = body.readableBytes + headBytes + gzipCost
+        self.cost = body.readableBytes + headBytes + gzipCost + (pendingGzip == nil ? 0 : 48)
             + Self.overheadBytes(validators: [etag, lastModified], varyNames: varyNames, varyValues: varyValues, tags: tags)
     }
 
