@@ -21,30 +21,10 @@ public struct EncodedHead: Sendable, Equatable {
     /// One head per header list, all with the same status, back to back in a single allocation of
     /// exactly their size (an entry's identity and gzip heads).
     public static func encode(status: HTTPResponseStatus, _ lists: [HTTPHeaders]) -> [EncodedHead] {
-        let code = String(status.code)
-        let statusLine = 9 + code.utf8.count + 1 + status.reasonPhrase.utf8.count + 2
-        var sizes: [Int] = []
-        for headers in lists {
-            var size = statusLine
-            for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
-            sizes.append(size)
-        }
-        let reason = status.reasonPhrase
+        let sizes = lists.map { wireSize(status: status, headers: $0) }
         let all = [UInt8](unsafeUninitializedCapacity: sizes.reduce(0, +)) { buffer, count in
             var at = 0
-            for headers in lists {
-                Self.put("HTTP/1.1 ", into: buffer, at: &at)
-                Self.put(code, into: buffer, at: &at)
-                Self.put(" ", into: buffer, at: &at)
-                Self.put(reason, into: buffer, at: &at)
-                Self.put("\r\n", into: buffer, at: &at)
-                for (name, value) in headers {
-                    Self.put(name, into: buffer, at: &at)
-                    Self.put(": ", into: buffer, at: &at)
-                    Self.put(value, into: buffer, at: &at)
-                    Self.put("\r\n", into: buffer, at: &at)
-                }
-            }
+            for headers in lists { write(status: status, headers: headers, into: UnsafeMutableRawBufferPointer(buffer), at: &at) }
             count = at
         }
         var heads: [EncodedHead] = []
@@ -54,6 +34,33 @@ public struct EncodedHead: Sendable, Equatable {
             start += size
         }
         return heads
+    }
+
+    /// The bytes of an HTTP/1.1 status line and the fields in wire form, each line ending in CRLF.
+    public static func wireSize(status: HTTPResponseStatus, headers: HTTPHeaders) -> Int {
+        var size = 9 + 3 + 1 + status.reasonPhrase.utf8.count + 2
+        for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
+        return size
+    }
+
+    /// Writes the status line and the fields (`wireSize` bytes) at `at`, which it moves past them.
+    /// The status code is written as three digits (NIO's parser allows no other).
+    public static func write(status: HTTPResponseStatus, headers: HTTPHeaders, into buffer: UnsafeMutableRawBufferPointer, at: inout Int) {
+        put("HTTP/1.1 ", into: buffer, at: &at)
+        let code = min(999, max(100, status.code))
+        buffer[at] = UInt8(ascii: "0") + UInt8(code / 100)
+        buffer[at + 1] = UInt8(ascii: "0") + UInt8(code / 10 % 10)
+        buffer[at + 2] = UInt8(ascii: "0") + UInt8(code % 10)
+        at += 3
+        put(" ", into: buffer, at: &at)
+        put(status.reasonPhrase, into: buffer, at: &at)
+        put("\r\n", into: buffer, at: &at)
+        for (name, value) in headers {
+            put(name, into: buffer, at: &at)
+            put(": ", into: buffer, at: &at)
+            put(value, into: buffer, at: &at)
+            put("\r\n", into: buffer, at: &at)
+        }
     }
 
     /// The header fields, parsed back. Field names hold no colon and values no CR or LF (the HTTP
@@ -76,13 +83,19 @@ public struct EncodedHead: Sendable, Equatable {
         return HTTPHeaders(fields)
     }
 
-    private static func put(_ text: String, into buffer: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
+    private static func put(_ text: String, into buffer: UnsafeMutableRawBufferPointer, at: inout Int) {
         var text = text
-        text.withUTF8 { at += UnsafeMutableBufferPointer(rebasing: buffer[at...]).initialize(fromContentsOf: $0) }
+        text.withUTF8 { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: buffer[at...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+            at += bytes.count
+        }
     }
 
-    private static func put(_ literal: StaticString, into buffer: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
-        literal.withUTF8Buffer { at += UnsafeMutableBufferPointer(rebasing: buffer[at...]).initialize(fromContentsOf: $0) }
+    private static func put(_ literal: StaticString, into buffer: UnsafeMutableRawBufferPointer, at: inout Int) {
+        literal.withUTF8Buffer { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: buffer[at...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+            at += bytes.count
+        }
     }
 
     private static func lineEnd(_ p: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {

@@ -21,63 +21,23 @@ enum RawResponseHead {
         return lengths == 1
     }
 
+    /// The status line, the fields and the blank line that ends the head.
     static func size(status: HTTPResponseStatus, headers: HTTPHeaders) -> Int {
-        var size = 9 + 3 + 1 + status.reasonPhrase.utf8.count + 2 + 2
-        for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
-        return size
+        EncodedHead.wireSize(status: status, headers: headers) + 2
     }
 
-    /// The head in a buffer of exactly its size.
+    /// The head in a buffer of exactly its size, written in one pass by the same writer as a
+    /// stored entry's head.
     static func encode(status: HTTPResponseStatus, headers: HTTPHeaders, allocator: ByteBufferAllocator) -> ByteBuffer {
         let size = size(status: status, headers: headers)
         var buffer = allocator.buffer(capacity: size)
-        write(status: status, headers: headers, size: size, to: &buffer)
-        return buffer
-    }
-
-    /// Writes the head, `size` bytes, in one pass.
-    private static func write(status: HTTPResponseStatus, headers: HTTPHeaders, size: Int, to buffer: inout ByteBuffer) {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var at = 0
-            put("HTTP/1.1 ", raw, &at)
-            let code = min(999, max(100, status.code))
-            raw[at] = UInt8(ascii: "0") + UInt8(code / 100)
-            raw[at + 1] = UInt8(ascii: "0") + UInt8(code / 10 % 10)
-            raw[at + 2] = UInt8(ascii: "0") + UInt8(code % 10)
-            at += 3
-            put(" ", raw, &at)
-            put(status.reasonPhrase, raw, &at)
-            put("\r\n", raw, &at)
-            for (name, value) in headers {
-                put(name, raw, &at)
-                put(": ", raw, &at)
-                put(value, raw, &at)
-                put("\r\n", raw, &at)
-            }
-            put("\r\n", raw, &at)
-            return at
+            EncodedHead.write(status: status, headers: headers, into: raw, at: &at)
+            raw[at] = UInt8(ascii: "\r")
+            raw[at + 1] = UInt8(ascii: "\n")
+            return at + 2
         }
-    }
-
-    private static func put(_ text: String, _ raw: UnsafeMutableRawBufferPointer, _ at: inout Int) {
-        let copied: Int? = text.utf8.withContiguousStorageIfAvailable { bytes in
-            UnsafeMutableRawBufferPointer(rebasing: raw[at...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
-            return bytes.count
-        }
-        if let copied {
-            at += copied
-            return
-        }
-        for byte in text.utf8 {
-            raw[at] = byte
-            at += 1
-        }
-    }
-
-    private static func put(_ literal: StaticString, _ raw: UnsafeMutableRawBufferPointer, _ at: inout Int) {
-        literal.withUTF8Buffer { bytes in
-            UnsafeMutableRawBufferPointer(rebasing: raw[at...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
-            at += bytes.count
-        }
+        return buffer
     }
 }
