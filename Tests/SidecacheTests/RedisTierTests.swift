@@ -187,7 +187,8 @@ import Testing
     }
 
     @Test func withRedisDownAtStartRequestsGoOnWithoutDelay() async throws {
-        let port = try freePort()
+        let reserved = try RefusingPort()
+        let port = reserved.port
         try await withProxy(extra: "cache:\n  redis: { url: \"redis://127.0.0.1:\(port)\", timeout: 50ms }", { _ in .ok(Self.item) }) { origin, proxy in
             let started = ContinuousClock.now
             #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
@@ -195,6 +196,7 @@ import Testing
             #expect(ContinuousClock.now - started < .seconds(1))
             #expect(proxy.runtime.redisStatus?.connected == false)
             // Started late, Redis is picked up by itself.
+            reserved.release()
             let redis = try RedisServer(port: port)
             defer { redis.stop() }
             try await Self.waitForRedis(proxy)

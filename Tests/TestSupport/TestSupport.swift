@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import RedisClient
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,12 +20,13 @@ public func freePort() throws -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-/// A loopback port where nothing listens and that nothing else can take while this value lives:
-/// a socket bound to it that never listens, so connections are refused. `freePort()` leaves the
-/// port free, and a server started by a test running in parallel could take it.
+/// A loopback port where nothing listens and that nothing else can take while this value holds
+/// it: a socket bound to it that never listens, so connections are refused. `freePort()` leaves the
+/// port free, and a server started by a test running in parallel could take it. `release()` frees
+/// it for a server the test starts there itself.
 public final class RefusingPort: Sendable {
     public let port: Int
-    private let fd: Int32
+    private let fd = Mutex<Int32>(-1)
 
     public init() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -40,11 +42,19 @@ public final class RefusingPort: Sendable {
             if fd >= 0 { close(fd) }
             throw RedisServerError(description: "could not reserve a loopback port: errno \(errno)")
         }
-        self.fd = fd
+        self.fd.withLock { $0 = fd }
         self.port = port
     }
 
-    deinit { close(fd) }
+    /// Frees the port (once).
+    public func release() {
+        fd.withLock { fd in
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
+    }
+
+    deinit { release() }
 }
 
 public struct RedisServerError: Error, CustomStringConvertible {
