@@ -84,10 +84,17 @@ public struct EncodedHead: Sendable, Equatable {
     }
 
     private static func put(_ text: String, into buffer: UnsafeMutableRawBufferPointer, at: inout Int) {
-        var text = text
-        text.withUTF8 { bytes in
+        let copied: Int? = text.utf8.withContiguousStorageIfAvailable { bytes in
             UnsafeMutableRawBufferPointer(rebasing: buffer[at...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
-            at += bytes.count
+            return bytes.count
+        }
+        if let copied {
+            at += copied
+            return
+        }
+        for byte in text.utf8 {
+            buffer[at] = byte
+            at += 1
         }
     }
 
