@@ -31,6 +31,8 @@ final class ActiveRequest {
     /// Set while a streamed response is being relayed: paused and resumed with the client's writability.
     var upstreamReader: UpstreamClientHandler?
     var forward: ForwardExchange?
+    /// The fill this request leads, told when the client leaves (a stored fill goes on).
+    var fill: CacheFill?
     var tunnel: TunnelExchange?
     var key: CacheKey?
     /// A stored response that may still be served if the upstream fails (stale-if-error).

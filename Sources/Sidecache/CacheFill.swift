@@ -136,7 +136,8 @@ final class CacheFill: UpstreamResponseDelegate {
                 mode = .buffering(head, terms, body)
             }
         case .streaming:
-            liveOwner?.streamBody(buffer, to: request)
+            guard let owner = liveOwner else { return abandonStream() }
+            owner.streamBody(buffer, to: request)
         case .awaitingHead, .notModified, .finished:
             break
         }
@@ -215,16 +216,28 @@ final class CacheFill: UpstreamResponseDelegate {
         retainSelf = nil
     }
 
+    /// The client that started the fill left. A response being buffered for the cache is still
+    /// read and stored (followers and later clients get it); one streamed to that client alone
+    /// is abandoned.
+    func ownerLeft() {
+        if case .streaming = mode { abandonStream() }
+    }
+
+    /// The client of an unstorable response left: nobody reads the rest, so the connection closes
+    /// (it cannot be reused before the response is read to its end).
+    private func abandonStream() {
+        mode = .finished
+        connection?.handler.abort()
+        connection = nil
+        retainSelf = nil
+    }
+
     /// Hands the response to the owner as a stream; followers fetch on their own.
     private func stream(_ head: HTTPResponseHead, prefix: ByteBuffer?, reason: NotStoredReason) {
         runtime.coalescer.finish(key.value, with: .uncacheable)
         guard let owner = liveOwner else {
             // A background refresh (or an owner that left) has nobody to stream to.
-            mode = .finished
-            connection?.handler.abort()
-            connection = nil
-            retainSelf = nil
-            return
+            return abandonStream()
         }
         mode = .streaming
         request.outcome = .miss

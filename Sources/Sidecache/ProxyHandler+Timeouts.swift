@@ -98,24 +98,39 @@ extension ProxyHandler {
 
 extension ProxyHandler {
     /// Requests the HTTP parser rejects: 431 when the head overflows the parser's limit, 400 for
-    /// anything else malformed, then the connection closes (the parser cannot resync).
+    /// anything else malformed, then the connection closes (the parser cannot resync). A request
+    /// still in progress before the malformed one is answered first; the error answer follows it.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parserError = error as? HTTPParserError else {
             context.fireErrorCaught(error)
             return
         }
-        let midResponse = request.map { $0.responseStarted && !$0.responseEnded } ?? false
-        guard !midResponse else {
-            context.close(promise: nil)
+        guard let r = request else {
+            if queued.isEmpty { respondMalformed(parserError, context: context) } else { pendingParseError = parserError }
             return
         }
-        let (status, text): (HTTPResponseStatus, String) = parserError == .headerOverflow
+        // The malformed bytes may be the body of the request in progress (a short body, a bad
+        // chunk): it can never end, so it is answered with the error now, or cut if its response
+        // has started.
+        if !r.requestEnded {
+            r.forward?.cancel()
+            r.tunnel?.cancel()
+            r.fill?.ownerLeft()
+            request = nil
+            queued.removeAll()
+            if r.responseStarted { context.close(promise: nil) } else { respondMalformed(parserError, context: context) }
+            return
+        }
+        pendingParseError = parserError
+    }
+
+    /// 431 or 400 with `Connection: close`, then the connection closes.
+    func respondMalformed(_ error: HTTPParserError, context: ChannelHandlerContext) {
+        let (status, text): (HTTPResponseStatus, String) = error == .headerOverflow
             ? (HTTPResponseStatus(statusCode: 431), "request header fields too large")
             : (.badRequest, "malformed HTTP request")
         var (headers, body) = Self.plainText(text, allocator: context.channel.allocator)
         headers.add(name: "Connection", value: "close")
-        request?.forward?.cancel()
-        request = nil
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }

@@ -27,11 +27,16 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The context of the HTTP encoder: writing through it sends bytes straight to the socket.
     var rawWriter: ChannelHandlerContext?
     /// Parts of pipelined requests that arrived while another request was in progress.
-    private var queued: [HTTPServerRequestPart] = []
+    var queued: [HTTPServerRequestPart] = []
     private var draining = false
     private var pausedForQueue = false
     /// Shutting down: close once the request in progress (if any) is answered.
     private var quiescing = false
+    /// The client half-closed (or closed: on a read the two look alike): no request follows the
+    /// ones already received, which are still answered; then the connection closes.
+    private(set) var inputClosed = false
+    /// A malformed request followed the one in progress: its error answer is owed after it.
+    var pendingParseError: HTTPParserError?
     /// The request in progress waits for a shared rate-limit decision: its parts wait in `queued`.
     var awaitingAdmission = false
     /// A request head was decoded during the current socket read (for the header deadline).
@@ -94,11 +99,18 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             queued.removeFirst()
             process(next, context: context)
         }
-        if queued.isEmpty && pausedForQueue {
+        guard queued.isEmpty else { return }
+        if pausedForQueue && pendingParseError == nil && !inputClosed {
             pausedForQueue = false
             _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
         }
-        if quiescing && request == nil && queued.isEmpty { context.close(promise: nil) }
+        guard request == nil else { return }
+        if let error = pendingParseError {
+            pendingParseError = nil
+            respondMalformed(error, context: context)
+        } else if quiescing || inputClosed {
+            context.close(promise: nil)
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -107,7 +119,36 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             if request == nil && queued.isEmpty { context.close(promise: nil) }
             return
         }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            clientHalfClosed(context: context)
+            return
+        }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The client shut its sending side. What it sent is answered (RFC 9112 §9.6 lets a client
+    /// half-close after its last request), unless `limits.client_half_close: abort` asks to abandon
+    /// a request being forwarded uncached, as nginx does.
+    private func clientHalfClosed(context: ChannelHandlerContext) {
+        inputClosed = true
+        guard let r = request else {
+            if queued.isEmpty && pendingParseError == nil { context.close(promise: nil) }
+            return
+        }
+        let abandons = r.tunnel != nil
+            || (r.forward != nil && r.snapshot.configuration.limits.clientHalfClose == .abort)
+        if abandons {
+            r.forward?.cancel()
+            r.tunnel?.cancel()
+            queued.removeAll()
+            context.close(promise: nil)
+        }
+    }
+
+    /// The response being written is the last the connection carries: the client sends no more,
+    /// shutdown is under way, or the request asked to close.
+    func closesAfter(_ r: ActiveRequest) -> Bool {
+        !r.keepAlive || quiescing || (inputClosed && pendingParseError == nil && !queued.contains { $0.isHead })
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -128,6 +169,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let request {
             request.forward?.cancel()
             request.tunnel?.cancel()
+            request.fill?.ownerLeft()
             self.request = nil
         }
         context.fireChannelInactive()
@@ -278,8 +320,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func fetch(_ r: ActiveRequest, route: CompiledRoute, key: CacheKey, validating: CachedResponse?, eventLoop: any EventLoop) {
-        CacheFill(runtime: runtime, key: key, route: route, request: r, owner: self, clientAddress: clientAddress,
-                  validating: validating, eventLoop: eventLoop).start()
+        let fill = CacheFill(runtime: runtime, key: key, route: route, request: r, owner: self, clientAddress: clientAddress,
+                             validating: validating, eventLoop: eventLoop)
+        r.fill = fill
+        fill.start()
     }
 
     /// The leader of a miss asks Redis before the upstream; the followers keep waiting meanwhile, so
@@ -454,7 +498,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         head.writeString(r.outcome.xCache)
         head.writeStaticString("\r\nX-Request-ID: ")
         r.requestID.write(to: &head)
-        if !r.keepAlive || quiescing { head.writeStaticString("\r\nConnection: close") }
+        if closesAfter(r) { head.writeStaticString("\r\nConnection: close") }
         head.writeStaticString("\r\n")
         r.rateLimit?.write(to: &head)
         head.writeStaticString("\r\n")
@@ -631,7 +675,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func addConnectionHeader(_ headers: inout HTTPHeaders, _ r: ActiveRequest) {
-        if !r.keepAlive || quiescing {
+        if closesAfter(r) {
             headers.replaceOrAdd(name: "Connection", value: "close")
         } else if r.head.version.minor == 0 {
             headers.replaceOrAdd(name: "Connection", value: "keep-alive")
@@ -645,7 +689,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.responseEnded = true
         responseFinished()
         // An HTTP/1.0 response without Content-Length is delimited by closing the connection.
-        let close = forceClose || !r.keepAlive || quiescing
+        let close = forceClose || closesAfter(r)
         if encoded {
             if close {
                 let promise = context.eventLoop.makePromise(of: Void.self)
@@ -669,6 +713,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         request = nil
         r.forward = nil
         r.tunnel = nil
+        r.fill = nil
         let finished = NIODeadline.now()
         runtime.recordCompleted(r, finishedAt: finished)
         if runtime.accessLogEnabled {

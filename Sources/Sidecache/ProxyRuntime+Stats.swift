@@ -25,6 +25,8 @@ extension ProxyRuntime {
         } else {
             report["redis"] = NSNull()
         }
+        let pool = pools.counts
+        report["upstream_pool"] = ["open": pool.open, "in_use": pool.inUse, "idle": pool.idle, "waiting": pool.waiting]
         if let breaker = upstreamGuard.breaker {
             let status = breaker.status
             report["circuit_breaker"] = ["state": status.state, "window_successes": status.successes, "window_failures": status.failures]
@@ -50,6 +52,10 @@ extension ProxyRuntime {
     private static func readable(_ key: String) -> String {
         key.replacingOccurrences(of: "\u{0}", with: " ")
     }
+
+    /// The upstream connections of every event loop: opening or open, lent to an exchange, idle,
+    /// and the exchanges waiting for one.
+    public var upstreamPoolCounts: UpstreamPoolCounts { pools.counts }
 
     /// `GET /metrics` in the Prometheus text format.
     public func renderMetrics() -> [UInt8] {

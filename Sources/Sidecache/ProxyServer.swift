@@ -63,6 +63,9 @@ public final class ProxyServer: Service, Sendable {
             }
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            // A client's FIN arrives as `inputClosed`: the requests it sent before are still owed
+            // their answers (the proxy handler closes once they are written).
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let snapshot = runtime.config

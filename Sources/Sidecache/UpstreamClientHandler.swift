@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOHTTP1
 
@@ -20,7 +23,7 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
 
-    private enum State {
+    enum State {
         case idle
         /// Request sent (or being sent); waiting for the response head.
         case awaitingHead
@@ -42,12 +45,17 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     private var readingPaused = false
     /// Called when an exchange finished and the connection may carry another request.
     var onReusable: (() -> Void)?
-    /// Called once when the channel is gone.
-    var onClosed: (() -> Void)?
+    /// Bytes of the current response read so far (none: a failure is a close before responding).
+    private var responseStarted = false
 
     var isIdle: Bool { if case .idle = state { true } else { false } }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // A channel closed before NIO announced it active (an exchange aborted inside the connect
+        // callback) gets no channelInactive: its close future is the one signal every close gives.
+        context.channel.closeFuture.assumeIsolated().whenComplete { [self] _ in connectionEnded() }
+    }
 
     /// Starts an exchange: writes the request head and arms the response timeout.
     func begin(head: HTTPRequestHead, delegate: any UpstreamResponseDelegate, responseTimeout: TimeAmount) {
@@ -58,6 +66,7 @@ final class UpstreamClientHandler: ChannelInboundHandler {
         self.delegate = delegate
         self.responseTimeout = responseTimeout
         self.requestKeepAlive = head.isKeepAlive
+        responseStarted = false
         state = .awaitingHead
         armTimeout()
         context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -101,6 +110,7 @@ final class UpstreamClientHandler: ChannelInboundHandler {
         let part = unwrapInboundIn(data)
         switch (part, state) {
         case (.head(let head), .awaitingHead):
+            responseStarted = true
             if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
                 return  // interim responses are not relayed (Expect is answered by sidecache itself)
             }
@@ -143,10 +153,33 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(UpstreamError(.invalidResponse, "protocol error: \(error)"), context: context)
+        fail(Self.classify(error, responseStarted: responseStarted, state: state), context: context)
+    }
+
+    /// A reset or broken pipe is the upstream closing, not a malformed response: before any byte of
+    /// the response it is a close before responding, which a reused connection may retry.
+    static func classify(_ error: any Error, responseStarted: Bool, state: State) -> UpstreamError {
+        if let io = error as? IOError, [ECONNRESET, EPIPE, ECONNABORTED].contains(io.errnoCode) {
+            switch state {
+            case .awaitingHead where !responseStarted:
+                return UpstreamError(.closedBeforeResponse, "reset the connection before responding (\(io.description))")
+            case .awaitingHead, .receivingBody:
+                return UpstreamError(.closedMidResponse, "reset the connection mid-response (\(io.description))")
+            case .idle, .closed:
+                break
+            }
+        }
+        return UpstreamError(.invalidResponse, "protocol error: \(error)")
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        connectionEnded()
+        context.fireChannelInactive()
+    }
+
+    /// The connection is gone: the exchange in progress, if any, fails. Runs once per close (from
+    /// channelInactive, or the close future when no channelInactive came).
+    private func connectionEnded() {
         switch state {
         case .awaitingHead:
             report(UpstreamError(.closedBeforeResponse, "closed the connection before responding"))
@@ -157,11 +190,8 @@ final class UpstreamClientHandler: ChannelInboundHandler {
         }
         state = .closed
         timeout?.cancel()
-        let closed = onClosed
-        onClosed = nil
+        timeout = nil
         onReusable = nil
-        closed?()
-        context.fireChannelInactive()
     }
 
     private func fail(_ error: UpstreamError, context: ChannelHandlerContext) {

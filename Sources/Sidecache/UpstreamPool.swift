@@ -3,14 +3,27 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SidecacheConfig
+import Synchronization
 
 /// One keep-alive HTTP/1.1 connection to the upstream.
 final class UpstreamConnection {
+    /// Where the connection is in the pool's accounting. Every connection ends in `closed`, reached
+    /// once, from its channel's close future (which completes for every close, even one made before
+    /// NIO fired `channelActive`, when no `channelInactive` follows).
+    enum Phase {
+        /// Opening for, or lent to, one exchange (counted in `inUse`).
+        case leased
+        /// In the idle list, ready to be lent.
+        case idle
+        case closed
+    }
+
     let channel: any Channel
     let handler: UpstreamClientHandler
     /// True once it has carried a request: a failure before the response head may then be the
     /// upstream closing an idle connection, which a retry on a new connection fixes.
     var hasBeenUsed = false
+    fileprivate(set) var phase = Phase.leased
     /// When it last went back to the idle list.
     fileprivate var idleSince = NIODeadline.distantPast
 
@@ -18,6 +31,31 @@ final class UpstreamConnection {
         self.channel = channel
         self.handler = handler
     }
+}
+
+/// The pool's counts, kept in atomics so `/stats` and the tests read them from any thread while
+/// the pool, on its own loop, changes them. A gauge is written only by its pool.
+final class UpstreamPoolGauges: Sendable {
+    /// Connections opening or open (the slots `max_connections` bounds).
+    let open = Atomic<Int>(0)
+    /// Connections opening for an exchange or lent to one (`open` is always `inUse + idle`).
+    let inUse = Atomic<Int>(0)
+    let idle = Atomic<Int>(0)
+    /// Exchanges waiting for a slot.
+    let waiting = Atomic<Int>(0)
+
+    var counts: UpstreamPoolCounts {
+        UpstreamPoolCounts(open: open.load(ordering: .relaxed), inUse: inUse.load(ordering: .relaxed),
+                           idle: idle.load(ordering: .relaxed), waiting: waiting.load(ordering: .relaxed))
+    }
+}
+
+/// The pools' counts summed over the event loops.
+public struct UpstreamPoolCounts: Sendable, Equatable {
+    public var open = 0
+    public var inUse = 0
+    public var idle = 0
+    public var waiting = 0
 }
 
 /// Where and how to connect, taken from the config snapshot at each acquire so a reload applies to
@@ -47,6 +85,12 @@ struct UpstreamSettings: Equatable {
 /// are reused most-recently-used first, new ones are opened up to the loop's share of
 /// `upstream.max_connections`, and requests beyond that wait in line for a free connection (up to
 /// the connect timeout).
+///
+/// A slot is taken when a connection starts opening and given back when its channel's close future
+/// completes, whoever closed it and however: that is the one place `open` goes down, so no end of
+/// an exchange (a client that left, an upstream that reset, a time-out, an abort before NIO
+/// announced the channel active) can leak a slot. A lease ends when the handler says the
+/// connection is reusable (`release`) or when it closes.
 final class UpstreamPool {
     typealias Callback = (Result<UpstreamConnection, UpstreamError>) -> Void
 
@@ -61,6 +105,7 @@ final class UpstreamPool {
     }
 
     let eventLoop: any EventLoop
+    let gauges = UpstreamPoolGauges()
     private var idle: [UpstreamConnection] = []
     private var open = 0
     private var waiters: [Waiter] = []
@@ -84,11 +129,9 @@ final class UpstreamPool {
             target = settings.target
             closeIdle()
         }
-        while let c = idle.popLast() {
-            if c.channel.isActive && c.handler.isIdle {
-                callback(.success(c))
-                return
-            }
+        if let c = takeIdle() {
+            callback(.success(c))
+            return
         }
         if open < settings.maxConnections {
             connect(settings, callback)
@@ -98,13 +141,56 @@ final class UpstreamPool {
         waiter.timer = eventLoop.assumeIsolated().scheduleTask(in: settings.connectTimeout) { [weak self, weak waiter] in
             guard let self, let waiter, let i = self.waiters.firstIndex(where: { $0 === waiter }) else { return }
             self.waiters.remove(at: i)
+            self.gauges.waiting.wrappingSubtract(1, ordering: .relaxed)
             waiter.callback(.failure(UpstreamError(.poolExhausted, "has all \(settings.maxConnections) connections of this worker busy", requestNotSent: true)))
         }
         waiters.append(waiter)
+        gauges.waiting.wrappingAdd(1, ordering: .relaxed)
     }
+
+    /// The most recently released idle connection that is still open and was not closed by the
+    /// upstream meanwhile (an upstream may close right after its last byte, before the EOF is read).
+    private func takeIdle() -> UpstreamConnection? {
+        while let c = idle.popLast() {
+            gauges.idle.wrappingSubtract(1, ordering: .relaxed)
+            guard c.channel.isActive, c.handler.isIdle, !Self.peerHasClosed(c.channel) else {
+                c.phase = .leased  // counted out of idle; its close future gives the slot back
+                gauges.inUse.wrappingAdd(1, ordering: .relaxed)
+                c.channel.close(promise: nil)
+                continue
+            }
+            lease(c)
+            return c
+        }
+        return nil
+    }
+
+    private func lease(_ c: UpstreamConnection) {
+        c.phase = .leased
+        gauges.inUse.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// The kernel already holds the upstream's FIN (TCP CLOSE-WAIT) or a reset: the connection
+    /// cannot carry a request. One getsockopt(TCP_INFO), cheaper than a request that fails.
+    private static func peerHasClosed(_ channel: any Channel) -> Bool {
+        #if os(Linux)
+        guard let provider = channel as? any SocketOptionProvider else { return false }
+        // On the channel's loop the option is read at once: the future is already complete.
+        var state: UInt8?
+        provider.getTCPInfo().assumeIsolated().whenSuccess { state = $0.tcpi_state }
+        return state.map { $0 != tcpEstablished } ?? false
+        #else
+        return false
+        #endif
+    }
+
+    /// `TCP_ESTABLISHED` of <netinet/tcp.h>.
+    private static let tcpEstablished: UInt8 = 1
 
     private func connect(_ settings: UpstreamSettings, _ callback: @escaping Callback) {
         open += 1
+        gauges.open.wrappingAdd(1, ordering: .relaxed)
+        gauges.inUse.wrappingAdd(1, ordering: .relaxed)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(settings.connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -122,28 +208,26 @@ final class UpstreamPool {
             switch result {
             case .success(let channel):
                 guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamClientHandler.self) else {
+                    channel.closeFuture.assumeIsolated().whenComplete { _ in
+                        self.gauges.inUse.wrappingSubtract(1, ordering: .relaxed)
+                        self.slotFreed()
+                    }
                     channel.close(promise: nil)
-                    self.open -= 1
                     callback(.failure(UpstreamError(.connectFailed, "connection setup failed", requestNotSent: true)))
                     return
                 }
                 let connection = UpstreamConnection(channel: channel, handler: handler)
-                handler.onClosed = { [weak self, weak connection] in
-                    guard let self else { return }
-                    self.open -= 1
-                    if let connection { self.forget(connection) }
-                    self.serveWaiter()
-                }
-                // Strong on purpose: nobody else may hold the connection between exchanges. The
-                // cycle (connection -> handler -> closure) is broken when the channel closes.
+                channel.closeFuture.assumeIsolated().whenComplete { [self] _ in self.closed(connection) }
+                // The handler holds the connection strongly on purpose: nobody else may hold it
+                // between exchanges. The cycle is broken when the channel closes.
                 handler.onReusable = { [weak self] in
                     self?.release(connection)
                 }
                 callback(.success(connection))
             case .failure(let error):
-                self.open -= 1
+                gauges.inUse.wrappingSubtract(1, ordering: .relaxed)
+                slotFreed()
                 callback(.failure(Self.classify(error, settings)))
-                self.serveWaiter()
             }
         }
     }
@@ -160,16 +244,55 @@ final class UpstreamPool {
 
     /// A connection finished an exchange and can carry another.
     private func release(_ connection: UpstreamConnection) {
+        guard connection.phase == .leased else { return }
         connection.hasBeenUsed = true
-        if !waiters.isEmpty {
-            let waiter = waiters.removeFirst()
-            waiter.timer?.cancel()
-            waiter.callback(.success(connection))
-            return
-        }
+        connection.phase = .idle
+        gauges.inUse.wrappingSubtract(1, ordering: .relaxed)
+        gauges.idle.wrappingAdd(1, ordering: .relaxed)
         connection.idleSince = .now()
         idle.append(connection)
         if sweep == nil { armSweep(at: connection.idleSince + keepalive) }
+        if !waiters.isEmpty {
+            // Handed on once this read is over, not inside it: an upstream that closed right after
+            // its last byte has then had its FIN read (or seen by `takeIdle`), and the waiter gets
+            // a live connection instead of one that fails before responding.
+            eventLoop.assumeIsolated().execute { self.handIdleToWaiter() }
+        }
+    }
+
+    private func handIdleToWaiter() {
+        guard !waiters.isEmpty, let connection = takeIdle() else { return }
+        let waiter = waiters.removeFirst()
+        gauges.waiting.wrappingSubtract(1, ordering: .relaxed)
+        waiter.timer?.cancel()
+        waiter.callback(.success(connection))
+    }
+
+    /// The channel closed: its lease (or its place in the idle list) and its slot are given back.
+    private func closed(_ connection: UpstreamConnection) {
+        switch connection.phase {
+        case .leased:
+            gauges.inUse.wrappingSubtract(1, ordering: .relaxed)
+        case .idle:
+            idle.removeAll { $0 === connection }
+            gauges.idle.wrappingSubtract(1, ordering: .relaxed)
+        case .closed:
+            return
+        }
+        connection.phase = .closed
+        connection.handler.onReusable = nil
+        slotFreed()
+    }
+
+    /// A slot opened up: the first waiter gets a new connection.
+    private func slotFreed() {
+        open -= 1
+        gauges.open.wrappingSubtract(1, ordering: .relaxed)
+        guard !waiters.isEmpty, open < waiters[0].settings.maxConnections else { return }
+        let waiter = waiters.removeFirst()
+        gauges.waiting.wrappingSubtract(1, ordering: .relaxed)
+        waiter.timer?.cancel()
+        connect(waiter.settings, waiter.callback)
     }
 
     /// Closes the connections idle for longer than the keep-alive timeout (the oldest are first in
@@ -177,42 +300,30 @@ final class UpstreamPool {
     private func sweepIdle() {
         sweep = nil
         let expired = NIODeadline.now() - keepalive
-        while let oldest = idle.first, oldest.idleSince <= expired {
-            idle.removeFirst()
-            oldest.channel.close(promise: nil)
-        }
-        if let oldest = idle.first { armSweep(at: oldest.idleSince + keepalive) }
+        for c in idle where c.idleSince <= expired { c.channel.close(promise: nil) }
+        if let oldest = idle.first(where: { $0.idleSince > expired }) { armSweep(at: oldest.idleSince + keepalive) }
     }
 
     private func armSweep(at deadline: NIODeadline) {
         sweep = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.sweepIdle() }
     }
 
-    private func forget(_ connection: UpstreamConnection) {
-        idle.removeAll { $0 === connection }
-    }
-
-    /// A slot opened up: the first waiter gets a new connection.
-    private func serveWaiter() {
-        guard !waiters.isEmpty, open < waiters[0].settings.maxConnections else { return }
-        let waiter = waiters.removeFirst()
-        waiter.timer?.cancel()
-        connect(waiter.settings, waiter.callback)
-    }
-
     /// Closes every idle connection (shutdown, or the upstream changed).
     func closeIdle() {
-        let old = idle
-        idle.removeAll()
         sweep?.cancel()
         sweep = nil
-        for c in old { c.channel.close(promise: nil) }
+        for c in idle { c.channel.close(promise: nil) }
     }
 }
 
 /// The pools of all event loops, each created on and reachable only from its own loop.
 final class UpstreamPools: Sendable {
-    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: PoolEntry]>([:])
+
+    private struct PoolEntry: Sendable {
+        let bound: NIOLoopBound<UpstreamPool>
+        let gauges: UpstreamPoolGauges
+    }
     let loopCount: Int
 
     init(group: any EventLoopGroup) {
@@ -226,16 +337,29 @@ final class UpstreamPools: Sendable {
         loop.preconditionInEventLoop()
         let id = ObjectIdentifier(loop)
         return pools.withLockedValue { table in
-            if let existing = table[id] { return existing.value }
+            if let existing = table[id] { return existing.bound.value }
             let pool = UpstreamPool(eventLoop: loop)
-            table[id] = NIOLoopBound(pool, eventLoop: loop)
+            table[id] = PoolEntry(bound: NIOLoopBound(pool, eventLoop: loop), gauges: pool.gauges)
             return pool
         }
     }
 
     func closeIdle() {
-        for (_, bound) in pools.withLockedValue({ $0 }) {
+        for bound in pools.withLockedValue({ $0.values.map(\.bound) }) {
             bound.eventLoop.execute { bound.value.closeIdle() }
         }
+    }
+
+    /// The counts of every loop's pool, summed; readable from any thread.
+    public var counts: UpstreamPoolCounts {
+        var total = UpstreamPoolCounts()
+        for gauges in pools.withLockedValue({ $0.values.map { $0.gauges } }) {
+            let c = gauges.counts
+            total.open += c.open
+            total.inUse += c.inUse
+            total.idle += c.idle
+            total.waiting += c.waiting
+        }
+        return total
     }
 }

@@ -112,10 +112,22 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var idleTimeout: CacheDuration
         /// How long SIGTERM waits for in-flight requests before closing what is left.
         public var drainTimeout: CacheDuration
+        /// What a client's half-close (it shut its sending side) does to the requests it already sent.
+        public var clientHalfClose = ClientHalfClose.answer
+
+        /// A half-close says the client will send nothing more, not that it stopped listening.
+        public enum ClientHalfClose: String, Sendable, Equatable, Encodable, CaseIterable {
+            /// Every request already received is answered, then the connection closes (as Envoy).
+            case answer
+            /// A request being forwarded uncached is abandoned and its upstream connection closed (as
+            /// nginx's `proxy_ignore_client_abort off`); hits and cache fills are still answered.
+            case abort
+        }
 
         enum CodingKeys: String, CodingKey {
             case maxHeaderBytes = "max_header_bytes", maxConnections = "max_connections"
             case headerReadTimeout = "header_read_timeout", idleTimeout = "idle_timeout", drainTimeout = "drain_timeout"
+            case clientHalfClose = "client_half_close"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -125,6 +137,7 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(DurationText.format(headerReadTimeout), forKey: .headerReadTimeout)
             try c.encode(DurationText.format(idleTimeout), forKey: .idleTimeout)
             try c.encode(DurationText.format(drainTimeout), forKey: .drainTimeout)
+            try c.encode(clientHalfClose, forKey: .clientHalfClose)
         }
     }
 

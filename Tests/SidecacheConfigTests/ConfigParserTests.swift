@@ -92,6 +92,15 @@ func parse(_ yaml: String) throws -> SidecacheConfiguration {
         #expect(c.routes.isEmpty)
     }
 
+    @Test func clientHalfCloseAnswersByDefaultAndAcceptsAbort() throws {
+        #expect(try parse("upstream: { url: \"http://localhost\" }").limits.clientHalfClose == .answer)
+        let abort = try parse("upstream: { url: \"http://localhost\" }\nlimits: { client_half_close: abort }")
+        #expect(abort.limits.clientHalfClose == .abort)
+        let e = errors("upstream: { url: \"http://localhost\" }\nlimits:\n  client_half_close: drop\n")
+        #expect(e.count == 1)
+        #expect(e.first?.path == "limits.client_half_close" && e.first?.line == 3 && e.first?.message.contains("answer or abort") == true)
+    }
+
     @Test func unknownKeysAreErrorsWithPathLineAndSuggestion() {
         let e = errors("""
         upstream:

@@ -65,6 +65,44 @@ final class TestConnection: @unchecked Sendable {
 
     func close() { shutdown(fd, Int32(SHUT_RDWR)) }
 
+    static let closedBeforeResponse = "connection closed before a response"
+
+    /// Shuts the sending side only (a FIN): what `nc -N` and many health checkers do after a request.
+    func halfClose() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Closes with a reset (RST) instead of a FIN: SO_LINGER with a zero timeout.
+    func reset() {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    /// Reads what has arrived (at least one byte, or EOF) and returns how many bytes it was;
+    /// `waitingAtMost` shortens the receive timeout for this read and the ones after it.
+    func readSomeBytes(waitingAtMost milliseconds: Int? = nil) throws -> Int {
+        if let milliseconds {
+            var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: Int(milliseconds % 1000) * 1000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+        let before = buffer.count
+        _ = try fill()
+        let n = buffer.count - before
+        buffer.removeAll()
+        return n
+    }
+
+    /// Every response the peer sends until it closes the connection.
+    func readResponsesUntilClose(forHead: Bool = false) throws -> [TestResponse] {
+        var responses: [TestResponse] = []
+        while true {
+            do {
+                responses.append(try readResponse(forHead: forHead))
+            } catch let error as TestClientError where closedByPeer && buffer.isEmpty && error.description == Self.closedBeforeResponse {
+                return responses
+            }
+        }
+    }
+
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
     func send(_ bytes: [UInt8]) throws {
@@ -140,7 +178,7 @@ final class TestConnection: @unchecked Sendable {
     private func readHead() throws -> (Int, String, [(String, String)]) {
         var statusLine: String
         repeat {
-            guard let line = try readLine() else { throw TestClientError(description: "connection closed before a response") }
+            guard let line = try readLine() else { throw TestClientError(description: Self.closedBeforeResponse) }
             statusLine = line
         } while statusLine.isEmpty
         let parts = statusLine.split(separator: " ", maxSplits: 2)

@@ -25,6 +25,13 @@ struct OriginReply: Sendable {
     var streamBytes: Int? = nil
     /// Close the connection instead of answering.
     var hangUp = false
+    /// Reset the connection (RST) instead of answering.
+    var reset = false
+    /// Bytes written as they are instead of a response (garbage, a cut head or body), then the
+    /// connection closes.
+    var raw: [UInt8]? = nil
+    /// Close the connection right after the response, without announcing it (`Connection: close`).
+    var closeAfterReply = false
 
     static func ok(_ body: String, _ headers: [(String, String)] = []) -> OriginReply {
         OriginReply(status: .ok, headers: headers, body: body)
@@ -129,6 +136,19 @@ private final class OriginHandler: ChannelInboundHandler, RemovableChannelHandle
             context.close(promise: nil)
             return
         }
+        if reply.reset {
+            // SO_LINGER with a zero timeout: close sends RST. Set on the loop, so done before close.
+            _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+            context.close(promise: nil)
+            return
+        }
+        if let raw = reply.raw, let below = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+            // Below the encoder: the bytes go out exactly as given.
+            below.writeAndFlush(NIOAny(IOData.byteBuffer(ByteBuffer(bytes: raw)))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
         var headers = HTTPHeaders(reply.headers)
         if let n = reply.streamBytes {
             headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
@@ -146,7 +166,7 @@ private final class OriginHandler: ChannelInboundHandler, RemovableChannelHandle
         if request.method != .HEAD && body.readableBytes > 0 && reply.status != .notModified {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
-        let close = !keepAlive
+        let close = !keepAlive || reply.closeAfterReply
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if close { context.close(promise: nil) }
         }

@@ -1,0 +1,326 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Sidecache
+import Testing
+
+/// Every way an exchange can end early, over real sockets: the client closing (FIN) or resetting
+/// (RST) at each point, half-closing after its requests, the upstream closing, resetting, stalling
+/// or sending garbage. After each, no upstream connection stays lent out and the next miss is
+/// served.
+@Suite struct DisconnectTests {
+    /// How a test client ends its side.
+    enum ClientEnd: CaseIterable, CustomStringConvertible {
+        case fin
+        case rst
+
+        var description: String { self == .fin ? "FIN" : "RST" }
+
+        func apply(_ c: TestConnection) {
+            switch self {
+            case .fin: c.close()
+            case .rst: c.reset()
+            }
+        }
+    }
+
+    // MARK: - Half-closed clients are answered
+
+    @Test func halfClosedPostsAreAnsweredAndReturnTheirConnections() async throws {
+        try await withProxy({ _ in .ok("posted") }) { origin, proxy in
+            for _ in 0..<200 {
+                let responses = try await offloaded { () -> [TestResponse] in
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+                    c.halfClose()
+                    return try c.readResponsesUntilClose()
+                }
+                #expect(responses.map(\.status) == [200])
+            }
+            try await expectPoolSettles(proxy)
+            #expect(origin.requests.count == 200)
+            try await expectAMissIsServed(proxy)
+        }
+    }
+
+    @Test func halfClosedGetsAreAnsweredForHitsAndMisses() async throws {
+        try await withProxy({ r in .ok("item \(r.path)") }) { origin, proxy in
+            for round in 0..<2 {
+                let r = try await offloaded { () -> [TestResponse] in
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("GET /api/items/7 HTTP/1.1\r\nHost: x\r\n\r\n")
+                    c.halfClose()
+                    return try c.readResponsesUntilClose()
+                }
+                #expect(r.map(\.status) == [200])
+                #expect(r.first?.header("X-Cache") == (round == 0 ? "MISS" : "HIT"))
+                #expect(r.first.map { String(decoding: $0.body, as: UTF8.self) } == "item /api/items/7")
+            }
+            #expect(origin.count("/api/items/7") == 1)
+            try await expectPoolSettles(proxy)
+        }
+    }
+
+    @Test func halfClosedPipelinedRequestsAreAllAnsweredInOrderThenClosed() async throws {
+        try await withProxy({ r in .ok("p \(r.path)") }) { _, proxy in
+            let bodies = try await offloaded { () -> [String] in
+                let c = try TestConnection(port: proxy.port)
+                var text = "GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                text += "POST /api/items/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+                text += "GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                text += "GET /other/3 HTTP/1.1\r\nHost: x\r\n\r\n"
+                try c.send(text)
+                c.halfClose()
+                let responses = try c.readResponsesUntilClose()
+                return responses.map { String(decoding: $0.body, as: UTF8.self) }
+            }
+            #expect(bodies == ["p /api/items/1", "p /api/items/2", "p /api/items/1", "p /other/3"])
+            try await expectPoolSettles(proxy)
+        }
+    }
+
+    @Test func aMalformedRequestAfterAHalfClosedOneIsAnsweredAfterIt() async throws {
+        try await withProxy({ _ in .init(status: .ok, body: "slow", delay: .milliseconds(100)) }) { _, proxy in
+            let statuses = try await offloaded { () -> [Int] in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
+                c.halfClose()
+                return try c.readResponsesUntilClose().map(\.status)
+            }
+            #expect(statuses == [200, 400])
+            try await expectPoolSettles(proxy)
+        }
+    }
+
+    @Test func aShortBodyBeforeAHalfCloseGets400AndReleasesTheUpstream() async throws {
+        try await withProxy({ _ in .ok("posted") }) { _, proxy in
+            for _ in 0..<50 {
+                let statuses = try await offloaded { () -> [Int] in
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel")
+                    c.halfClose()
+                    return try c.readResponsesUntilClose().map(\.status)
+                }
+                #expect(statuses == [400])
+            }
+            try await expectPoolSettles(proxy)
+            try await expectAMissIsServed(proxy)
+        }
+    }
+
+    @Test func abortModeAbandonsHalfClosedForwardsButStillAnswersHits() async throws {
+        let extra = "limits: { client_half_close: abort }"
+        try await withProxy(extra: extra, { r in .init(status: .ok, body: "x", delay: r.method == .POST ? .milliseconds(100) : .zero) }) { origin, proxy in
+            _ = try await get(proxy.port, "/api/items/1")
+            for _ in 0..<20 {
+                let posted = try await offloaded { () -> [TestResponse] in
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+                    c.halfClose()
+                    return try c.readResponsesUntilClose()
+                }
+                #expect(posted.isEmpty)
+            }
+            let hit = try await offloaded { () -> [TestResponse] in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /api/items/1 HTTP/1.1\r\nHost: test.local\r\n\r\n")
+                c.halfClose()
+                return try c.readResponsesUntilClose()
+            }
+            #expect(hit.map { $0.header("X-Cache") } == ["HIT"])
+            try await expectPoolSettles(proxy)
+            #expect(try await eventually { origin.connections <= proxy.runtime.upstreamPoolCounts.open })
+        }
+    }
+
+    // MARK: - Clients that close or reset at every point
+
+    @Test(arguments: ClientEnd.allCases)
+    func clientsEndingAtEveryPointLeaveNoConnectionInUse(_ end: ClientEnd) async throws {
+        try await withProxy({ r in
+            if r.path.hasPrefix("/slow") { return .init(status: .ok, body: "late", delay: .milliseconds(60)) }
+            if r.path.hasPrefix("/stream") || r.path.hasPrefix("/api/stream") {
+                return .init(status: .ok, headers: [("Cache-Control", "no-store")], streamBytes: 4 << 20)
+            }
+            return .ok("fine")
+        }) { _, proxy in
+            // Each step: the bytes sent, then how long to wait before ending (for the answer to be
+            // under way), and whether to read a little of the response first.
+            let steps: [(String, String, Double, Bool)] = [
+                ("mid-head", "GET /api/items/1 HTTP/1.1\r\nHost: x\r\nX-Half", 0, false),
+                ("mid-body", "POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789", 0.01, false),
+                ("after-request", "POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", 0, false),
+                ("forward-awaiting-upstream", "POST /api/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", 0.02, false),
+                ("fill-awaiting-upstream", "GET /slow/fill/{n} HTTP/1.1\r\nHost: x\r\n\r\n", 0.02, false),
+                ("forward-streaming", "POST /api/stream HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 0, true),
+                ("fill-streaming", "GET /stream/big HTTP/1.1\r\nHost: x\r\n\r\n", 0, true),
+                ("expect-continue", "POST /api/items/1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", 0.01, false),
+            ]
+            for (name, bytes, wait, readSome) in steps {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            try await offloaded {
+                                for _ in 0..<25 {
+                                    let c = try TestConnection(port: proxy.port)
+                                    try c.send(bytes.replacingOccurrences(of: "{n}", with: UUID().uuidString))
+                                    if readSome { _ = try? c.readSomeBytes() }
+                                    if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                                    end.apply(c)
+                                }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                try await expectPoolSettles(proxy, "\(name) with \(end)")
+                try await expectAMissIsServed(proxy)
+            }
+        }
+    }
+
+    @Test func aClientLeavingDuringARetryWaitReleasesEverything() async throws {
+        let upstream: (Int) -> String = { port in
+            """
+            upstream:
+              url: "http://127.0.0.1:\(port)"
+              connect_timeout: 1s
+              response_timeout: 2s
+              retries: { attempts: 3, base: 200ms, max: 400ms, budget: 100% }
+            """
+        }
+        try await withProxy(upstream: upstream, { r in r.path == "/fine" ? .ok("ok") : .init(status: .serviceUnavailable, body: "busy") }) { _, proxy in
+            for _ in 0..<10 {
+                try await offloaded {
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("GET /retry/\(UUID().uuidString) HTTP/1.1\r\nHost: x\r\n\r\n")
+                    Thread.sleep(forTimeInterval: 0.05)
+                    c.reset()
+                }
+            }
+            try await expectPoolSettles(proxy)
+            #expect(try await get(proxy.port, "/fine").status == 200)
+        }
+    }
+
+    // MARK: - Upstreams that end at every point
+
+    @Test func upstreamsEndingAtEveryPointAnswerTheClientAndReleaseTheSlot() async throws {
+        let cases: [(String, OriginReply, Int)] = [
+            ("hang-up", OriginReply(hangUp: true), 502),
+            ("reset", OriginReply(reset: true), 502),
+            ("garbage", OriginReply(raw: Array("SPDY/9 what\r\n\r\n".utf8)), 502),
+            ("cut-head", OriginReply(raw: Array("HTTP/1.1 200 OK\r\nContent-Le".utf8)), 502),
+            ("stall", OriginReply(status: .ok, body: "late", delay: .seconds(3)), 504),
+        ]
+        let upstream: (Int) -> String = { port in
+            """
+            upstream:
+              url: "http://127.0.0.1:\(port)"
+              connect_timeout: 1s
+              response_timeout: 300ms
+            """
+        }
+        for (name, reply, status) in cases {
+            try await withProxy(upstream: upstream, { r in r.path == "/fine" ? .ok("ok") : reply }) { _, proxy in
+                for i in 0..<(name == "stall" ? 3 : 40) {
+                    let forwarded = try await request(proxy.port, "POST", "/api/\(name)/\(i)", body: "x")
+                    #expect(forwarded.status == status, "\(name): forward")
+                    let filled = try await get(proxy.port, "/\(name)/\(i)")
+                    #expect(filled.status == status, "\(name): fill")
+                }
+                try await expectPoolSettles(proxy, name)
+                #expect(try await get(proxy.port, "/fine").status == 200)
+            }
+        }
+    }
+
+    @Test func anUpstreamCuttingABodyShortCutsTheClientAndReleasesTheSlot() async throws {
+        let cut = OriginReply(raw: Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..".utf8))
+        try await withProxy({ r in r.path == "/fine" ? .ok("ok") : cut }) { _, proxy in
+            for i in 0..<40 {
+                let outcome = try await offloaded { () -> String in
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("GET /cut/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+                    do {
+                        return "status \(try c.readResponse().status)"
+                    } catch {
+                        return "cut"
+                    }
+                }
+                // Buffered for the cache, the fill fails before the client saw anything: 502.
+                #expect(outcome == "status 502")
+            }
+            try await expectPoolSettles(proxy)
+            #expect(try await get(proxy.port, "/fine").status == 200)
+        }
+    }
+
+    @Test func aPooledConnectionTheUpstreamClosedAfterItsLastByteIsNotUsedAgain() async throws {
+        // One connection per event loop: every request but one waits for it, and is handed it as
+        // the previous response ends, when the upstream's FIN may not have been read yet.
+        let upstream: (Int) -> String = { port in
+            """
+            upstream:
+              url: "http://127.0.0.1:\(port)"
+              connect_timeout: 2s
+              response_timeout: 2s
+              max_connections: 2
+            """
+        }
+        try await withProxy(upstream: upstream, { r in
+            var reply = OriginReply.ok("short lived \(r.path)")
+            reply.closeAfterReply = true
+            return reply
+        }) { origin, proxy in
+            let failures = try await withThrowingTaskGroup(of: [String].self) { group in
+                for client in 0..<6 {
+                    group.addTask {
+                        var failed: [String] = []
+                        for i in 0..<40 {
+                            // Requests that may be retried (a fill's GET, a forwarded DELETE): one
+                            // that still meets a connection closing under it is retried once.
+                            let r = i % 2 == 0
+                                ? try await get(proxy.port, "/closing/\(client)/\(i)")
+                                : try await request(proxy.port, "DELETE", "/api/closing/\(client)/\(i)")
+                            if r.status != 200 { failed.append("\(r.status) \(String(decoding: r.body, as: UTF8.self))") }
+                        }
+                        return failed
+                    }
+                }
+                var all: [String] = []
+                for try await f in group { all += f }
+                return all
+            }
+            #expect(failures.isEmpty, "\(failures.count) failed: \(failures.prefix(3))")
+            try await expectPoolSettles(proxy)
+            #expect(origin.requests.count == 240)
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// No connection stays lent to an exchange, and none waits for one.
+    func expectPoolSettles(_ proxy: Sidecar, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let settled = try await eventually { proxy.runtime.upstreamPoolCounts.inUse == 0 && proxy.runtime.upstreamPoolCounts.waiting == 0 }
+        let counts = proxy.runtime.upstreamPoolCounts
+        #expect(settled, "\(what): pool \(counts)", sourceLocation: sourceLocation)
+        #expect(counts.open <= 64 && counts.open == counts.idle, "\(what): pool \(counts)", sourceLocation: sourceLocation)
+    }
+
+    /// A miss that needs the upstream is answered (a leaked pool would make it wait and fail).
+    func expectAMissIsServed(_ proxy: Sidecar, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let r = try await request(proxy.port, "POST", "/api/after", body: "ok")
+        #expect(r.status == 200, "\(String(decoding: r.body, as: UTF8.self))", sourceLocation: sourceLocation)
+    }
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`.
+func eventually(seconds: Double = 5, _ condition: @escaping @Sendable () -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
