@@ -203,6 +203,85 @@ import Testing
         }
     }
 
+    @Test(arguments: ClientEnd.allCases)
+    func aTunnelWhoseClientLeavesClosesItsUpstreamSide(_ end: ClientEnd) async throws {
+        try await withProxy({ _ in .ok("no") }) { origin, proxy in
+            let baseline = origin.connections
+            for _ in 0..<20 {
+                try await offloaded {
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                               + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+                    _ = try c.readResponse()
+                    try c.send("frame")
+                    _ = try c.readSomeBytes()
+                    end.apply(c)
+                }
+            }
+            #expect(try await eventually { origin.connections == baseline }, "origin still has \(origin.connections - baseline) tunnel connections")
+            try await expectPoolSettles(proxy)
+            try await expectAMissIsServed(proxy)
+        }
+    }
+
+    @Test func clientsLeavingWhileTheBreakerRefusesLeaveNothingBehind() async throws {
+        let upstream: (Int) -> String = { port in
+            """
+            upstream:
+              url: "http://127.0.0.1:\(port)"
+              connect_timeout: 1s
+              response_timeout: 2s
+              circuit_breaker: { consecutive_failures: 2, min_requests: 100, open_for: 1s, half_open_probes: 1 }
+            """
+        }
+        try await withProxy(upstream: upstream, { r in r.path.hasPrefix("/api/fail") ? .init(status: .badGateway, body: "down") : .ok("ok") }) { _, proxy in
+            for i in 0..<3 { _ = try await request(proxy.port, "POST", "/api/fail/\(i)", body: "x") }
+            let refused = try await request(proxy.port, "POST", "/api/items/1", body: "x")
+            #expect(refused.status == 503)
+            for end in ClientEnd.allCases {
+                for i in 0..<20 {
+                    try await offloaded {
+                        let c = try TestConnection(port: proxy.port)
+                        try c.send("POST /api/items/\(i) HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+                        end.apply(c)
+                    }
+                }
+            }
+            try await expectPoolSettles(proxy)
+            // Half-open after open_for: the probe is not held by a client that left.
+            try await Task.sleep(for: .milliseconds(1100))
+            var answered = false
+            for _ in 0..<20 where !answered {
+                answered = try await request(proxy.port, "POST", "/api/after", body: "ok").status == 200
+                if !answered { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(answered)
+        }
+    }
+
+    @Test func followersOfAFillWhoseClientLeftGetTheStoredResponse() async throws {
+        try await withProxy({ r in .init(status: .ok, body: "shared \(r.path)", delay: .milliseconds(150)) }) { origin, proxy in
+            for round in 0..<10 {
+                let path = "/api/items/lead\(round)"
+                let leader = try TestConnection(port: proxy.port)
+                try leader.send("GET \(path) HTTP/1.1\r\nHost: test.local\r\n\r\n")
+                try await Task.sleep(for: .milliseconds(20))
+                let followers = Task {
+                    try await withThrowingTaskGroup(of: Int.self) { group in
+                        for _ in 0..<4 { group.addTask { try await get(proxy.port, path).status } }
+                        return try await group.reduce(into: [Int]()) { $0.append($1) }
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(20))
+                if round % 2 == 0 { leader.reset() } else { leader.close() }
+                #expect(try await followers.value == [200, 200, 200, 200])
+                #expect(origin.count(path) == 1, "one upstream request for \(path)")
+                #expect(try await get(proxy.port, path).header("X-Cache") == "HIT")
+            }
+            try await expectPoolSettles(proxy)
+        }
+    }
+
     // MARK: - Upstreams that end at every point
 
     @Test func upstreamsEndingAtEveryPointAnswerTheClientAndReleaseTheSlot() async throws {
