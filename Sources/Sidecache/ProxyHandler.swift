@@ -170,7 +170,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             request.forward?.cancel()
             request.tunnel?.cancel()
             request.fill?.ownerLeft()
-            self.request = nil
+            // Counted and logged with what was sent (status 0 when nothing was): the client left.
+            complete(request, drainingQueue: false)
         }
         context.fireChannelInactive()
     }
@@ -690,6 +691,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         responseFinished()
         // An HTTP/1.0 response without Content-Length is delimited by closing the connection.
         let close = forceClose || closesAfter(r)
+        // A closing response's request is recorded first: the close below may run at once (the
+        // write done), and nothing follows it on this connection.
+        if close && r.requestEnded { complete(r, drainingQueue: false) }
         if encoded {
             if close {
                 let promise = context.eventLoop.makePromise(of: Void.self)
@@ -704,11 +708,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             }
         }
-        if r.requestEnded { complete(r) }
+        if !close && r.requestEnded { complete(r) }
     }
 
     /// The request is over on both sides: log it and make room for the next.
-    private func complete(_ r: ActiveRequest) {
+    private func complete(_ r: ActiveRequest, drainingQueue: Bool = true) {
         guard request === r else { return }
         request = nil
         r.forward = nil
@@ -724,7 +728,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 client: clientAddress
             ), time: .now(), timestamps: &timestamps, scratch: &logScratch)
         }
-        drainQueue()
+        if drainingQueue { drainQueue() }
     }
 
     /// A tunnel took the connection over: the HTTP request is done.

@@ -28,7 +28,16 @@ struct Demo: AsyncParsableCommand {
             print("sidecache demo: cannot start the sample API on \(c.upstream.host):\(c.upstream.port): \(error)", to: &stderr)
             throw ExitCode(1)
         }
-        let base = "http://\(c.listen.host == "0.0.0.0" ? "127.0.0.1" : c.listen.host):\(c.listen.port)"
+        let base = Self.url(c.listen)
+        var adminLines = ""
+        if let admin = c.admin {
+            let adminBase = Self.url(admin.listen)
+            adminLines = """
+
+              curl -s \(adminBase)/stats                                        # admin port: hits, misses, hit ratio per route
+              curl -s -X POST \(adminBase)/purge -d '{"tags": ["items"]}'      # purge every entry tagged "items"
+            """
+        }
         print("""
         sidecache demo: sample API on \(c.upstream.url), sidecache on \(base) (config \(config))
         JSON log lines follow on stdout. Try, in another terminal:
@@ -36,7 +45,7 @@ struct Demo: AsyncParsableCommand {
           curl -si \(base)/api/items/42 | grep -iE '^(HTTP|x-cache|cache-status|age)'   # X-Cache: MISS
           curl -si \(base)/api/items/42 | grep -iE '^(HTTP|x-cache|cache-status|age)'   # X-Cache: HIT
           curl -si -X PUT \(base)/api/items/42 | grep -iE '^(HTTP|x-cache)'             # write: invalidates item 42
-          curl -si \(base)/api/items/42 | grep -iE '^(HTTP|x-cache)'                    # X-Cache: MISS again
+          curl -si \(base)/api/items/42 | grep -iE '^(HTTP|x-cache)'                    # X-Cache: MISS again\(adminLines)
           kill -HUP \(getpid())                                                         # reload \(config)
 
         Ctrl-C stops both.
@@ -66,6 +75,14 @@ struct Demo: AsyncParsableCommand {
         await origin.stop()
         try? await group.shutdownGracefully()
         print("sidecache demo: the sample API answered \(origin.requestCount) request(s)")
+    }
+}
+
+extension Demo {
+    /// A URL to reach a listen address from this machine (a wildcard address through loopback).
+    static func url(_ address: SidecacheConfiguration.ListenAddress) -> String {
+        let host = address.host == "0.0.0.0" || address.host.isEmpty ? "127.0.0.1" : address.host
+        return "http://\(host.contains(":") ? "[\(host)]" : host):\(address.port)"
     }
 }
 
