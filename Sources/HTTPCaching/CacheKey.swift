@@ -27,13 +27,26 @@ public struct CacheKeyPolicy: Sendable, Equatable {
         case only(Set<String>)
     }
 
+    /// What of the request's authority goes into the key.
+    public enum HostPart: String, Sendable, Equatable, CaseIterable {
+        /// The `Host` as the client sent it (lowercased): right when the upstream serves several
+        /// virtual hosts, or when every instance is reached under one name.
+        case request
+        /// None: one upstream, one site. Clients reaching sidecache as `localhost:8080`, by
+        /// address, or through two balancers share one entry per resource (and so do instances
+        /// sharing Redis), as nginx's default key (`$proxy_host`, the upstream's) does in effect.
+        case none
+    }
+
     public var query: Query
     /// Lowercased request header names whose values become part of the key.
     public var headers: [String]
+    public var host: HostPart
 
-    public init(query: Query = .all, headers: [String] = []) {
+    public init(query: Query = .all, headers: [String] = [], host: HostPart = .request) {
         self.query = query
         self.headers = headers.map { $0.lowercased() }
+        self.host = host
     }
 
     /// Splits a request target into its path and query (without the `?`).
@@ -60,7 +73,11 @@ public struct CacheKeyPolicy: Sendable, Equatable {
 
     /// The key from a target already split into path and query (the request path splits it once).
     public func key(host: String, path: Substring, query: Substring?, headers requestHeaders: HTTPHeaders) -> CacheKey {
-        var key = host.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? host.lowercased() : host
+        var key: String
+        switch self.host {
+        case .request: key = host.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? host.lowercased() : host
+        case .none: key = ""
+        }
         key += path
         if let normalized = normalize(query: query), !normalized.isEmpty {
             key += "?"

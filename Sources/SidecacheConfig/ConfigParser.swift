@@ -129,8 +129,12 @@ public enum ConfigParser {
 
     private static func readCache(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Cache {
         var c = SidecacheConfiguration.Cache(memory: .init(maxBytes: 256 << 20, maxObjectBytes: 8 << 20))
-        guard let node, let m = r.mapping(node, at: "cache", allowed: ["memory", "redis"]) else { return c }
+        guard let node, let m = r.mapping(node, at: "cache", allowed: ["memory", "redis", "key_host"]) else { return c }
         c.redis = readRedis(m["redis"], &r)
+        if let text = r.string(m["key_host"], at: "cache.key_host") {
+            if let v = CacheKeyPolicy.HostPart(rawValue: text) { c.keyHost = v }
+            else { r.fail("cache.key_host", m["key_host"], "expected request (the Host is part of the key) or none (one site: it is not)") }
+        }
         guard let memNode = m["memory"], let mem = r.mapping(memNode, at: "cache.memory", allowed: ["max_bytes", "max_object_bytes"]) else { return c }
         if let v = r.size(mem["max_bytes"], at: "cache.memory.max_bytes") { c.memory.maxBytes = v }
         if let v = r.size(mem["max_object_bytes"], at: "cache.memory.max_object_bytes") { c.memory.maxObjectBytes = v }

@@ -20,7 +20,7 @@ public final class CompiledRoute: Sendable {
     public let rateLimit: SidecacheConfiguration.RateLimit?
     public let retryUnsafeIdempotent: Bool
 
-    init(_ route: SidecacheConfiguration.Route, index: Int, gzip global: SidecacheConfiguration.Gzip?) {
+    init(_ route: SidecacheConfiguration.Route, index: Int, gzip global: SidecacheConfiguration.Gzip?, keyHost: CacheKeyPolicy.HostPart) {
         self.index = index
         rateLimit = route.rateLimit
         retryUnsafeIdempotent = route.retryUnsafeIdempotent
@@ -33,7 +33,7 @@ public final class CompiledRoute: Sendable {
             staleWhileRevalidate: route.staleWhileRevalidate, staleIfError: route.staleIfError,
             targetedField: route.targetedCacheControl, honorClientNoCache: route.honorClientNoCache
         )
-        keyPolicy = CacheKeyPolicy(query: route.keyQuery, headers: route.keyHeaders)
+        keyPolicy = CacheKeyPolicy(query: route.keyQuery, headers: route.keyHeaders, host: keyHost)
         tags = route.tags
         invalidates = route.invalidates
         gzip = route.gzip ?? global
@@ -70,7 +70,7 @@ public final class ConfigSnapshot: Sendable {
 
     public init(configuration: SidecacheConfiguration, version: Int, sourcePath: String) {
         self.configuration = configuration
-        self.routes = configuration.routes.enumerated().map { CompiledRoute($1, index: $0, gzip: configuration.gzip) }
+        self.routes = configuration.routes.enumerated().map { CompiledRoute($1, index: $0, gzip: configuration.gzip, keyHost: configuration.cache.keyHost) }
         self.version = version
         self.sourcePath = sourcePath
     }

@@ -145,13 +145,16 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var memory: MemoryStore.Limits
         /// The shared second tier; nil runs on memory alone.
         public var redis: Redis?
+        /// `key_host`: whether the request's Host is part of every cache key.
+        public var keyHost: CacheKeyPolicy.HostPart
 
-        public init(memory: MemoryStore.Limits, redis: Redis? = nil) {
+        public init(memory: MemoryStore.Limits, redis: Redis? = nil, keyHost: CacheKeyPolicy.HostPart = .request) {
             self.memory = memory
             self.redis = redis
+            self.keyHost = keyHost
         }
 
-        enum CodingKeys: String, CodingKey { case memory, redis }
+        enum CodingKeys: String, CodingKey { case memory, redis, keyHost = "key_host" }
         enum MemoryKeys: String, CodingKey { case maxBytes = "max_bytes", maxObjectBytes = "max_object_bytes" }
 
         public func encode(to encoder: any Encoder) throws {
@@ -160,6 +163,7 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try m.encode(SizeText.format(memory.maxBytes), forKey: .maxBytes)
             try m.encode(SizeText.format(memory.maxObjectBytes), forKey: .maxObjectBytes)
             try c.encodeIfPresent(redis, forKey: .redis)
+            try c.encode(keyHost.rawValue, forKey: .keyHost)
         }
     }
 

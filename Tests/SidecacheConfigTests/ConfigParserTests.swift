@@ -92,6 +92,18 @@ func parse(_ yaml: String) throws -> SidecacheConfiguration {
         #expect(c.routes.isEmpty)
     }
 
+    @Test func keyHostIsRequestByDefaultAndNoneLeavesTheHostOutOfEveryKey() throws {
+        let byDefault = try ConfigSnapshot(configuration: parse(issueExample), version: 1, sourcePath: "test.yaml")
+        #expect(byDefault.configuration.cache.keyHost == .request)
+        #expect(byDefault.routes[0].keyPolicy.key(host: "A.example", uri: "/api/items/1", headers: [:]).value.hasPrefix("a.example/api/items/1\u{0}"))
+        let yaml = issueExample.replacingOccurrences(of: "cache:\n  memory:", with: "cache:\n  key_host: none\n  memory:")
+        let none = try ConfigSnapshot(configuration: parse(yaml), version: 1, sourcePath: "test.yaml")
+        #expect(none.configuration.cache.keyHost == .none)
+        #expect(none.routes[0].keyPolicy.key(host: "A.example", uri: "/api/items/1", headers: [:]).value.hasPrefix("/api/items/1\u{0}"))
+        let e = errors("upstream: { url: \"http://localhost\" }\ncache:\n  key_host: upstream\n")
+        #expect(e.count == 1 && e.first?.path == "cache.key_host" && e.first?.line == 3)
+    }
+
     @Test func clientHalfCloseAnswersByDefaultAndAcceptsAbort() throws {
         #expect(try parse("upstream: { url: \"http://localhost\" }").limits.clientHalfClose == .answer)
         let abort = try parse("upstream: { url: \"http://localhost\" }\nlimits: { client_half_close: abort }")

@@ -11,10 +11,11 @@ import Testing
 @Suite struct RedisTierTests {
     static let item = #"{"id":1,"name":"one"}"#
 
-    static func redisSection(_ server: RedisServer, timeout: String = "2s") -> String {
+    static func redisSection(_ server: RedisServer, timeout: String = "2s", keyHost: String? = nil) -> String {
         """
         cache:
           redis: { url: "\(server.url)", key_prefix: "t:", pool_size: 2, timeout: \(timeout) }
+        \(keyHost.map { "  key_host: \($0)" } ?? "")
         """
     }
 
@@ -30,11 +31,12 @@ import Testing
     /// Runs `body` with one origin, one Redis and two sidecars A and B in front of the origin.
     /// Both have an admin port on a free loopback port.
     static func withTwoInstances(_ responder: @escaping TestOrigin.Responder, timeout: String = "2s", routes: String = Sidecar.defaultRoutes,
+                                 keyHost: String? = nil,
                                  _ body: (TestOrigin, RedisServer, Sidecar, Sidecar) async throws -> Void) async throws {
         let redis = try RedisServer()
         defer { redis.stop() }
         let origin = try await TestOrigin.start(responder)
-        let extra = redisSection(redis, timeout: timeout) + "\nadmin: { listen: \"127.0.0.1:0\" }"
+        let extra = redisSection(redis, timeout: timeout, keyHost: keyHost) + "\nadmin: { listen: \"127.0.0.1:0\" }"
         let a = try await Sidecar.start(origin: origin, extra: extra, routes: routes)
         let b = try await Sidecar.start(origin: origin, extra: extra, routes: routes)
         do {
@@ -77,6 +79,39 @@ import Testing
             // Another Vary variant is a miss in both tiers.
             #expect(try await get(b.port, "/api/items/1", [("Accept-Language", "fr")]).xCache == "MISS")
             #expect(origin.count("/api/items/1") == 2)
+        }
+    }
+
+    /// One GET with the given `Host`, as a client that calls the instance by that name.
+    static func getAs(_ port: Int, _ path: String, host: String) async throws -> TestResponse {
+        try await offloaded {
+            let c = try TestConnection(port: port)
+            try c.send("GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            return try c.readResponse()
+        }
+    }
+
+    @Test func withKeyHostNoneInstancesReachedUnderOtherNamesShareOneEntry() async throws {
+        try await Self.withTwoInstances({ r in .ok("item \(r.path)") }, keyHost: "none") { origin, redis, a, b in
+            #expect(try await Self.getAs(a.port, "/api/items/5", host: "localhost:\(a.port)").xCache == "MISS")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/5")
+            let onB = try await Self.getAs(b.port, "/api/items/5", host: "127.0.0.1:\(b.port)")
+            #expect(onB.xCache == "HIT" && onB.header("Cache-Status")?.hasSuffix("; tier=l2") == true)
+            #expect(try await Self.getAs(a.port, "/api/items/5", host: "API.example").xCache == "HIT")
+            #expect(origin.count("/api/items/5") == 1)
+        }
+    }
+
+    @Test func withKeyHostRequestEachHostHasItsOwnEntry() async throws {
+        try await Self.withTwoInstances({ r in .ok("item \(r.path) for \(r.headers.first(name: "host") ?? "?")") }, keyHost: "request") { origin, redis, a, b in
+            let first = try await Self.getAs(a.port, "/api/items/6", host: "shop-a.example")
+            #expect(first.xCache == "MISS")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/6")
+            let sameHostOnB = try await Self.getAs(b.port, "/api/items/6", host: "SHOP-A.example")
+            #expect(sameHostOnB.xCache == "HIT" && sameHostOnB.text == first.text)
+            let otherHost = try await Self.getAs(b.port, "/api/items/6", host: "shop-b.example")
+            #expect(otherHost.xCache == "MISS" && otherHost.text == "item /api/items/6 for shop-b.example")
+            #expect(origin.count("/api/items/6") == 2)
         }
     }
 
