@@ -44,7 +44,13 @@ final class TestOrigin: Sendable {
     typealias Responder = @Sendable (OriginRequest) -> OriginReply
 
     private let group: MultiThreadedEventLoopGroup
-    private let responder: NIOLockedValueBox<Responder>
+    /// The closure inside a struct: a bare closure kept in a generic box is reabstracted on every
+    /// inout access, each adding a thunk around the last, until a long run overflows the stack.
+    private struct Answering: Sendable {
+        let reply: Responder
+    }
+
+    private let responder: NIOLockedValueBox<Answering>
     private let received = NIOLockedValueBox<[OriginRequest]>([])
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
     private let openConnections = NIOLockedValueBox(0)
@@ -52,7 +58,7 @@ final class TestOrigin: Sendable {
 
     private init(group: MultiThreadedEventLoopGroup, responder: @escaping Responder, port: Int, channel: any Channel) {
         self.group = group
-        self.responder = NIOLockedValueBox(responder)
+        self.responder = NIOLockedValueBox(Answering(reply: responder))
         self.port = port
         self.channel.withLockedValue { $0 = channel }
     }
@@ -80,7 +86,7 @@ final class TestOrigin: Sendable {
         return origin
     }
 
-    func respond(_ responder: @escaping Responder) { self.responder.withLockedValue { $0 = responder } }
+    func respond(_ responder: @escaping Responder) { self.responder.withLockedValue { $0 = Answering(reply: responder) } }
 
     var requests: [OriginRequest] { received.withLockedValue { $0 } }
     func count(_ path: String) -> Int { requests.filter { $0.path == path }.count }
@@ -92,7 +98,7 @@ final class TestOrigin: Sendable {
     }
 
     fileprivate func record(_ r: OriginRequest) { received.withLockedValue { $0.append(r) } }
-    fileprivate func reply(to r: OriginRequest) -> OriginReply { responder.withLockedValue { $0 }(r) }
+    fileprivate func reply(to r: OriginRequest) -> OriginReply { responder.withLockedValue { $0 }.reply(r) }
 }
 
 private final class OriginHandler: ChannelInboundHandler, RemovableChannelHandler {
