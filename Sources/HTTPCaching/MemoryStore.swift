@@ -37,6 +37,9 @@ public final class MemoryStore: Sendable {
 
     private struct VariantSet: Sendable {
         var variants: [CachedResponse]
+        /// The path the key is indexed under, kept: derived again from the key it could differ
+        /// (a Host holding a "/"), and the index entry would never be removed.
+        var path: String
         /// The key is held by the LRU table and by the path index (and per tag by the tag index),
         /// each with a hash table slot.
         var keyBytes: Int
@@ -68,7 +71,17 @@ public final class MemoryStore: Sendable {
             for entry in set.variants {
                 for tag in entry.tags { tagIndex.remove(key, under: tag) }
             }
-            if let path = MemoryStore.pathOf(key: key) { pathIndex.remove(key, under: path) }
+            pathIndex.remove(key, under: set.path)
+        }
+
+        /// Variants replaced or dropped from a set that stays: the tags only they carried stop
+        /// pointing at the key.
+        mutating func unindexTags(of dropped: [CachedResponse], keeping kept: [CachedResponse], key: String) {
+            for entry in dropped {
+                for tag in entry.tags where !kept.contains(where: { $0.tags.contains(tag) }) {
+                    tagIndex.remove(key, under: tag)
+                }
+            }
         }
 
         @discardableResult
@@ -165,7 +178,7 @@ public final class MemoryStore: Sendable {
             if set.variants.isEmpty {
                 s.bytes -= set.keyBytes
                 s.table.remove(key.value)
-                s.unindex(key.value, VariantSet(variants: [entry], keyBytes: 0))
+                s.unindex(key.value, VariantSet(variants: [entry], path: set.path, keyBytes: 0))
             } else {
                 s.table.set(key.value, set)
             }
@@ -180,12 +193,18 @@ public final class MemoryStore: Sendable {
         guard fits(entry) else { return false }
         shard(for: key.value).withLockedValue { s in
             let existing = s.table.peek(key.value)
-            var set = existing ?? VariantSet(variants: [], keyBytes: Self.keyBytes(key))
+            var set = existing ?? VariantSet(variants: [], path: key.path, keyBytes: Self.keyBytes(key))
             let before = existing?.cost ?? 0
             let beforeCount = set.variants.count
+            var dropped = set.variants.filter { $0.varyNames == entry.varyNames && $0.varyValues == entry.varyValues }
             set.variants.removeAll { $0.varyNames == entry.varyNames && $0.varyValues == entry.varyValues }
             set.variants.append(entry)
-            if set.variants.count > Self.maxVariantsPerKey { set.variants.removeFirst(set.variants.count - Self.maxVariantsPerKey) }
+            if set.variants.count > Self.maxVariantsPerKey {
+                let excess = set.variants.count - Self.maxVariantsPerKey
+                dropped += set.variants.prefix(excess)
+                set.variants.removeFirst(excess)
+            }
+            if !dropped.isEmpty { s.unindexTags(of: dropped, keeping: set.variants, key: key.value) }
             s.bytes += set.cost - before
             s.entries += set.variants.count - beforeCount
             s.table.set(key.value, set)
@@ -316,14 +335,5 @@ public final class MemoryStore: Sendable {
             }
         }
         return total
-    }
-
-    // The primary key is "host" + path [+ "?" query] [+ "\0" headers]; the path index needs the path back.
-
-    static func pathOf(key: String) -> String? {
-        let bytes = key.utf8
-        guard let slash = bytes.firstIndex(of: UInt8(ascii: "/")) else { return nil }
-        let end = bytes[slash...].firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == 0 }) ?? bytes.endIndex
-        return String(key[slash..<end])
     }
 }

@@ -116,8 +116,9 @@ extension ProxyHandler {
             r.forward?.cancel()
             r.tunnel?.cancel()
             r.fill?.ownerLeft()
-            request = nil
             queued.removeAll()
+            if !r.responseStarted { r.status = parserError == .headerOverflow ? 431 : 400 }
+            complete(r, drainingQueue: false)
             if r.responseStarted { context.close(promise: nil) } else { respondMalformed(parserError, context: context) }
             return
         }

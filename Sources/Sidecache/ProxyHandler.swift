@@ -192,8 +192,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let route = r.route
         request = r
         // RFC 9112 §3.2: an HTTP/1.1 request without Host (or with several) is rejected.
-        if head.version.major == 1, head.version.minor >= 1, Self.hostFieldCount(head.headers) != 1 {
+        let (hostCount, host) = Self.hostFields(head.headers)
+        if head.version.major == 1, head.version.minor >= 1, hostCount != 1 {
             respondLocally(.badRequest, "exactly one Host header is required", request: r, close: true)
+            return
+        }
+        if let host, !HostField.isValid(host) {
+            respondLocally(.badRequest, "the Host header is not a host name, address or port", request: r, close: true)
             return
         }
         if Self.headerBytes(head) > snapshot.configuration.limits.maxHeaderBytes {
@@ -244,11 +249,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         return nil
     }
 
-    /// Counts Host fields without building an array (this runs for every request).
-    static func hostFieldCount(_ headers: HTTPHeaders) -> Int {
+    /// Counts the Host fields and finds the first, without building an array (this runs for every request).
+    static func hostFields(_ headers: HTTPHeaders) -> (count: Int, first: String?) {
         var count = 0
-        for (name, _) in headers where ASCII.equalsIgnoringCase(name, "host") { count += 1 }
-        return count
+        var first: String?
+        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "host") {
+            count += 1
+            if first == nil { first = value }
+        }
+        return (count, first)
     }
 
     static func headerBytes(_ head: HTTPRequestHead) -> Int {
@@ -712,7 +721,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The request is over on both sides: log it and make room for the next.
-    private func complete(_ r: ActiveRequest, drainingQueue: Bool = true) {
+    func complete(_ r: ActiveRequest, drainingQueue: Bool = true) {
         guard request === r else { return }
         request = nil
         r.forward = nil

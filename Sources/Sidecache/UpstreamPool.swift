@@ -20,6 +20,8 @@ final class UpstreamConnection {
 
     let channel: any Channel
     let handler: UpstreamClientHandler
+    /// The channel's socket options (found once: a dynamic cast per request would cost more).
+    let socketOptions: (any SocketOptionProvider)?
     /// True once it has carried a request: a failure before the response head may then be the
     /// upstream closing an idle connection, which a retry on a new connection fixes.
     var hasBeenUsed = false
@@ -30,7 +32,25 @@ final class UpstreamConnection {
     init(channel: any Channel, handler: UpstreamClientHandler) {
         self.channel = channel
         self.handler = handler
+        self.socketOptions = channel as? any SocketOptionProvider
     }
+
+    /// The kernel already holds the upstream's FIN (TCP CLOSE-WAIT) or a reset: the connection
+    /// cannot carry a request. One getsockopt(TCP_INFO), cheaper than a request that fails.
+    var peerHasClosed: Bool {
+        #if os(Linux)
+        guard let socketOptions else { return false }
+        // On the channel's loop the option is read at once: the future is already complete.
+        var state: UInt8?
+        socketOptions.getTCPInfo().assumeIsolated().whenSuccess { state = $0.tcpi_state }
+        return state.map { $0 != Self.tcpEstablished } ?? false
+        #else
+        return false
+        #endif
+    }
+
+    /// `TCP_ESTABLISHED` of <netinet/tcp.h>.
+    private static let tcpEstablished: UInt8 = 1
 }
 
 /// The pool's counts, kept in atomics so `/stats` and the tests read them from any thread while
@@ -153,7 +173,7 @@ final class UpstreamPool {
     private func takeIdle() -> UpstreamConnection? {
         while let c = idle.popLast() {
             gauges.idle.wrappingSubtract(1, ordering: .relaxed)
-            guard c.channel.isActive, c.handler.isIdle, !Self.peerHasClosed(c.channel) else {
+            guard c.channel.isActive, c.handler.isIdle, !c.peerHasClosed else {
                 c.phase = .leased  // counted out of idle; its close future gives the slot back
                 gauges.inUse.wrappingAdd(1, ordering: .relaxed)
                 c.channel.close(promise: nil)
@@ -169,23 +189,6 @@ final class UpstreamPool {
         c.phase = .leased
         gauges.inUse.wrappingAdd(1, ordering: .relaxed)
     }
-
-    /// The kernel already holds the upstream's FIN (TCP CLOSE-WAIT) or a reset: the connection
-    /// cannot carry a request. One getsockopt(TCP_INFO), cheaper than a request that fails.
-    private static func peerHasClosed(_ channel: any Channel) -> Bool {
-        #if os(Linux)
-        guard let provider = channel as? any SocketOptionProvider else { return false }
-        // On the channel's loop the option is read at once: the future is already complete.
-        var state: UInt8?
-        provider.getTCPInfo().assumeIsolated().whenSuccess { state = $0.tcpi_state }
-        return state.map { $0 != tcpEstablished } ?? false
-        #else
-        return false
-        #endif
-    }
-
-    /// `TCP_ESTABLISHED` of <netinet/tcp.h>.
-    private static let tcpEstablished: UInt8 = 1
 
     private func connect(_ settings: UpstreamSettings, _ callback: @escaping Callback) {
         open += 1

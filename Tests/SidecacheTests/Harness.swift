@@ -142,9 +142,10 @@ final class Sidecar: Sendable {
 /// Runs `body` with an origin and a sidecar in front of it, and stops both whatever happens.
 /// `upstream` makes the whole `upstream:` section from the origin's port (for breaker and retries).
 func withProxy(upstream: ((Int) -> String)? = nil, extra: String = "", routes: String = Sidecar.defaultRoutes, access: Bool = false,
+               originKeepsRequests: Bool = true,
                _ responder: @escaping TestOrigin.Responder,
                _ body: (TestOrigin, Sidecar) async throws -> Void) async throws {
-    let origin = try await TestOrigin.start(responder)
+    let origin = try await TestOrigin.start(keepsRequests: originKeepsRequests, responder)
     let proxy: Sidecar
     do {
         proxy = try await Sidecar.start(origin: origin, upstreamSection: upstream?(origin.port), extra: extra, routes: routes, access: access)

@@ -52,18 +52,22 @@ final class TestOrigin: Sendable {
 
     private let responder: NIOLockedValueBox<Answering>
     private let received = NIOLockedValueBox<[OriginRequest]>([])
+    private let receivedCount = NIOLockedValueBox(0)
+    /// Off for long runs: only `requestCount` is kept, so the origin's memory stays flat.
+    let keepsRequests: Bool
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
     private let openConnections = NIOLockedValueBox(0)
     let port: Int
 
-    private init(group: MultiThreadedEventLoopGroup, responder: @escaping Responder, port: Int, channel: any Channel) {
+    private init(group: MultiThreadedEventLoopGroup, responder: @escaping Responder, port: Int, channel: any Channel, keepsRequests: Bool) {
+        self.keepsRequests = keepsRequests
         self.group = group
         self.responder = NIOLockedValueBox(Answering(reply: responder))
         self.port = port
         self.channel.withLockedValue { $0 = channel }
     }
 
-    static func start(port: Int = 0, _ responder: @escaping Responder) async throws -> TestOrigin {
+    static func start(port: Int = 0, keepsRequests: Bool = true, _ responder: @escaping Responder) async throws -> TestOrigin {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let box = NIOLockedValueBox<TestOrigin?>(nil)
         let upgrader = EchoUpgrader()
@@ -81,7 +85,7 @@ final class TestOrigin: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: port).get()
-        let origin = TestOrigin(group: group, responder: responder, port: channel.localAddress?.port ?? 0, channel: channel)
+        let origin = TestOrigin(group: group, responder: responder, port: channel.localAddress?.port ?? 0, channel: channel, keepsRequests: keepsRequests)
         box.withLockedValue { $0 = origin }
         return origin
     }
@@ -97,7 +101,13 @@ final class TestOrigin: Sendable {
         try? await group.shutdownGracefully()
     }
 
-    fileprivate func record(_ r: OriginRequest) { received.withLockedValue { $0.append(r) } }
+    fileprivate func record(_ r: OriginRequest) {
+        receivedCount.withLockedValue { $0 += 1 }
+        if keepsRequests { received.withLockedValue { $0.append(r) } }
+    }
+
+    /// How many requests arrived (kept or not).
+    var requestCount: Int { receivedCount.withLockedValue { $0 } }
     fileprivate func reply(to r: OriginRequest) -> OriginReply { responder.withLockedValue { $0 }.reply(r) }
 }
 
