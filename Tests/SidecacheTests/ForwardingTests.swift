@@ -252,6 +252,28 @@ import Testing
         }
     }
 
+    @Test func aHostThatIsNoHostNameAddressOrPortIs400() async throws {
+        try await withProxy({ _ in .ok("x") }) { origin, proxy in
+            for host in ["a/b", "a?b", "user@host", "a b", "h\u{7f}", "ex\u{e4}mple", "a#b"] {
+                let r = try await offloaded { () -> TestResponse in
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("GET /api/items/1 HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+                    return try c.readResponse()
+                }
+                #expect(r.status == 400, "Host: \(host)")
+            }
+            for host in ["example.com", "EXAMPLE.com:8080", "127.0.0.1:1", "[::1]:8080", "xn--bcher-kva.example", ""] {
+                let r = try await offloaded { () -> TestResponse in
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("GET /api/items/1 HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+                    return try c.readResponse()
+                }
+                #expect(r.status == 200, "Host: \(host)")
+            }
+            #expect(origin.count("/api/items/1") == 6, "one fill per valid host")
+        }
+    }
+
     @Test func slowHeadersAndIdleConnectionsAreClosed() async throws {
         let extra = "limits: { header_read_timeout: 300ms, idle_timeout: 400ms }"
         try await withProxy(extra: extra, { _ in .ok("x") }) { _, proxy in
