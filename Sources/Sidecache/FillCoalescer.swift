@@ -42,6 +42,9 @@ final class FillCoalescer: Sendable {
         }
     }
 
+    /// Fetches under way (keys with a leader that has not finished).
+    var count: Int { inFlight.withLockedValue { $0.count } }
+
     /// Ends the fetch for `key` and wakes its followers with the result.
     func finish(_ key: String, with result: FillResult) {
         let waiters = inFlight.withLockedValue { $0.removeValue(forKey: key) } ?? []

@@ -57,6 +57,9 @@ extension ProxyRuntime {
     /// and the exchanges waiting for one.
     public var upstreamPoolCounts: UpstreamPoolCounts { pools.counts }
 
+    /// Cache fills under way, each with the requests coalesced behind it: 0 once traffic stops.
+    public var fillsInFlight: Int { coalescer.count }
+
     /// `GET /metrics` in the Prometheus text format.
     public func renderMetrics() -> [UInt8] {
         metrics.render(cache: store.statistics, requests: stats.all, redisConnected: redisStatus?.connected, configVersion: config.version)

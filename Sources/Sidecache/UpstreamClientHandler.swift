@@ -57,6 +57,12 @@ final class UpstreamClientHandler: ChannelInboundHandler {
         context.channel.closeFuture.assumeIsolated().whenComplete { [self] _ in connectionEnded() }
     }
 
+    /// The context holds this handler: keeping it past removal would keep both, and the pipeline,
+    /// alive after the channel closed (one of each for every upstream connection ever closed).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     /// Starts an exchange: writes the request head and arms the response timeout.
     func begin(head: HTTPRequestHead, delegate: any UpstreamResponseDelegate, responseTimeout: TimeAmount) {
         guard let context, case .idle = state else {

@@ -379,11 +379,13 @@ import Testing
 
     // MARK: - Helpers
 
-    /// No connection stays lent to an exchange, and none waits for one.
+    /// No connection stays lent to an exchange, none waits for one, and no fill is left behind.
     func expectPoolSettles(_ proxy: Sidecar, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let settled = try await eventually { proxy.runtime.upstreamPoolCounts.inUse == 0 && proxy.runtime.upstreamPoolCounts.waiting == 0 }
+        let settled = try await eventually {
+            proxy.runtime.upstreamPoolCounts.inUse == 0 && proxy.runtime.upstreamPoolCounts.waiting == 0 && proxy.runtime.fillsInFlight == 0
+        }
         let counts = proxy.runtime.upstreamPoolCounts
-        #expect(settled, "\(what): pool \(counts)", sourceLocation: sourceLocation)
+        #expect(settled, "\(what): pool \(counts), fills \(proxy.runtime.fillsInFlight)", sourceLocation: sourceLocation)
         #expect(counts.open <= 64 && counts.open == counts.idle, "\(what): pool \(counts)", sourceLocation: sourceLocation)
     }
 
