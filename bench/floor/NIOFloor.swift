@@ -68,6 +68,9 @@ final class ClientSide: ChannelInboundHandler {
     private var upstream: (any Channel)?
     private var pending: [HTTPClientRequestPart] = []
 
+    /// The context holds this handler: let go of it, or each closed connection stays in memory.
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let side = NIOLoopBound(UpstreamSide(), eventLoop: context.eventLoop)
