@@ -76,6 +76,13 @@ public struct UpstreamPoolCounts: Sendable, Equatable {
     public var inUse = 0
     public var idle = 0
     public var waiting = 0
+
+    public init(open: Int = 0, inUse: Int = 0, idle: Int = 0, waiting: Int = 0) {
+        self.open = open
+        self.inUse = inUse
+        self.idle = idle
+        self.waiting = waiting
+    }
 }
 
 /// Where and how to connect, taken from the config snapshot at each acquire so a reload applies to

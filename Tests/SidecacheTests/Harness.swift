@@ -223,14 +223,24 @@ final class SidecacheProcess: @unchecked Sendable {
         }
     }
 
-    /// Peak resident memory (VmHWM) in KiB.
-    var peakRSSKiB: Int? {
+    /// Open file descriptors of the process.
+    var openDescriptors: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+    }
+
+    /// Resident memory now (VmRSS) in KiB.
+    var residentKiB: Int { statusField("VmRSS:") ?? 0 }
+
+    private func statusField(_ name: String) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
         }
         return nil
     }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    var peakRSSKiB: Int? { statusField("VmHWM:") }
 
     /// Waits until the output contains `text`.
     func waitForOutput(_ text: String, seconds: Double = 10) async -> Bool {

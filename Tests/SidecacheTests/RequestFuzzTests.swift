@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Sidecache
+import TestSupport
 import Testing
 
 /// A seeded mutation fuzz of ordinary requests over a real socket, ended by the client in every
@@ -48,59 +49,86 @@ import Testing
         }
     }
 
+    /// The built `sidecache` binary in its own process, so its descriptors and memory are its
+    /// own (the origin and the clients live in this one), with the pool read from `/stats`.
     @Test func mutatedRequestsLeaveNoConnectionDescriptorOrMemoryBehind() async throws {
         let env = ProcessInfo.processInfo.environment
         let seconds = env["SIDECACHE_FUZZ_SECONDS"].flatMap(Double.init) ?? 3
         let seed = env["SIDECACHE_FUZZ_SEED"].flatMap { UInt64($0) } ?? 0x5EED_CAFE
-        // A small cache, and an origin that keeps no record of each request: what a long run holds
-        // is then bounded, and memory that keeps growing is a leak.
-        let extra = "cache: { memory: { max_bytes: 2MiB, max_object_bytes: 512KiB } }"
-        try await withProxy(extra: extra, originKeepsRequests: false, { r in
+        let origin = try await TestOrigin.start(keepsRequests: false) { r in
             if r.path.hasPrefix("/slow") { return .init(status: .ok, body: "late", delay: .milliseconds(20)) }
             if r.path.hasPrefix("/stream") { return .init(status: .ok, headers: [("Cache-Control", "no-store")], streamBytes: 256 * 1024) }
             return .ok("{\"ok\":true,\"path\":\"\(r.path)\"}", [("Content-Type", "application/json"), ("ETag", "\"v1\"")])
-        }) { origin, proxy in
-            // Warm up, so lazily made things (pools, caches, buffers) exist before the baseline.
-            let warm = try await Self.run(proxy.port, seed: seed &+ 99, seconds: 0.5, workers: 4)
-            #expect(warm.cases > 0)
-            _ = try await eventually { proxy.runtime.upstreamPoolCounts.inUse == 0 }
-            let fdsBefore = Self.openDescriptors() - 2 * proxy.runtime.upstreamPoolCounts.open
-            let rssBefore = Self.residentKiB()
-
-            // Long runs go in rounds of 30 s, printing memory after each: a leak shows as a line
-            // that keeps climbing, an allocator settling as one that flattens.
-            var tally = Tally()
-            var round = 0
-            var left = seconds
-            while left > 0 {
-                let slice = min(left, 30)
-                tally.add(try await Self.run(proxy.port, seed: seed &+ UInt64(round) &* 7919, seconds: slice, workers: 4))
-                left -= slice
-                round += 1
-                if seconds > 30 {
-                    print("fuzz round \(round): \(tally.cases) cases, RSS \(Self.residentKiB()) KiB, "
-                          + "cache \(proxy.runtime.cacheStatistics.bytes) bytes \(proxy.runtime.cacheStatistics.entries) entries, fills \(proxy.runtime.fillsInFlight)")
-                }
-            }
-
-            let settled = try await eventually { proxy.runtime.upstreamPoolCounts.inUse == 0 && proxy.runtime.upstreamPoolCounts.waiting == 0 }
-            #expect(settled, "pool after the fuzz: \(proxy.runtime.upstreamPoolCounts)")
-            #expect(try await eventually { proxy.runtime.fillsInFlight == 0 }, "fills still in flight: \(proxy.runtime.fillsInFlight)")
-            // Each pooled connection holds two descriptors here: sidecache's and the origin's.
-            let fdsSettled = try await eventually { Self.openDescriptors() - 2 * proxy.runtime.upstreamPoolCounts.open <= fdsBefore + 8 }
-            let fdsAfter = Self.openDescriptors() - 2 * proxy.runtime.upstreamPoolCounts.open
-            let rssAfter = Self.residentKiB()
-            print("fuzz: seed \(seed), \(tally.cases) cases in \(seconds)s, \(tally.responses) responses (1xx-5xx: \(tally.byStatusClass[1...])), "
-                  + "\(tally.cut) cut, \(tally.notHTTP) not HTTP; descriptors \(fdsBefore) -> \(fdsAfter); RSS \(rssBefore) -> \(rssAfter) KiB; "
-                  + "origin saw \(origin.requestCount) requests; cache \(proxy.runtime.cacheStatistics.bytes) bytes; pool \(proxy.runtime.upstreamPoolCounts)")
-            #expect(tally.notHTTP == 0)
-            #expect(tally.byStatusClass[4] > 0, "malformed requests get a 4xx")
-            #expect(fdsSettled, "descriptors \(fdsBefore) -> \(fdsAfter)")
-            #expect(rssAfter - rssBefore < 64 * 1024, "RSS \(rssBefore) -> \(rssAfter) KiB")
-            let r = try await request(proxy.port, "POST", "/api/after-fuzz", body: "ok")
-            #expect(r.status == 200)
-            #expect(try await get(proxy.port, "/api/items/1").status == 200)
         }
+        defer { Task { await origin.stop() } }
+        let port = try freePort(), adminPort = try freePort()
+        // A small cache: what a long run holds is then bounded, and memory that keeps growing is a leak.
+        let path = NSTemporaryDirectory() + "sidecache-fuzz-\(UUID().uuidString).yaml"
+        try """
+        listen: "127.0.0.1:\(port)"
+        upstream: { url: "http://127.0.0.1:\(origin.port)", connect_timeout: 1s, response_timeout: 2s }
+        admin: { listen: "127.0.0.1:\(adminPort)" }
+        cache: { memory: { max_bytes: 2MiB, max_object_bytes: 512KiB } }
+        logging: { level: error, access: false }
+        \(Sidecar.defaultRoutes)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let proxy = try SidecacheProcess(config: path, port: port)
+        defer { Task { await proxy.stop() } }
+        try await proxy.waitUntilListening()
+
+        // Warm up, so lazily made things (pools, caches, buffers) exist before the baseline.
+        let warm = try await Self.run(port, seed: seed &+ 99, seconds: 0.5, workers: 4)
+        #expect(warm.cases > 0)
+        _ = try await Self.settled(adminPort)
+        let fdsBefore = proxy.openDescriptors - (try await Self.pool(adminPort).open)
+        let rssBefore = proxy.residentKiB
+
+        // Long runs go in rounds of 30 s, printing memory after each: a leak shows as a line
+        // that keeps climbing, an allocator settling as one that flattens.
+        var tally = Tally()
+        var round = 0
+        var left = seconds
+        while left > 0 {
+            let slice = min(left, 30)
+            tally.add(try await Self.run(port, seed: seed &+ UInt64(round) &* 7919, seconds: slice, workers: 4))
+            left -= slice
+            round += 1
+            if seconds > 30 { print("fuzz round \(round): \(tally.cases) cases, sidecache RSS \(proxy.residentKiB) KiB") }
+        }
+
+        let settled = try await Self.settled(adminPort)
+        #expect(settled.inUse == 0 && settled.waiting == 0, "pool after the fuzz: \(settled)")
+        let fdsAfter = proxy.openDescriptors - settled.open
+        let rssAfter = proxy.residentKiB
+        print("fuzz: seed \(seed), \(tally.cases) cases in \(seconds)s, \(tally.responses) responses (1xx-5xx: \(tally.byStatusClass[1...])), "
+              + "\(tally.cut) cut, \(tally.notHTTP) not HTTP; sidecache descriptors \(fdsBefore) -> \(fdsAfter) (pooled upstream connections aside), "
+              + "RSS \(rssBefore) -> \(rssAfter) KiB; origin saw \(origin.requestCount) requests; pool \(settled)")
+        #expect(tally.notHTTP == 0)
+        #expect(tally.byStatusClass[4] > 0, "malformed requests get a 4xx")
+        #expect(fdsAfter <= fdsBefore + 2, "descriptors \(fdsBefore) -> \(fdsAfter)")
+        #expect(rssAfter - rssBefore < 16 * 1024, "RSS \(rssBefore) -> \(rssAfter) KiB")
+        let r = try await request(port, "POST", "/api/after-fuzz", body: "ok")
+        #expect(r.status == 200)
+        #expect(try await get(port, "/api/items/1").status == 200)
+    }
+
+    /// The pool as `/stats` reports it.
+    static func pool(_ adminPort: Int) async throws -> UpstreamPoolCounts {
+        let stats = try await get(adminPort, "/stats")
+        let json = try JSONSerialization.jsonObject(with: Data(stats.body)) as? [String: Any]
+        let pool = json?["upstream_pool"] as? [String: Int] ?? [:]
+        return UpstreamPoolCounts(open: pool["open"] ?? -1, inUse: pool["in_use"] ?? -1, idle: pool["idle"] ?? -1, waiting: pool["waiting"] ?? -1)
+    }
+
+    /// Polls the pool until nothing is in use or waiting (5 s at most), and returns it.
+    static func settled(_ adminPort: Int) async throws -> UpstreamPoolCounts {
+        let deadline = Date().addingTimeInterval(5)
+        var counts = try await pool(adminPort)
+        while (counts.inUse != 0 || counts.waiting != 0) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            counts = try await pool(adminPort)
+        }
+        return counts
     }
 
     /// Runs cases from `workers` threads until `seconds` have passed.
