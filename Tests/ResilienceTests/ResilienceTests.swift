@@ -1,4 +1,5 @@
 import Resilience
+import TestSupport
 import Testing
 
 let ms: Int64 = 1_000_000
@@ -189,22 +190,12 @@ func run(_ gcra: GCRA, at times: [Int64]) -> [Bool] {
 }
 
 @Suite struct RetryTests {
-    struct Counter: RandomNumberGenerator {
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     @Test func backoffStaysWithinItsCeilingAndTheCeilingDoublesToTheMax() {
         let backoff = RetryBackoff(baseNanoseconds: 25 * ms, maxNanoseconds: second)
         #expect((0..<8).map { backoff.ceiling(attempt: $0) } == [25, 50, 100, 200, 400, 800, 1000, 1000].map { $0 * ms })
         #expect(backoff.ceiling(attempt: 200) == second)
-        var random = Counter()
+        var random = SplitMix64(seed: 0x9E37_79B9_7F4A_7C15)
         for attempt in 0..<8 {
             let delays = (0..<500).map { _ in backoff.delay(attempt: attempt, using: &random) }
             #expect(delays.allSatisfy { $0 >= 0 && $0 <= backoff.ceiling(attempt: attempt) })

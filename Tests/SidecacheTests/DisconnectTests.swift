@@ -29,12 +29,7 @@ import Testing
     @Test func halfClosedPostsAreAnsweredAndReturnTheirConnections() async throws {
         try await withProxy({ _ in .ok("posted") }) { origin, proxy in
             for _ in 0..<200 {
-                let responses = try await offloaded { () -> [TestResponse] in
-                    let c = try TestConnection(port: proxy.port)
-                    try c.send("POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-                    c.halfClose()
-                    return try c.readResponsesUntilClose()
-                }
+                let responses = try await halfClosed(proxy.port, "POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
                 #expect(responses.map(\.status) == [200])
             }
             try await expectPoolSettles(proxy)
@@ -46,12 +41,7 @@ import Testing
     @Test func halfClosedGetsAreAnsweredForHitsAndMisses() async throws {
         try await withProxy({ r in .ok("item \(r.path)") }) { origin, proxy in
             for round in 0..<2 {
-                let r = try await offloaded { () -> [TestResponse] in
-                    let c = try TestConnection(port: proxy.port)
-                    try c.send("GET /api/items/7 HTTP/1.1\r\nHost: x\r\n\r\n")
-                    c.halfClose()
-                    return try c.readResponsesUntilClose()
-                }
+                let r = try await halfClosed(proxy.port, "GET /api/items/7 HTTP/1.1\r\nHost: x\r\n\r\n")
                 #expect(r.map(\.status) == [200])
                 #expect(r.first?.header("X-Cache") == (round == 0 ? "MISS" : "HIT"))
                 #expect(r.first.map { String(decoding: $0.body, as: UTF8.self) } == "item /api/items/7")
@@ -81,12 +71,7 @@ import Testing
 
     @Test func aMalformedRequestAfterAHalfClosedOneIsAnsweredAfterIt() async throws {
         try await withProxy({ _ in .init(status: .ok, body: "slow", delay: .milliseconds(100)) }) { _, proxy in
-            let statuses = try await offloaded { () -> [Int] in
-                let c = try TestConnection(port: proxy.port)
-                try c.send("GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
-                c.halfClose()
-                return try c.readResponsesUntilClose().map(\.status)
-            }
+            let statuses = try await halfClosed(proxy.port, "GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n").map(\.status)
             #expect(statuses == [200, 400])
             try await expectPoolSettles(proxy)
         }
@@ -95,12 +80,7 @@ import Testing
     @Test func aShortBodyBeforeAHalfCloseGets400AndReleasesTheUpstream() async throws {
         try await withProxy({ _ in .ok("posted") }) { _, proxy in
             for _ in 0..<50 {
-                let statuses = try await offloaded { () -> [Int] in
-                    let c = try TestConnection(port: proxy.port)
-                    try c.send("POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel")
-                    c.halfClose()
-                    return try c.readResponsesUntilClose().map(\.status)
-                }
+                let statuses = try await halfClosed(proxy.port, "POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel").map(\.status)
                 #expect(statuses == [400])
             }
             try await expectPoolSettles(proxy)
@@ -113,20 +93,10 @@ import Testing
         try await withProxy(extra: extra, { r in .init(status: .ok, body: "x", delay: r.method == .POST ? .milliseconds(100) : .zero) }) { origin, proxy in
             _ = try await get(proxy.port, "/api/items/1")
             for _ in 0..<20 {
-                let posted = try await offloaded { () -> [TestResponse] in
-                    let c = try TestConnection(port: proxy.port)
-                    try c.send("POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
-                    c.halfClose()
-                    return try c.readResponsesUntilClose()
-                }
+                let posted = try await halfClosed(proxy.port, "POST /api/items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
                 #expect(posted.isEmpty)
             }
-            let hit = try await offloaded { () -> [TestResponse] in
-                let c = try TestConnection(port: proxy.port)
-                try c.send("GET /api/items/1 HTTP/1.1\r\nHost: test.local\r\n\r\n")
-                c.halfClose()
-                return try c.readResponsesUntilClose()
-            }
+            let hit = try await halfClosed(proxy.port, "GET /api/items/1 HTTP/1.1\r\nHost: test.local\r\n\r\n")
             #expect(hit.map { $0.header("X-Cache") } == ["HIT"])
             try await expectPoolSettles(proxy)
             #expect(try await eventually { origin.connections <= proxy.runtime.upstreamPoolCounts.open })
@@ -180,15 +150,7 @@ import Testing
     }
 
     @Test func aClientLeavingDuringARetryWaitReleasesEverything() async throws {
-        let upstream: (Int) -> String = { port in
-            """
-            upstream:
-              url: "http://127.0.0.1:\(port)"
-              connect_timeout: 1s
-              response_timeout: 2s
-              retries: { attempts: 3, base: 200ms, max: 400ms, budget: 100% }
-            """
-        }
+        let upstream = Self.upstream("retries: { attempts: 3, base: 200ms, max: 400ms, budget: 100% }")
         try await withProxy(upstream: upstream, { r in r.path == "/fine" ? .ok("ok") : .init(status: .serviceUnavailable, body: "busy") }) { _, proxy in
             for _ in 0..<10 {
                 try await offloaded {
@@ -225,15 +187,7 @@ import Testing
     }
 
     @Test func clientsLeavingWhileTheBreakerRefusesLeaveNothingBehind() async throws {
-        let upstream: (Int) -> String = { port in
-            """
-            upstream:
-              url: "http://127.0.0.1:\(port)"
-              connect_timeout: 1s
-              response_timeout: 2s
-              circuit_breaker: { consecutive_failures: 2, min_requests: 100, open_for: 1s, half_open_probes: 1 }
-            """
-        }
+        let upstream = Self.upstream("circuit_breaker: { consecutive_failures: 2, min_requests: 100, open_for: 1s, half_open_probes: 1 }")
         try await withProxy(upstream: upstream, { r in r.path.hasPrefix("/api/fail") ? .init(status: .badGateway, body: "down") : .ok("ok") }) { _, proxy in
             for i in 0..<3 { _ = try await request(proxy.port, "POST", "/api/fail/\(i)", body: "x") }
             let refused = try await request(proxy.port, "POST", "/api/items/1", body: "x")
@@ -292,14 +246,7 @@ import Testing
             ("cut-head", OriginReply(raw: Array("HTTP/1.1 200 OK\r\nContent-Le".utf8)), 502),
             ("stall", OriginReply(status: .ok, body: "late", delay: .seconds(3)), 504),
         ]
-        let upstream: (Int) -> String = { port in
-            """
-            upstream:
-              url: "http://127.0.0.1:\(port)"
-              connect_timeout: 1s
-              response_timeout: 300ms
-            """
-        }
+        let upstream = Self.upstream(response: "300ms")
         for (name, reply, status) in cases {
             try await withProxy(upstream: upstream, { r in r.path == "/fine" ? .ok("ok") : reply }) { _, proxy in
                 for i in 0..<(name == "stall" ? 3 : 40) {
@@ -338,15 +285,7 @@ import Testing
     @Test func aPooledConnectionTheUpstreamClosedAfterItsLastByteIsNotUsedAgain() async throws {
         // One connection per event loop: every request but one waits for it, and is handed it as
         // the previous response ends, when the upstream's FIN may not have been read yet.
-        let upstream: (Int) -> String = { port in
-            """
-            upstream:
-              url: "http://127.0.0.1:\(port)"
-              connect_timeout: 2s
-              response_timeout: 2s
-              max_connections: 2
-            """
-        }
+        let upstream = Self.upstream(connect: "2s", "max_connections: 2")
         try await withProxy(upstream: upstream, { r in
             var reply = OriginReply.ok("short lived \(r.path)")
             reply.closeAfterReply = true
@@ -378,6 +317,30 @@ import Testing
     }
 
     // MARK: - Helpers
+
+    /// Sends `bytes` on a new connection, half-closes it, and reads every response until the
+    /// proxy closes.
+    func halfClosed(_ port: Int, _ bytes: String) async throws -> [TestResponse] {
+        try await offloaded {
+            let c = try TestConnection(port: port)
+            try c.send(bytes)
+            c.halfClose()
+            return try c.readResponsesUntilClose()
+        }
+    }
+
+    /// The `upstream:` section for `withProxy(upstream:)`, with one more setting line if given.
+    static func upstream(connect: String = "1s", response: String = "2s", _ line: String? = nil) -> (Int) -> String {
+        { port in
+            """
+            upstream:
+              url: "http://127.0.0.1:\(port)"
+              connect_timeout: \(connect)
+              response_timeout: \(response)
+            \(line.map { "  " + $0 } ?? "")
+            """
+        }
+    }
 
     /// No connection stays lent to an exchange, none waits for one, and no fill is left behind.
     func expectPoolSettles(_ proxy: Sidecar, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {

@@ -197,3 +197,17 @@ public final class RedisServer: @unchecked Sendable {
         }
     }
 }
+
+/// A small seeded generator (SplitMix64): tests that draw random numbers repeat exactly, and a
+/// failing fuzz run can be run again from its seed.
+public struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64 = 0) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
