@@ -29,63 +29,86 @@ public enum HTTPDate {
         return value.withUTF8 { parse(bytes: $0) }
     }
 
-    /// The same over the value's bytes, without allocating: tokens are separated by spaces, commas
-    /// and dashes.
-    ///   IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT` -> Sun | 06 | Nov | 1994 | 08:49:37 | GMT
-    ///   RFC 850:     `Sunday, 06-Nov-94 08:49:37 GMT` -> Sunday | 06 | Nov | 94 | 08:49:37 | GMT
-    ///   asctime:     `Sun Nov  6 08:49:37 1994` -> Sun | Nov | 6 | 08:49:37 | 1994
+    /// The same over the value's bytes, without allocating. The grammar of RFC 9110 §5.6.7 exactly:
+    /// two-digit days and times, a four-digit year in IMF-fixdate, single spaces, the comma after
+    /// the day name, no dashes outside rfc850-date. Day, month and zone names are matched without
+    /// regard to case (a recipient may; an optimal cache does).
+    ///   IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`  (29 bytes)
+    ///   rfc850-date: `Sunday, 06-Nov-94 08:49:37 GMT`
+    ///   asctime:     `Sun Nov  6 08:49:37 1994`       (24 bytes)
     public static func parse(bytes b: UnsafeBufferPointer<UInt8>) -> Int64? {
-        var tokens = Tokens(b)
-        guard tokens.next() != nil, let t1 = tokens.next(), let t2 = tokens.next(), let t3 = tokens.next(),
-              let t4 = tokens.next() else { return nil }
-        if let t5 = tokens.next() {
-            guard tokens.next() == nil, slice(b, t5).elementsEqual("GMT".utf8),
-                  let day = ASCII.decimal(slice(b, t1)), let month = monthIndex(slice(b, t2)),
-                  var year = ASCII.decimal(slice(b, t3)) else { return nil }
-            if t3.count == 2 { year += year < 70 ? 2000 : 1900 }
-            return assemble(year: year, month: month, day: day, time: slice(b, t4))
-        }
-        guard let month = monthIndex(slice(b, t1)), let day = ASCII.decimal(slice(b, t2)),
-              let year = ASCII.decimal(slice(b, t4)) else { return nil }
-        return assemble(year: year, month: month, day: day, time: slice(b, t3))
+        if b.count == 29, b[3] == .comma { return imfFixdate(b) }
+        if b.count == 24, b[3] == .space { return asctime(b) }
+        return rfc850(b)
     }
 
-    private struct Tokens {
-        let bytes: UnsafeBufferPointer<UInt8>
-        var index = 0
-        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    /// `day-name "," SP day SP month SP year SP time-of-day SP GMT`
+    private static func imfFixdate(_ b: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard dayName(b, 0..<3) != nil, b[4] == .space, b[7] == .space, b[11] == .space, b[16] == .space, b[25] == .space,
+              let day = digits(b, 5..<7), let month = monthIndex(b, 8..<11), let year = digits(b, 12..<16),
+              isGMT(b, 26..<29) else { return nil }
+        return assemble(year: year, month: month, day: day, b, at: 17)
+    }
 
-        mutating func next() -> Range<Int>? {
-            while index < bytes.count, Self.isSeparator(bytes[index]) { index += 1 }
-            guard index < bytes.count else { return nil }
-            let start = index
-            while index < bytes.count, !Self.isSeparator(bytes[index]) { index += 1 }
-            return start..<index
-        }
+    /// `day-name SP month SP ( 2DIGIT / ( SP DIGIT ) ) SP time-of-day SP year`
+    private static func asctime(_ b: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard dayName(b, 0..<3) != nil, b[7] == .space, b[10] == .space, b[19] == .space,
+              let month = monthIndex(b, 4..<7), let year = digits(b, 20..<24) else { return nil }
+        let day = b[8] == .space ? digits(b, 9..<10) : digits(b, 8..<10)
+        guard let day else { return nil }
+        return assemble(year: year, month: month, day: day, b, at: 11)
+    }
 
-        static func isSeparator(_ byte: UInt8) -> Bool { byte == .space || byte == .comma || byte == .dash }
+    /// `day-name-l "," SP day "-" month "-" 2DIGIT SP time-of-day SP GMT`. RFC 9110 §5.6.7: a
+    /// two-digit year is taken in 1970-2069 (a year more than 50 years ahead is read as the past).
+    private static func rfc850(_ b: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard let comma = b.firstIndex(of: .comma), comma >= 6, b.count == comma + 24,
+              longDayName(b, 0..<comma), b[comma + 1] == .space, b[comma + 4] == .dash, b[comma + 8] == .dash,
+              b[comma + 11] == .space, b[comma + 20] == .space,
+              let day = digits(b, (comma + 2)..<(comma + 4)), let month = monthIndex(b, (comma + 5)..<(comma + 8)),
+              let yy = digits(b, (comma + 9)..<(comma + 11)), isGMT(b, (comma + 21)..<(comma + 24)) else { return nil }
+        return assemble(year: yy + (yy < 70 ? 2000 : 1900), month: month, day: day, b, at: comma + 12)
+    }
+
+    private static let shortDays = dayNames.map { Array($0.lowercased().utf8) }
+    private static let longDays = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"].map { Array($0.utf8) }
+    private static let months = monthNames.map { Array($0.lowercased().utf8) }
+
+    /// The position of the bytes at `r` in `names` (lowercase), matched without regard to case.
+    private static func index(of b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, in names: [[UInt8]]) -> Int? {
+        let part = slice(b, r)
+        return names.firstIndex { name in name.withUnsafeBufferPointer { ASCII.equalsIgnoringCase(part, $0) } }
+    }
+
+    private static func dayName(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Int? {
+        index(of: b, r, in: shortDays)
+    }
+
+    private static func longDayName(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Bool {
+        index(of: b, r, in: longDays) != nil
+    }
+
+    private static func monthIndex(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Int64? {
+        index(of: b, r, in: months).map { Int64($0 + 1) }
+    }
+
+    private static func isGMT(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Bool {
+        ASCII.equalsIgnoringCase(slice(b, r), "gmt")
+    }
+
+    /// Exactly `r.count` ASCII digits.
+    private static func digits(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Int64? {
+        ASCII.decimal(slice(b, r))
     }
 
     private static func slice(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> UnsafeBufferPointer<UInt8> {
         UnsafeBufferPointer(rebasing: b[range])
     }
 
-    private static func monthIndex(_ name: UnsafeBufferPointer<UInt8>) -> Int64? {
-        guard name.count == 3 else { return nil }
-        for (i, month) in monthNames.enumerated() {
-            let m = month.utf8
-            if m.elementsEqual(name) { return Int64(i + 1) }
-        }
-        return nil
-    }
-
-    /// `hh:mm:ss`.
-    private static func assemble(year: Int64, month: Int64, day: Int64, time: UnsafeBufferPointer<UInt8>) -> Int64? {
-        guard let c1 = time.firstIndex(of: .colon),
-              let c2 = time[(c1 + 1)...].firstIndex(of: .colon),
-              let h = ASCII.decimal(UnsafeBufferPointer(rebasing: time[..<c1])),
-              let mi = ASCII.decimal(UnsafeBufferPointer(rebasing: time[(c1 + 1)..<c2])),
-              let s = ASCII.decimal(UnsafeBufferPointer(rebasing: time[(c2 + 1)...])),
+    /// `hh:mm:ss` at `at`, two digits each.
+    private static func assemble(year: Int64, month: Int64, day: Int64, _ b: UnsafeBufferPointer<UInt8>, at t: Int) -> Int64? {
+        guard b[t + 2] == .colon, b[t + 5] == .colon,
+              let h = digits(b, t..<(t + 2)), let mi = digits(b, (t + 3)..<(t + 5)), let s = digits(b, (t + 6)..<(t + 8)),
               (1...31).contains(day), (0...23).contains(h), (0...59).contains(mi), (0...60).contains(s)
         else { return nil }
         return days(fromCivil: year, month, day) * 86400 + h * 3600 + mi * 60 + s

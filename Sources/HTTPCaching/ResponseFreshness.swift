@@ -28,15 +28,31 @@ public struct ResponseDirectives: Sendable {
             cacheControl = CacheControl(fieldValues: headers["cache-control"])
             usedTargetedField = false
         }
-        if let raw = headers.first(name: "expires") {
-            expires = HTTPDate.parse(raw).map(ExpiresValue.at) ?? .invalid
-        } else {
+        // RFC 9111 §5.3: a value that is not an HTTP-date, or more than one, means already expired.
+        let expiresValues = headers["expires"]  // field lines: a date holds a comma itself
+        if expiresValues.isEmpty {
             expires = .absent
+        } else if expiresValues.count == 1, let at = HTTPDate.parse(expiresValues[0].trimmingSpaces()) {
+            expires = .at(at)
+        } else {
+            expires = .invalid
         }
         date = headers.first(name: "date").flatMap(HTTPDate.parse)
-        let ageText = headers.first(name: "age")?.trimmingSpaces() ?? ""
-        age = Int64(ageText).map { max(0, $0) } ?? 0
+        age = Self.age(headers)
     }
+
+    /// RFC 9111 §5.1: `Age` is delta-seconds; of a list, the first member counts. One that is not a
+    /// non-negative integer makes the response stale (it is then taken as the largest age, 2^31,
+    /// which no lifetime or stale window covers); so does one beyond 2^31 (§1.2.2).
+    static func age(_ headers: HTTPHeaders) -> Int64 {
+        guard let line = headers["age"].first else { return 0 }
+        let member = String(line.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").trimmingSpaces()
+        guard !member.isEmpty, member.utf8.allSatisfy({ $0 &- 0x30 < 10 }) else { return maxAge }
+        return member.utf8.count > 10 ? maxAge : min(Int64(member) ?? maxAge, maxAge)
+    }
+
+    /// 2^31 seconds: the age of a response whose `Age` is invalid or too large (RFC 9111 §1.2.2).
+    public static let maxAge: Int64 = 2_147_483_648
 
     /// True when the origin itself said how long the response stays fresh (§4.2.1).
     public var hasExplicitFreshness: Bool {

@@ -86,6 +86,31 @@ import Testing
         #expect(HTTPDate.parse("Sun Nov  6 08:49:37 1994") == expected)
     }
 
+    /// RFC 9110 §5.6.7's grammar exactly (RFC 9111 §5.3: anything else in `Expires` is "already
+    /// expired"), with the case of day, month and zone names forgiven.
+    @Test func onlyTheExactGrammarIsADate() {
+        let expected: Int64 = 784_111_777
+        for accepted in ["Sun, 06 Nov 1994 08:49:37 GMT", "sun, 06 NOV 1994 08:49:37 gmt", "Sunday, 06-Nov-94 08:49:37 GMT",
+                         "SUNDAY, 06-nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun Nov 06 08:49:37 1994"] {
+            #expect(HTTPDate.parse(accepted) == expected, "\(accepted)")
+        }
+        for rejected in [
+            "Sun, 06 Nov 94 08:49:37 GMT",      // two-digit year in IMF-fixdate
+            "Sun 06 Nov 1994 08:49:37 GMT",     // no comma after the day name
+            "Sun,  06 Nov 1994 08:49:37 GMT",   // two spaces
+            "Sun, 06 Nov 1994  08:49:37 GMT",
+            "Sun, 06-Nov-1994 08:49:37 GMT",    // dashes in IMF-fixdate
+            "Sun, 06 Nov 1994 8:49:37 GMT",     // one-digit hour
+            "Sun, 6 Nov 1994 08:49:37 GMT",     // one-digit day
+            "Sunday, 06-Nov-1994 08:49:37 GMT", // four-digit year in rfc850-date
+            "Sun, 06-Nov-94 08:49:37 GMT",      // short day name in rfc850-date
+            "Sun Nov 6 08:49:37 1994",          // asctime day without its padding space
+            " Sun, 06 Nov 1994 08:49:37 GMT",
+        ] {
+            #expect(HTTPDate.parse(rejected) == nil, "\(rejected)")
+        }
+    }
+
     @Test func formatsIMFFixdateAndRoundTrips() {
         #expect(HTTPDate.format(secondsSinceEpoch: 784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
         for t: Int64 in [0, 951_782_400, 1_700_000_000, 4_102_444_800] {

@@ -58,6 +58,35 @@ import Testing
         #expect(e.freshness(at: t0) == .stale(staleness: .zero))
     }
 
+    @Test func anExpiresOutsideTheDateGrammarOrGivenTwiceMeansAlreadyExpired() throws {
+        let good = date(t0 + .seconds(30))
+        #expect(try entry([("Expires", good), ("Date", date(t0))]).terms.freshnessLifetime == .seconds(30))
+        #expect(try entry([("Expires", good.lowercased()), ("Date", date(t0))]).terms.freshnessLifetime == .seconds(30))
+        var parts = good.split(separator: " ").map(String.init)  // Fri, 15 Jan 2027 08:00:30 GMT
+        parts[3] = String(parts[3].suffix(2))
+        let twoDigitYear = parts.joined(separator: " ")
+        let noComma = String(good.filter { $0 != "," })
+        let spaces = good.split(separator: " ").joined(separator: "  ")
+        for bad in [twoDigitYear, noComma, spaces] {
+            let e = try entry([("Expires", bad), ("Date", date(t0)), ("ETag", "\"a\"")])
+            #expect(e.terms.freshnessLifetime == .zero, "Expires: \(bad)")
+        }
+        let twice = try entry([("Expires", good), ("Expires", good), ("Date", date(t0)), ("ETag", "\"a\"")])
+        #expect(twice.terms.freshnessLifetime == .zero)
+    }
+
+    /// RFC 9111 §5.1: the first member of a list-valued `Age` counts; one that is not a
+    /// non-negative integer makes the response stale, like an age beyond 2^31 (§1.2.2).
+    @Test func anInvalidAgeMakesTheResponseStale() throws {
+        let listed = try entry([("Cache-Control", "max-age=100"), ("Age", "10, 50"), ("Date", date(t0))])
+        #expect(listed.age(at: t0) == .seconds(10))
+        for bad in ["old, 0", "-5", "1.5", "", "99999999999999999999999"] {
+            let e = try entry([("Cache-Control", "max-age=100, stale-while-revalidate=60"), ("Age", bad), ("Date", date(t0))])
+            #expect(!e.freshness(at: t0).isFresh, "Age: \(bad)")
+            #expect(!e.isWithinStaleWhileRevalidate(at: t0), "Age: \(bad)")
+        }
+    }
+
     @Test func routeTTLAppliesOnlyWithoutOriginLifetimeUnlessOverriding() throws {
         let ttl = CachePolicy(defaultTTL: .seconds(300))
         #expect(try entry([], policy: ttl).terms.freshnessLifetime == .seconds(300))
