@@ -87,6 +87,11 @@ final class CacheFill: UpstreamResponseDelegate {
 
     // MARK: UpstreamResponseDelegate
 
+    /// Passed to the client that started the fill (followers and the stored entry never see it).
+    func upstreamInterimResponse(_ head: HTTPResponseHead) {
+        liveOwner?.relayInterim(head, to: request)
+    }
+
     func upstreamResponseHead(_ head: HTTPResponseHead) {
         if let wait = tries.responseHead(status: head.status.code, replayable: true) {
             retry(after: wait)

@@ -145,6 +145,10 @@ final class ForwardExchange: UpstreamResponseDelegate {
 
     // MARK: UpstreamResponseDelegate
 
+    func upstreamInterimResponse(_ head: HTTPResponseHead) {
+        handler?.relayInterim(head, to: request)
+    }
+
     func upstreamResponseHead(_ head: HTTPResponseHead) {
         if let wait = tries.responseHead(status: head.status.code, replayable: replayable) {
             retry(after: wait)

@@ -432,6 +432,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         _ = context?.channel.setOption(ChannelOptions.autoRead, value: on)
     }
 
+    /// An interim response of the upstream's (102, 103 Early Hints) goes to the client before the
+    /// final one; never to an HTTP/1.0 client, which does not expect 1xx (RFC 9110 §15.2).
+    func relayInterim(_ head: HTTPResponseHead, to r: ActiveRequest) {
+        guard let context, request === r, !r.responseStarted, r.head.version == .http1_1 else { return }
+        var headers = head.headers
+        HopByHopHeaders.strip(&headers)
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
+    }
+
     /// Answers `Expect: 100-continue` once the upstream is ready for the body.
     func sendContinue(for r: ActiveRequest) {
         guard let context, request === r, !r.responseStarted,

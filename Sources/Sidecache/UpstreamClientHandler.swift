@@ -7,6 +7,8 @@ import NIOHTTP1
 /// Receives what one upstream exchange produces. Called on the upstream channel's event loop, which
 /// is also the client connection's loop.
 protocol UpstreamResponseDelegate: AnyObject {
+    /// An interim (1xx) response before the final one: 102, 103 Early Hints... (never 100 or 101).
+    func upstreamInterimResponse(_ head: HTTPResponseHead)
     func upstreamResponseHead(_ head: HTTPResponseHead)
     func upstreamResponseBody(_ buffer: ByteBuffer)
     func upstreamResponseEnd()
@@ -118,7 +120,11 @@ final class UpstreamClientHandler: ChannelInboundHandler {
         case (.head(let head), .awaitingHead):
             responseStarted = true
             if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
-                return  // interim responses are not relayed (Expect is answered by sidecache itself)
+                // RFC 9110 §15.2: interim responses go to the client ahead of the final one; a 100
+                // is not relayed (sidecache answers Expect: 100-continue itself).
+                armTimeout()
+                if head.status != .continue { delegate?.upstreamInterimResponse(head) }
+                return
             }
             state = .receivingBody(keepAlive: head.isKeepAlive && requestKeepAlive)
             armTimeout()

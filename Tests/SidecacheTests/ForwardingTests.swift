@@ -252,6 +252,37 @@ import Testing
         }
     }
 
+    /// RFC 9110 §15.2, RFC 9111 §3: interim responses reach the client before the final one, and
+    /// are never stored nor merged into what is stored.
+    @Test func interimResponsesAreRelayedBeforeTheFinalOneAndNeverStored() async throws {
+        var early = OriginReply.ok("final", [("Cache-Control", "max-age=60")])
+        early.interim = [(103, [("Link", "</app.css>; rel=preload"), ("X-Hint", "early")]), (102, [])]
+        let reply = early
+        try await withProxy({ _ in reply }) { _, proxy in
+            for (method, path) in [("POST", "/api/items/1"), ("GET", "/api/items/2")] {
+                let responses = try await offloaded { () -> [TestResponse] in
+                    let c = try TestConnection(port: proxy.port)
+                    try c.send("\(method) \(path) HTTP/1.1\r\nHost: test.local\r\nContent-Length: 0\r\n\r\n")
+                    return [try c.readResponse(), try c.readResponse(), try c.readResponse()]
+                }
+                #expect(responses.map(\.status) == [103, 102, 200], "\(method)")
+                #expect(responses[0].header("Link") == "</app.css>; rel=preload")
+                #expect(responses[2].text == "final" && responses[2].header("X-Hint") == nil)
+            }
+            // The stored entry: no interim response, none of its fields.
+            let hit = try await get(proxy.port, "/api/items/2")
+            #expect(hit.status == 200 && hit.xCache == "HIT", "\(hit.status) \(hit.xCache ?? "-") \(hit.header("Cache-Status") ?? "-")")
+            #expect(hit.header("Link") == nil && hit.header("X-Hint") == nil)
+            // HTTP/1.0 clients get no 1xx.
+            let old = try await offloaded { () -> TestResponse in
+                let c = try TestConnection(port: proxy.port)
+                try c.send("GET /api/items/3 HTTP/1.0\r\nHost: x\r\n\r\n")
+                return try c.readResponse()
+            }
+            #expect(old.status == 200 && old.text == "final")
+        }
+    }
+
     @Test func aHostThatIsNoHostNameAddressOrPortIs400() async throws {
         try await withProxy({ _ in .ok("x") }) { origin, proxy in
             for host in ["a/b", "a?b", "user@host", "a b", "h\u{7f}", "ex\u{e4}mple", "a#b"] {

@@ -32,6 +32,8 @@ struct OriginReply: Sendable {
     var raw: [UInt8]? = nil
     /// Close the connection right after the response, without announcing it (`Connection: close`).
     var closeAfterReply = false
+    /// Interim responses (status, fields) sent before the final one, e.g. 103 Early Hints.
+    var interim: [(UInt, [(String, String)])] = []
 
     static func ok(_ body: String, _ headers: [(String, String)] = []) -> OriginReply {
         OriginReply(status: .ok, headers: headers, body: body)
@@ -167,6 +169,9 @@ private final class OriginHandler: ChannelInboundHandler, RemovableChannelHandle
                 context.close(promise: nil)
             }
             return
+        }
+        for (status, fields) in reply.interim {
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: Int(status)), headers: HTTPHeaders(fields)))), promise: nil)
         }
         var headers = HTTPHeaders(reply.headers)
         if let n = reply.streamBytes {
