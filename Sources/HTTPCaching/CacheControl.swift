@@ -1,3 +1,5 @@
+import RawStructuredFieldValues
+
 /// The directives of a `Cache-Control` field (or of a targeted field such as `CDN-Cache-Control`),
 /// as far as a shared cache acts on them.
 ///
@@ -96,6 +98,66 @@ public struct CacheControl: Sendable, Equatable {
         } else if named("stale-if-error") {
             if let s = Self.validDeltaSeconds(argument) { staleIfError = s; hasDirectives = true }
         }
+    }
+
+    /// A targeted field (RFC 9213 §2.1: `CDN-Cache-Control`, or the route's own) as this cache reads
+    /// it: an SF Dictionary (RFC 8941). Nil, and `Cache-Control` decides, when the field is absent or
+    /// empty, does not parse, or gives a known directive a value of the wrong type (a delta-seconds
+    /// that is not a non-negative Integer, a flag that is not Boolean true, a string for a directive
+    /// that takes none): consumers SHOULD NOT coerce such values (§2.1). A field that parses but
+    /// names no directive this cache knows still replaces `Cache-Control` (§3.1's `none`).
+    public static func targeted(fieldValues: [String]) -> CacheControl? {
+        let joined = fieldValues.joined(separator: ", ")
+        guard !joined.utf8.allSatisfy({ $0 == .space || $0 == .tab }) else { return nil }
+        var parser = StructuredFieldValueParser(Array(joined.utf8))
+        guard let dictionary = try? parser.parseDictionaryFieldValue() else { return nil }
+        var cc = CacheControl()
+        cc.hasDirectives = true
+        for (name, member) in dictionary {
+            guard case .item(let item) = member else {
+                if Self.knownDirectives.contains(name) { return nil }
+                continue
+            }
+            guard cc.apply(name, item.rfc9651BareItem) else { return nil }
+        }
+        return cc
+    }
+
+    private static let knownDirectives: Set<String> = [
+        "max-age", "s-maxage", "stale-while-revalidate", "stale-if-error", "no-store", "no-cache", "private", "public",
+        "must-revalidate", "proxy-revalidate", "no-transform", "immutable",
+    ]
+
+    /// One Dictionary member; false when a known directive has a value of the wrong type.
+    private mutating func apply(_ name: String, _ value: RFC9651BareItem) -> Bool {
+        func seconds() -> Int64? {
+            guard case .integer(let n) = value, n >= 0 else { return nil }
+            return min(Int64(n), 2_147_483_648)
+        }
+        var flag: Bool {
+            if case .bool(true) = value { return true }
+            return false
+        }
+        switch name {
+        case "max-age": guard let s = seconds() else { return false }; maxAge = s
+        case "s-maxage": guard let s = seconds() else { return false }; sMaxAge = s
+        case "stale-while-revalidate": guard let s = seconds() else { return false }; staleWhileRevalidate = s
+        case "stale-if-error": guard let s = seconds() else { return false }; staleIfError = s
+        case "no-store": guard flag else { return false }; noStore = true
+        case "public": guard flag else { return false }; isPublic = true
+        case "must-revalidate": guard flag else { return false }; mustRevalidate = true
+        case "proxy-revalidate": guard flag else { return false }; proxyRevalidate = true
+        case "no-transform": guard flag else { return false }; noTransform = true
+        case "immutable": guard flag else { return false }; immutable = true
+        // These two may name fields (an SF String); read as their unqualified forms, as in
+        // `Cache-Control` (the conservative reading of §5.2.2.4 and §5.2.2.7).
+        case "no-cache":
+            if case .string = value { noCache = true } else { guard flag else { return false }; noCache = true }
+        case "private":
+            if case .string = value { isPrivate = true } else { guard flag else { return false }; isPrivate = true }
+        default: break  // §5.2.3: unknown directives are ignored, whatever their value
+        }
+        return true
     }
 
     /// §1.2.2: delta-seconds; a value that does not parse makes the response stale (lifetime 0).

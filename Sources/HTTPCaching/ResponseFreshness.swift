@@ -2,8 +2,9 @@ import NIOHTTP1
 
 /// The freshness-relevant facts of a response, read once from its headers.
 ///
-/// RFC 9213 §2.1: when the route's targeted field (by default `CDN-Cache-Control`) is present with
-/// at least one valid directive, it replaces `Cache-Control` for this cache's decisions.
+/// RFC 9213 §2.1: when the route's targeted field (by default `CDN-Cache-Control`) is present and
+/// parses as a Structured Field Dictionary of well-typed directives, it replaces `Cache-Control` for
+/// this cache's decisions.
 public struct ResponseDirectives: Sendable {
     public var cacheControl: CacheControl
     /// Seconds since the epoch from `Expires`; `.invalid` when present but unparsable (§5.3: treat as
@@ -20,8 +21,7 @@ public struct ResponseDirectives: Sendable {
     }
 
     public init(headers: HTTPHeaders, targetedField: String) {
-        let targeted = CacheControl(fieldValues: headers[targetedField])
-        if targeted.hasDirectives {
+        if let targeted = CacheControl.targeted(fieldValues: headers[targetedField]) {
             cacheControl = targeted
             usedTargetedField = true
         } else {

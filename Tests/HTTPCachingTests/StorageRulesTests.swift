@@ -64,8 +64,19 @@ import Testing
             return
         }
         #expect(t2.freshnessLifetime == .seconds(7))
-        // A targeted field with nothing valid in it is ignored.
-        #expect(reason(decide([("Cache-Control", "no-store"), ("CDN-Cache-Control", "bogus")])) == .noStore)
+        // RFC 9213 §2.1: a field that does not parse as an SF Dictionary, or that gives a known
+        // directive a value of the wrong type, is ignored whole, and Cache-Control decides.
+        for ignored in ["max-age=\"60\"", "max-age=60.5", "max-age=-1", "max-age=tok", "max-age=60,", "no-store=1",
+                        "public, max-age=(1 2)", "\"quoted\"", "max-age=60;;", ""] {
+            #expect(reason(decide([("Cache-Control", "no-store"), ("CDN-Cache-Control", ignored)])) == .noStore, "CDN-Cache-Control: \(ignored)")
+        }
+        // §3.1: one that parses applies even when it names no directive this cache knows.
+        #expect(reason(decide([("Cache-Control", "no-store"), ("CDN-Cache-Control", "none")])) == nil)
+        guard case .store(let t3) = decide([("Cache-Control", "no-store"), ("CDN-Cache-Control", "max-age=30, x-vendor=\"a\", no-cache=\"Set-Cookie\"")]) else {
+            Issue.record("expected store")
+            return
+        }
+        #expect(t3.freshnessLifetime == .seconds(30) && t3.revalidateAlways)
     }
 
     @Test func clientNoStoreMattersOnlyWhenTheRouteHonoursIt() {
