@@ -33,6 +33,8 @@ final class CacheFill: UpstreamResponseDelegate {
     private var requestTime = CacheInstant(milliseconds: 0)
     /// The breaker's leave for each attempt, and the retries.
     private let tries: UpstreamAttempts
+    /// The invalidation log's epoch when the fill began: one matching it since then wins.
+    private let startEpoch: UInt64
 
     init(runtime: ProxyRuntime, key: CacheKey, route: CompiledRoute, request: ActiveRequest, owner: ProxyHandler?,
          clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop) {
@@ -46,6 +48,7 @@ final class CacheFill: UpstreamResponseDelegate {
         self.upstreamHead = UpstreamRequest.head(for: request, clientAddress: clientAddress, forFill: true, validating: validating)
         self.maxObjectBytes = runtime.store.currentLimits.maxObjectBytes
         self.tries = UpstreamAttempts(runtime.upstreamGuard, method: .GET, route: route)
+        self.startEpoch = runtime.invalidations.epoch
     }
 
     /// The fill keeps itself alive through the pool's callbacks and the upstream handler's delegate
@@ -158,20 +161,26 @@ final class CacheFill: UpstreamResponseDelegate {
         switch mode {
         case .buffering(let head, let terms, let body):
             mode = .finished
-            let entry = makeEntry(head, body: body, terms: terms, responseTime: now)
-            let stored = runtime.store.store(entry, for: key)
+            let fetched = makeEntry(head, body: body, terms: terms, responseTime: now)
+            let (entry, verdict) = afterInvalidations(fetched, now: now)
+            let stored = verdict != .removed && runtime.store.store(entry, for: key)
             if stored { runtime.redisTier?.store(entry, for: key, now: now, on: eventLoop) }
-            runtime.coalescer.finish(key.value, with: stored ? .entry(entry) : .uncacheable)
-            let status = "sidecache; fwd=\(validating == nil ? "miss" : "stale"); fwd-status=\(head.status.code)" + (stored ? "; stored" : "; detail=too-large")
+            // Invalidated meanwhile: the clients waiting get what was fetched, later ones a new fill.
+            runtime.coalescer.finish(key.value, with: stored || verdict == .removed ? .entry(entry) : .uncacheable)
+            let outcome = verdict == .removed ? "; detail=invalidated" : (stored ? "; stored" : "; detail=too-large")
+            let status = "sidecache; fwd=\(validating == nil ? "miss" : "stale"); fwd-status=\(head.status.code)" + outcome
             liveOwner?.serve(entry, to: request, cacheStatus: .text(status), now: now)
         case .notModified(let head):
             mode = .finished
-            guard let validating else { return }
-            let refreshed = refresh(validating, with: head, responseTime: now)
-            runtime.store.store(refreshed, for: key)
-            runtime.redisTier?.store(refreshed, for: key, now: now, on: eventLoop)
+            guard let validating else { return finishAbandoned() }
+            let (refreshed, verdict) = afterInvalidations(refresh(validating, with: head, responseTime: now), now: now)
+            if verdict != .removed {
+                runtime.store.store(refreshed, for: key)
+                runtime.redisTier?.store(refreshed, for: key, now: now, on: eventLoop)
+            }
             runtime.coalescer.finish(key.value, with: .entry(refreshed))
-            liveOwner?.serve(refreshed, to: request, cacheStatus: "sidecache; fwd=stale; fwd-status=304; stored", now: now)
+            let outcome = verdict == .removed ? "detail=invalidated" : "stored"
+            liveOwner?.serve(refreshed, to: request, cacheStatus: .text("sidecache; fwd=stale; fwd-status=304; \(outcome)"), now: now)
         case .streaming:
             mode = .finished
             liveOwner?.endStreamedResponse(request)
@@ -218,6 +227,22 @@ final class CacheFill: UpstreamResponseDelegate {
         mode = .finished
         runtime.coalescer.finish(key.value, with: .failed(error))
         if let owner = liveOwner { owner.serveStaleOrError(error, to: request) }
+        retainSelf = nil
+    }
+
+    /// What to store after the invalidations that happened since the fill began: the entry, or
+    /// the entry already stale (a soft purge matched), or nothing (a purge matched).
+    private func afterInvalidations(_ entry: CachedResponse, now: CacheInstant) -> (CachedResponse, InvalidationLog.Verdict?) {
+        switch runtime.invalidations.verdict(since: startEpoch, path: key.path, tags: entry.tags) {
+        case nil: (entry, nil)
+        case .markedStale: (entry.expired(at: now), .markedStale)
+        case .removed: (entry, .removed)
+        }
+    }
+
+    /// A 304 with nothing to refresh (cannot happen: a fill only validates a stored entry).
+    private func finishAbandoned() {
+        runtime.coalescer.finish(key.value, with: .retry)
         retainSelf = nil
     }
 

@@ -14,6 +14,8 @@ public final class ProxyRuntime: Sendable {
     private let guardBox: NIOLockedValueBox<UpstreamGuard>
     let store: MemoryStore
     let coalescer = FillCoalescer()
+    /// Invalidations numbered as they happen, so a fill under way does not store what one removed.
+    let invalidations = InvalidationLog()
     let pools: UpstreamPools
     let logger: Logger
     let levelBox: LogLevelBox
@@ -76,17 +78,19 @@ public final class ProxyRuntime: Sendable {
 
     private func makeTier(_ config: SidecacheConfiguration.Redis) -> RedisTier {
         let store = self.store
+        let log = self.invalidations
         let logger = self.logger
         let group = self.group
         let clock = self.clock
         return RedisTier(
             config: config, group: group, logger: logger, instanceID: instanceID, errorCounter: metrics.redisErrors,
             onInvalidation: { message in
-                _ = Self.invalidateMemory(store, message.target, soft: message.soft, now: clock(), on: group.next())
+                _ = Self.invalidateMemory(store, log, message.target, soft: message.soft, now: clock(), on: group.next())
             },
             onResubscribed: {
                 // Messages sent while the subscription was down are lost: what L1 holds may have
                 // been invalidated elsewhere.
+                log.record(.all, soft: false)
                 let removed = store.removeAll()
                 logger.warning("resubscribed to the invalidation channel; cleared the memory cache, which may have missed invalidations",
                                metadata: ["entries_removed": "\(removed)"])
@@ -154,16 +158,18 @@ public final class ProxyRuntime: Sendable {
     func invalidate(_ target: InvalidationMessage.Target, soft: Bool = false, on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
         let now = now()
         metrics.recordPurge(kind: target.kind, soft: soft)
-        let memory = Self.invalidateMemory(store, target, soft: soft, now: now, on: loop)
+        let memory = Self.invalidateMemory(store, invalidations, target, soft: soft, now: now, on: loop)
         guard let tier = redisTier else { return memory.map { PurgeCount(memory: $0, redis: nil) } }
         let redis = tier.invalidate(target, soft: soft, now: now, on: loop).map(Optional.some).recover { _ in nil }
         return memory.and(redis).map { PurgeCount(memory: $0, redis: $1) }
     }
 
     /// A path or tag is applied at once; a walk of the whole cache runs on the thread pool so the
-    /// event loops keep serving (they wait at most for one batch of keys on a shard's lock).
-    private static func invalidateMemory(_ store: MemoryStore, _ target: InvalidationMessage.Target, soft: Bool, now: CacheInstant,
-                                         on loop: any EventLoop) -> EventLoopFuture<Int> {
+    /// event loops keep serving (they wait at most for one batch of keys on a shard's lock). The
+    /// invalidation is logged first, so fills under way that it matches do not store after it.
+    private static func invalidateMemory(_ store: MemoryStore, _ log: InvalidationLog, _ target: InvalidationMessage.Target, soft: Bool,
+                                         now: CacheInstant, on loop: any EventLoop) -> EventLoopFuture<Int> {
+        log.record(target, soft: soft)
         let mode: MemoryStore.PurgeMode = soft ? .markStale(at: now) : .remove
         guard target.scansWholeCache else { return loop.makeSucceededFuture(store.invalidate(target, mode: mode)) }
         return NIOThreadPool.singleton.runIfActive(eventLoop: loop) { store.invalidate(target, mode: mode) }

@@ -115,6 +115,28 @@ import Testing
         }
     }
 
+    /// A purge on B while A's fill waits for the origin: A hears of it through Redis and stores the
+    /// response it fetched before the purge neither in its memory nor in Redis.
+    @Test func aPurgeOnOneInstanceDuringAFillOnAnotherKeepsTheFillFromBeingStoredAnywhere() async throws {
+        let version = NIOLockedValueBox("v1")
+        try await Self.withTwoInstances({ _ in
+            .init(status: .ok, headers: [("Cache-Control", "max-age=300")], body: version.withLockedValue { $0 }, delay: .milliseconds(800))
+        }) { origin, redis, a, b in
+            async let racing = get(a.port, "/api/items/9")
+            #expect(try await SidecacheTests.eventually { origin.count("/api/items/9") == 1 })  // A's fill is under way
+            _ = try await b.runtime.invalidate(tag: "item:9").get()
+            version.withLockedValue { $0 = "v2" }
+            #expect(try await racing.text == "v1")
+            try await Task.sleep(for: .milliseconds(100))  // an L2 write would have landed by now
+            #expect(try redis.keys("t:e:*items/9*").isEmpty)
+            let onB = try await get(b.port, "/api/items/9")
+            #expect(onB.xCache == "MISS" && onB.text == "v2")
+            let onA = try await get(a.port, "/api/items/9")
+            #expect(onA.text == "v2")
+            #expect(origin.count("/api/items/9") == 2)
+        }
+    }
+
     @Test func anUnsafeRequestThroughAEvictsTheEntryFromBsMemoryAndFromRedis() async throws {
         let version = NIOLockedValueBox(1)
         try await Self.withTwoInstances({ r in
