@@ -19,6 +19,9 @@ public struct CacheControl: Sendable, Equatable {
     public var mustRevalidate = false
     public var proxyRevalidate = false
     public var immutable = false
+    /// RFC 9111 §5.2.2.3: store only if the cache implements the status code's caching rules; such
+    /// a cache then ignores `no-store`.
+    public var mustUnderstand = false
     /// RFC 9111 §5.2.2.6 / §5.2.1.6: intermediaries must not transform the content (no gzip).
     public var noTransform = false
     /// RFC 5861 extensions.
@@ -93,6 +96,7 @@ public struct CacheControl: Sendable, Equatable {
         else if named("proxy-revalidate") { proxyRevalidate = true; hasDirectives = true }
         else if named("no-transform") { noTransform = true; hasDirectives = true }
         else if named("immutable") { immutable = true; hasDirectives = true }
+        else if named("must-understand") { mustUnderstand = true; hasDirectives = true }
         else if named("stale-while-revalidate") {
             if let s = Self.validDeltaSeconds(argument) { staleWhileRevalidate = s; hasDirectives = true }
         } else if named("stale-if-error") {
@@ -125,7 +129,7 @@ public struct CacheControl: Sendable, Equatable {
 
     private static let knownDirectives: Set<String> = [
         "max-age", "s-maxage", "stale-while-revalidate", "stale-if-error", "no-store", "no-cache", "private", "public",
-        "must-revalidate", "proxy-revalidate", "no-transform", "immutable",
+        "must-revalidate", "proxy-revalidate", "no-transform", "immutable", "must-understand",
     ]
 
     /// One Dictionary member; false when a known directive has a value of the wrong type.
@@ -149,6 +153,7 @@ public struct CacheControl: Sendable, Equatable {
         case "proxy-revalidate": guard flag else { return false }; proxyRevalidate = true
         case "no-transform": guard flag else { return false }; noTransform = true
         case "immutable": guard flag else { return false }; immutable = true
+        case "must-understand": guard flag else { return false }; mustUnderstand = true
         // These two may name fields (an SF String); read as their unqualified forms, as in
         // `Cache-Control` (the conservative reading of §5.2.2.4 and §5.2.2.7).
         case "no-cache":

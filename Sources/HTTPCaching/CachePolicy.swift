@@ -14,6 +14,10 @@ public struct CachePolicy: Sendable, Equatable {
     /// A sidecar protects its origin: by default a client's `no-cache`/`max-age=0`/`no-store` does not
     /// force a trip to the origin. Routes may opt in.
     public var honorClientNoCache: Bool
+    /// RFC 9111 §4.2.2: a response with `Last-Modified` but no explicit lifetime, of a heuristically
+    /// cacheable status, is fresh for 10% of (`Date` - `Last-Modified`), at most `heuristicMax`.
+    public var heuristic: Bool
+    public var heuristicMax: CacheDuration
 
     public init(
         defaultTTL: CacheDuration? = nil,
@@ -21,7 +25,9 @@ public struct CachePolicy: Sendable, Equatable {
         staleWhileRevalidate: CacheDuration = .zero,
         staleIfError: CacheDuration = .zero,
         targetedField: String = "cdn-cache-control",
-        honorClientNoCache: Bool = false
+        honorClientNoCache: Bool = false,
+        heuristic: Bool = false,
+        heuristicMax: CacheDuration = .seconds(86_400)
     ) {
         self.defaultTTL = defaultTTL
         self.overrideOrigin = overrideOrigin
@@ -29,5 +35,7 @@ public struct CachePolicy: Sendable, Equatable {
         self.staleIfError = staleIfError
         self.targetedField = targetedField.lowercased()
         self.honorClientNoCache = honorClientNoCache
+        self.heuristic = heuristic
+        self.heuristicMax = heuristicMax
     }
 }

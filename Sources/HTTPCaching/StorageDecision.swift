@@ -40,6 +40,10 @@ public enum StorageRules {
 
     /// Statuses a shared cache understands well enough to store when the origin gives explicit
     /// freshness (§3: "the response status code is final" and understood).
+    /// The final status codes RFC 9110 §15 defines: the ones whose semantics this cache knows.
+    static let rfc9110Statuses: Set<UInt> = Set<UInt>(200...205).union([300, 301, 302, 303, 305, 307, 308])
+        .union(400...417).union([421, 422, 426]).union(500...505)
+
     private static func isUnderstoodFinal(_ code: UInt) -> Bool {
         code >= 200 && code < 600 && code != 206 && code != 304
     }
@@ -59,7 +63,13 @@ public enum StorageRules {
 
         let d = ResponseDirectives(headers: responseHeaders, targetedField: policy.targetedField)
         let cc = d.cacheControl
-        if cc.noStore { return .doNotStore(.noStore) }
+        // §5.2.2.3: must-understand stores only a status whose caching rules this cache implements
+        // (those of RFC 9110), and then no-store is ignored.
+        if cc.mustUnderstand {
+            guard Self.rfc9110Statuses.contains(code) else { return .doNotStore(.status) }
+        } else if cc.noStore {
+            return .doNotStore(.noStore)
+        }
         if cc.isPrivate { return .doNotStore(.isPrivate) }
         if policy.honorClientNoCache {
             let requestCC = CacheControl(fieldValues: requestHeaders["cache-control"])
@@ -82,6 +92,9 @@ public enum StorageRules {
             lifetime = ttl
         } else if let origin = d.originLifetime(responseTime: responseTime) {
             lifetime = origin
+        } else if policy.heuristic, cacheableByDefault.contains(code), let heuristic = Self.heuristicLifetime(responseHeaders, date: d.date,
+                                                                                                           responseTime: responseTime, max: policy.heuristicMax) {
+            lifetime = heuristic
         } else if let ttl = policy.defaultTTL, cacheableByDefault.contains(code) {
             lifetime = ttl
         } else if cc.noCache && cacheableByDefault.contains(code) {
@@ -106,5 +119,14 @@ public enum StorageRules {
             originDate: d.date,
             originAge: d.age
         ))
+    }
+
+    /// RFC 9111 §4.2.2: 10% of the time since `Last-Modified` (by `Date`, else the response time),
+    /// capped; nil without a usable `Last-Modified` (or one in the future).
+    static func heuristicLifetime(_ headers: HTTPHeaders, date: Int64?, responseTime: CacheInstant, max cap: CacheDuration) -> CacheDuration? {
+        guard let text = headers.first(name: "last-modified"), let modified = HTTPDate.parse(text) else { return nil }
+        let since = (date ?? responseTime.seconds) - modified
+        guard since > 0 else { return nil }
+        return min(.seconds(since / 10), cap)
     }
 }

@@ -231,6 +231,7 @@ public enum ConfigParser {
     private static let routeKeys = [
         "name", "match", "cache", "ttl", "override_origin", "stale_while_revalidate", "stale_if_error", "key", "tags",
         "honor_client_no_cache", "targeted_cache_control", "invalidates", "compression", "rate_limit", "retry_unsafe_idempotent",
+        "heuristic", "heuristic_max",
     ]
 
     private static func readRoutes(_ node: Node?, redisConfigured: Bool, _ r: inout ConfigReader) -> [SidecacheConfiguration.Route] {
@@ -342,8 +343,10 @@ public enum ConfigParser {
         }
         let rateLimit = readRateLimit(m["rate_limit"], at: "\(path).rate_limit", redisConfigured: redisConfigured, &r)
         let retryUnsafe = r.bool(m["retry_unsafe_idempotent"], at: "\(path).retry_unsafe_idempotent") ?? false
+        let heuristic = r.bool(m["heuristic"], at: "\(path).heuristic") ?? (ttl == nil)
+        let heuristicMax = r.duration(m["heuristic_max"], at: "\(path).heuristic_max", allowZero: false) ?? .seconds(86_400)
         if !cache {
-            for key in ["ttl", "stale_while_revalidate", "stale_if_error", "key", "tags", "override_origin"] where m[key] != nil {
+            for key in ["ttl", "stale_while_revalidate", "stale_if_error", "key", "tags", "override_origin", "heuristic", "heuristic_max"] where m[key] != nil {
                 r.fail("\(path).\(key)", m[key], "has no effect on a route with cache: false")
             }
         }
@@ -353,7 +356,7 @@ public enum ConfigParser {
             name: name, methods: methods, path: pattern, cache: cache, ttl: ttl, overrideOrigin: overrideOrigin,
             staleWhileRevalidate: swr, staleIfError: sie, keyQuery: query, keyHeaders: keyHeaders, tags: tags,
             honorClientNoCache: honor, targetedCacheControl: targeted, invalidates: invalidates, gzip: compression,
-            rateLimit: rateLimit, retryUnsafeIdempotent: retryUnsafe
+            rateLimit: rateLimit, retryUnsafeIdempotent: retryUnsafe, heuristic: heuristic, heuristicMax: heuristicMax
         )
     }
 

@@ -31,7 +31,8 @@ public final class CompiledRoute: Sendable {
         policy = CachePolicy(
             defaultTTL: route.ttl, overrideOrigin: route.overrideOrigin,
             staleWhileRevalidate: route.staleWhileRevalidate, staleIfError: route.staleIfError,
-            targetedField: route.targetedCacheControl, honorClientNoCache: route.honorClientNoCache
+            targetedField: route.targetedCacheControl, honorClientNoCache: route.honorClientNoCache,
+            heuristic: route.heuristic, heuristicMax: route.heuristicMax
         )
         keyPolicy = CacheKeyPolicy(query: route.keyQuery, headers: route.keyHeaders, host: keyHost)
         tags = route.tags

@@ -253,8 +253,12 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         /// PUT and DELETE may be retried too (they are idempotent by definition, RFC 9110 §9.2.2,
         /// but only the API's authors know whether theirs really are).
         public var retryUnsafeIdempotent = false
+        /// RFC 9111 §4.2.2 heuristic freshness from `Last-Modified` (default: on without a `ttl`).
+        public var heuristic = true
+        public var heuristicMax = CacheDuration.seconds(86_400)
 
         enum CodingKeys: String, CodingKey {
+            case heuristic, heuristicMax = "heuristic_max"
             case name, methods, path, cache, ttl, overrideOrigin = "override_origin"
             case staleWhileRevalidate = "stale_while_revalidate", staleIfError = "stale_if_error"
             case key, tags, honorClientNoCache = "honor_client_no_cache", targetedCacheControl = "targeted_cache_control"
@@ -284,6 +288,8 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             if let gzip { try c.encode(gzip, forKey: .gzip) }
             try c.encodeIfPresent(rateLimit, forKey: .rateLimit)
             if retryUnsafeIdempotent { try c.encode(true, forKey: .retryUnsafeIdempotent) }
+            try c.encode(heuristic, forKey: .heuristic)
+            try c.encode(DurationText.format(heuristicMax), forKey: .heuristicMax)
             if !invalidates.isEmpty {
                 try c.encode(["tags": invalidates.tags.map(\.source), "patterns": invalidates.patterns.map(\.source)], forKey: .invalidates)
             }

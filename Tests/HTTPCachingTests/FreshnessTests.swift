@@ -87,6 +87,40 @@ import Testing
         }
     }
 
+    /// RFC 9111 §4.2.2: 10% of (Date - Last-Modified), capped, only when the route allows it.
+    @Test func heuristicFreshnessIsATenthOfTheTimeSinceLastModified() throws {
+        let heuristic = CachePolicy(heuristic: true, heuristicMax: .seconds(3600))
+        let recent = [("Last-Modified", date(t0 - .seconds(5000))), ("Date", date(t0))]
+        #expect(try entry(recent, policy: heuristic).terms.freshnessLifetime == .seconds(500))
+        let old = [("Last-Modified", date(t0 - .seconds(864_000))), ("Date", date(t0))]
+        #expect(try entry(old, policy: heuristic).terms.freshnessLifetime == .seconds(3600), "capped by heuristic_max")
+        // An explicit lifetime, or a route that did not ask for it, wins.
+        #expect(try entry(recent + [("Cache-Control", "max-age=7")], policy: heuristic).terms.freshnessLifetime == .seconds(7))
+        let off = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .ok, responseHeaders: HTTPHeaders(recent),
+                                        policy: CachePolicy(), responseTime: t0)
+        #expect(off == .doNotStore(.noFreshness))
+        // Not for a status that is not heuristically cacheable, nor with a cookie.
+        let created = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .created, responseHeaders: HTTPHeaders(recent),
+                                            policy: heuristic, responseTime: t0)
+        #expect(created != .store(try entry(recent, policy: heuristic).terms))
+        let cookie = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .ok, responseHeaders: HTTPHeaders(recent + [("Set-Cookie", "a=1")]),
+                                           policy: heuristic, responseTime: t0)
+        #expect(cookie == .doNotStore(.setCookie))
+    }
+
+    /// RFC 9111 §5.2.2.3: a cache that implements the status's rules ignores no-store next to
+    /// must-understand; for a status it does not implement, nothing is stored.
+    @Test func mustUnderstandLiftsNoStoreForUnderstoodStatuses() throws {
+        let lifted = try entry([("Cache-Control", "must-understand, no-store, max-age=60")])
+        #expect(lifted.terms.freshnessLifetime == .seconds(60))
+        let unknown = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .init(statusCode: 299),
+                                            responseHeaders: ["Cache-Control": "must-understand, no-store, max-age=60"], policy: CachePolicy(), responseTime: t0)
+        #expect(unknown == .doNotStore(.status))
+        let plain = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .ok, responseHeaders: ["Cache-Control": "no-store, max-age=60"],
+                                          policy: CachePolicy(), responseTime: t0)
+        #expect(plain == .doNotStore(.noStore))
+    }
+
     @Test func routeTTLAppliesOnlyWithoutOriginLifetimeUnlessOverriding() throws {
         let ttl = CachePolicy(defaultTTL: .seconds(300))
         #expect(try entry([], policy: ttl).terms.freshnessLifetime == .seconds(300))
