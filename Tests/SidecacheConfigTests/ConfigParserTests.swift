@@ -104,6 +104,20 @@ func parse(_ yaml: String) throws -> SidecacheConfiguration {
         #expect(e.count == 1 && e.first?.path == "cache.key_host" && e.first?.line == 3)
     }
 
+    @Test func heuristicFreshnessIsOnWithoutATTLAndConfigurable() throws {
+        let c = try parse("""
+        upstream: { url: "http://localhost" }
+        routes:
+          - { name: a, match: { path: "/a/*" } }
+          - { name: b, match: { path: "/b/*" }, ttl: 5m }
+          - { name: c, match: { path: "/c/*" }, ttl: 5m, heuristic: true, heuristic_max: 2h }
+        """)
+        #expect(c.routes.map(\.heuristic) == [true, false, true])
+        #expect(c.routes[2].heuristicMax == .seconds(7200) && c.routes[0].heuristicMax == .seconds(86_400))
+        let e = errors("upstream: { url: \"http://localhost\" }\nroutes:\n  - { name: a, match: { path: \"/*\" }, heuristic_max: 0s }\n")
+        #expect(e.first?.path == "routes[0].heuristic_max")
+    }
+
     @Test func clientHalfCloseAnswersByDefaultAndAcceptsAbort() throws {
         #expect(try parse("upstream: { url: \"http://localhost\" }").limits.clientHalfClose == .answer)
         let abort = try parse("upstream: { url: \"http://localhost\" }\nlimits: { client_half_close: abort }")
