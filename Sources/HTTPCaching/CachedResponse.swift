@@ -254,8 +254,16 @@ public final class CachedResponse: Sendable {
 
     /// §4.1: values are compared after combining field lines and normalising whitespace.
     public static func varyValue(_ name: String, in headers: HTTPHeaders) -> String {
-        headers[canonicalForm: name].map { $0.trimmingSpaces() }.joined(separator: ",")
+        let members = headers[canonicalForm: name]
+        // RFC 9111 §4.1: values may be normalised where the field's own rules say two spellings
+        // mean the same. These fields' members are case-insensitive and allow white space only as
+        // OWS around ";" and "=" (RFC 9110 §12.5, RFC 4647).
+        guard caseInsensitiveVaryFields.contains(name) else { return members.map { $0.trimmingSpaces() }.joined(separator: ",") }
+        return members.map { member in String(member.lowercased().filter { $0 != " " && $0 != "\t" }) }.joined(separator: ",")
     }
+
+    /// Request fields whose values are compared without regard to case or optional white space.
+    static let caseInsensitiveVaryFields: Set<String> = ["accept-language", "accept-encoding", "accept-charset"]
 
     /// Lowercased field names listed by a response's `Vary`.
     public static func varyNames(of headers: HTTPHeaders) -> [String] {

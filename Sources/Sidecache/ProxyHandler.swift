@@ -469,7 +469,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let notModified = entry.status == .ok
-            && ConditionalRequest.isNotModified(request: r.head.headers, etag: chosen.etag, lastModified: entry.lastModified)
+            && ConditionalRequest.isNotModified(request: r.head.headers, etag: chosen.etag, lastModified: entry.lastModified,
+                                                date: entry.lastModified == nil ? entry.headers.first(name: "date") : nil)
         if !notModified, r.head.version == .http1_1, let raw = rawWriter, let encodedHead = chosen.encodedHead {
             serveEncoded(entry, head: encodedHead, body: chosen.body, to: r, cacheStatus: cacheStatus, now: now, context: context, raw: raw)
             return

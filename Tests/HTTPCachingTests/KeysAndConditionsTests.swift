@@ -42,6 +42,24 @@ import Testing
         #expect(!ConditionalRequest.isNotModified(request: HTTPHeaders([("If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT")]), etag: nil, lastModified: lm))
         #expect(!ConditionalRequest.isNotModified(request: HTTPHeaders([("If-None-Match", "\"other\""), ("If-Modified-Since", lm)]), etag: "\"v1\"", lastModified: lm))
     }
+
+    /// RFC 9111 §4.3.2: without Last-Modified, the stored response's Date stands in.
+    @Test func ifModifiedSinceUsesTheStoredDateWithoutLastModified() {
+        let lm = "Sun, 06 Nov 1994 08:49:37 GMT"
+        #expect(ConditionalRequest.isNotModified(request: HTTPHeaders([("If-Modified-Since", lm)]), etag: nil, lastModified: nil, date: lm))
+        #expect(!ConditionalRequest.isNotModified(request: HTTPHeaders([("If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT")]), etag: nil,
+                                                  lastModified: nil, date: lm))
+        #expect(!ConditionalRequest.isNotModified(request: HTTPHeaders([("If-Modified-Since", lm)]), etag: nil, lastModified: nil))
+    }
+
+    /// RFC 9111 §4.1: Accept-Language values that differ only in case or optional white space
+    /// select the same variant; other fields compare as sent.
+    @Test func varyValuesOfCaseInsensitiveFieldsAreNormalised() {
+        func value(_ name: String, _ v: String) -> String { CachedResponse.varyValue(name, in: HTTPHeaders([(name, v)])) }
+        #expect(value("accept-language", "en-US, de;q=0.8") == value("accept-language", "EN-us,de ; q=0.8"))
+        #expect(value("accept-language", "en") != value("accept-language", "de"))
+        #expect(value("x-tenant", "A") != value("x-tenant", "a"))
+    }
 }
 
 @Suite struct InvalidationTargetsTests {
