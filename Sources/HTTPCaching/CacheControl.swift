@@ -13,8 +13,12 @@ public struct CacheControl: Sendable, Equatable {
     public var noStore = false
     /// `no-cache` without field names: store, but revalidate before every use (§5.2.2.4).
     public var noCache = false
-    /// `private`, qualified or not: a shared cache does not store the response (§5.2.2.7).
+    /// `private` without field names: a shared cache does not store the response (§5.2.2.7).
     public var isPrivate = false
+    /// The lowercased field names of a qualified `no-cache="..."` or `private="..."`: the response
+    /// may be stored and reused without revalidation, but never with these fields (§5.2.2.4,
+    /// §5.2.2.7).
+    public var withheldFields: [String] = []
     public var isPublic = false
     public var mustRevalidate = false
     public var proxyRevalidate = false
@@ -87,10 +91,17 @@ public struct CacheControl: Sendable, Equatable {
         if named("max-age") { maxAge = Self.deltaSeconds(argument); hasDirectives = true }
         else if named("s-maxage") { sMaxAge = Self.deltaSeconds(argument); hasDirectives = true }
         else if named("no-store") { noStore = true; hasDirectives = true }
-        // Qualified no-cache (`no-cache="Set-Cookie"`) lets a cache reuse the response without the named
-        // fields; treating it like the unqualified form is the conservative reading (§5.2.2.4).
-        else if named("no-cache") { noCache = true; hasDirectives = true }
-        else if named("private") { isPrivate = true; hasDirectives = true }
+        // Qualified (`no-cache="Set-Cookie"`, `private="X-User"`): the response is stored and reused
+        // without the named fields (§5.2.2.4, §5.2.2.7).
+        else if named("no-cache") {
+            let names = Self.fieldNames(argument)
+            if names.isEmpty { noCache = true } else { withhold(names) }
+            hasDirectives = true
+        } else if named("private") {
+            let names = Self.fieldNames(argument)
+            if names.isEmpty { isPrivate = true } else { withhold(names) }
+            hasDirectives = true
+        }
         else if named("public") { isPublic = true; hasDirectives = true }
         else if named("must-revalidate") { mustRevalidate = true; hasDirectives = true }
         else if named("proxy-revalidate") { proxyRevalidate = true; hasDirectives = true }
@@ -154,15 +165,31 @@ public struct CacheControl: Sendable, Equatable {
         case "no-transform": guard flag else { return false }; noTransform = true
         case "immutable": guard flag else { return false }; immutable = true
         case "must-understand": guard flag else { return false }; mustUnderstand = true
-        // These two may name fields (an SF String); read as their unqualified forms, as in
-        // `Cache-Control` (the conservative reading of §5.2.2.4 and §5.2.2.7).
-        case "no-cache":
-            if case .string = value { noCache = true } else { guard flag else { return false }; noCache = true }
-        case "private":
-            if case .string = value { isPrivate = true } else { guard flag else { return false }; isPrivate = true }
+        // These two may name fields (an SF String): the response is then kept without them.
+        case "no-cache", "private":
+            if case .string(let list) = value, !Self.fieldNames(list).isEmpty {
+                withhold(Self.fieldNames(list))
+            } else {
+                guard flag || { if case .string = value { return true } else { return false } }() else { return false }
+                if name == "no-cache" { noCache = true } else { isPrivate = true }
+            }
         default: break  // §5.2.3: unknown directives are ignored, whatever their value
         }
         return true
+    }
+
+    /// The field names of a qualified directive's argument; none for no argument or an empty one,
+    /// which is the unqualified directive.
+    private static func fieldNames(_ argument: UnsafeBufferPointer<UInt8>?) -> [String] {
+        argument.map { fieldNames(String(decoding: $0, as: UTF8.self)) } ?? []
+    }
+
+    private mutating func withhold(_ names: [String]) {
+        withheldFields += names.filter { !withheldFields.contains($0) }
+    }
+
+    static func fieldNames(_ list: String) -> [String] {
+        list.split(separator: ",").map { $0.trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
     }
 
     /// §1.2.2: delta-seconds; a value that does not parse makes the response stale (lifetime 0).

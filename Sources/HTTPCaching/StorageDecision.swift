@@ -19,9 +19,13 @@ public struct StorageTerms: Sendable, Equatable {
     /// calculation of RFC 9111 §4.2.3.
     public var originDate: Int64?
     public var originAge: Int64
+    /// Fields a qualified `no-cache` or `private` keeps out of what is stored (§5.2.2.4, §5.2.2.7);
+    /// the entry is made without them, so they are not part of its encoding.
+    public var withheldFields: [String] = []
 
     public init(freshnessLifetime: CacheDuration, staleWhileRevalidate: CacheDuration, staleIfError: CacheDuration,
-                revalidateAlways: Bool, mayServeStale: Bool, originDate: Int64? = nil, originAge: Int64 = 0) {
+                revalidateAlways: Bool, mayServeStale: Bool, originDate: Int64? = nil, originAge: Int64 = 0, withheldFields: [String] = []) {
+        self.withheldFields = withheldFields
         self.freshnessLifetime = freshnessLifetime
         self.staleWhileRevalidate = staleWhileRevalidate
         self.staleIfError = staleIfError
@@ -85,7 +89,8 @@ public enum StorageRules {
         let explicit = d.hasExplicitFreshness
         // A cookie-setting response is shared only when the origin itself said it may be: a route TTL
         // alone must never hand one client's cookie to another.
-        if responseHeaders.contains(name: "set-cookie"), !explicit { return .doNotStore(.setCookie) }
+        // (A qualified no-cache or private naming Set-Cookie keeps it out of the entry: safe to share.)
+        if responseHeaders.contains(name: "set-cookie"), !explicit, !cc.withheldFields.contains("set-cookie") { return .doNotStore(.setCookie) }
 
         let lifetime: CacheDuration
         if policy.overrideOrigin, let ttl = policy.defaultTTL {
@@ -117,7 +122,8 @@ public enum StorageRules {
             revalidateAlways: cc.noCache,
             mayServeStale: mayServeStale,
             originDate: d.date,
-            originAge: d.age
+            originAge: d.age,
+            withheldFields: cc.withheldFields
         ))
     }
 

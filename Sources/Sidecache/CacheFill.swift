@@ -30,6 +30,8 @@ final class CacheFill: UpstreamResponseDelegate {
     private var mode = Mode.awaitingHead
     private var connection: UpstreamConnection?
     private var attempts = 0
+    /// The next attempt opens a new connection (the last met a kept-alive one closing).
+    private var needsFreshConnection = false
     private var requestTime = CacheInstant(milliseconds: 0)
     /// The breaker's leave for each attempt, and the retries.
     private let tries: UpstreamAttempts
@@ -68,7 +70,7 @@ final class CacheFill: UpstreamResponseDelegate {
         }
         let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: runtime.pools.loopCount)
         if owner != nil, request.upstreamStarted == nil { request.markUpstreamStart() }
-        pool.acquire(settings) { [self] result in
+        pool.acquire(settings, fresh: needsFreshConnection) { [self] result in
             switch result {
             case .success(let connection):
                 self.connection = connection
@@ -201,6 +203,7 @@ final class CacheFill: UpstreamResponseDelegate {
         case .awaitingHead where attempts == 1 && error.kind == .closedBeforeResponse && (wasReused || error.requestNotSent):
             // A keep-alive connection closed under us; GET is idempotent, so one retry is safe.
             tries.abandon()
+            needsFreshConnection = wasReused
             start()
         case .awaitingHead:
             if let wait = tries.failed(error, replayable: true) { retry(after: wait) } else { fail(error) }
@@ -280,6 +283,7 @@ final class CacheFill: UpstreamResponseDelegate {
         var headers = UpstreamRequest.clientHeaders(from: head.headers)
         headers.remove(name: "age")
         headers.remove(name: "x-request-id")
+        for name in terms.withheldFields { headers.remove(name: name) }
         if head.status.code != 204 {
             headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
         }
@@ -326,7 +330,7 @@ final class CacheFill: UpstreamResponseDelegate {
         var updates = head.headers
         HopByHopHeaders.strip(&updates)
         updates.remove(name: "x-request-id")
-        let merged = entry.headersRefreshed(by: updates)
+        var merged = entry.headersRefreshed(by: updates)
         // The refreshed headers decide the new lifetime (a 304 may carry a new max-age); the 304's
         // own Age counts for the new age.
         let decision = StorageRules.evaluate(
@@ -335,6 +339,7 @@ final class CacheFill: UpstreamResponseDelegate {
         )
         var terms = entry.terms
         if case .store(let fresh) = decision { terms = fresh }
+        for name in terms.withheldFields { merged.remove(name: name) }
         terms.originAge = ResponseDirectives(headers: updates, targetedField: route.policy.targetedField).age
         return entry.refreshed(headers: merged, requestTime: requestTime, responseTime: responseTime, terms: terms)
     }

@@ -16,6 +16,8 @@ final class ForwardExchange: UpstreamResponseDelegate {
     private var pendingBytes = 0
     private var bodyBytesSent = 0
     private var attempts = 0
+    /// The next attempt opens a new connection (the last met a kept-alive one closing).
+    private var needsFreshConnection = false
     private var responseHeadSeen = false
     /// The upstream's response fields: `Location`, `Content-Location` and `X-Invalidate-Tags` name
     /// what a write invalidates.
@@ -52,7 +54,7 @@ final class ForwardExchange: UpstreamResponseDelegate {
         }
         let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: handler.runtime.pools.loopCount)
         if request.upstreamStarted == nil { request.markUpstreamStart() }
-        pool.acquire(settings) { [self] result in
+        pool.acquire(settings, fresh: needsFreshConnection) { [self] result in
             switch result {
             case .success(let connection): self.connected(connection, settings: settings)
             case .failure(let error): self.upstreamFailed(error)
@@ -222,6 +224,7 @@ final class ForwardExchange: UpstreamResponseDelegate {
         if attempts == 1, error.kind == .closedBeforeResponse,
            error.requestNotSent || (wasReused && replayable && request.head.method.isIdempotent) {
             tries.abandon()
+            needsFreshConnection = wasReused
             start()
             return
         }

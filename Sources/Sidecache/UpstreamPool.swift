@@ -147,8 +147,10 @@ final class UpstreamPool {
     }
 
     /// Hands a connection to `callback` on this loop: an idle one at once, else a new one, else
-    /// when one is released.
-    func acquire(_ settings: UpstreamSettings, _ callback: @escaping Callback) {
+    /// when one is released. `fresh` asks for a new connection (the retry of a request that met a
+    /// kept-alive one closing: the other idle ones may be closing too); at the limit, an idle
+    /// connection is closed to make room.
+    func acquire(_ settings: UpstreamSettings, fresh: Bool = false, _ callback: @escaping Callback) {
         eventLoop.preconditionInEventLoop()
         keepalive = settings.keepaliveTimeout
         if target != settings.target {
@@ -156,13 +158,17 @@ final class UpstreamPool {
             target = settings.target
             closeIdle()
         }
-        if let c = takeIdle() {
+        if !fresh, let c = takeIdle() {
             callback(.success(c))
             return
         }
         if open < settings.maxConnections {
             connect(settings, callback)
             return
+        }
+        if fresh, let oldest = idle.first {
+            // Its close frees a slot, which the waiter below is first in line for.
+            oldest.channel.close(promise: nil)
         }
         let waiter = Waiter(settings: settings, callback: callback)
         waiter.timer = eventLoop.assumeIsolated().scheduleTask(in: settings.connectTimeout) { [weak self, weak waiter] in

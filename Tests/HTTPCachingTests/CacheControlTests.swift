@@ -22,10 +22,13 @@ import Testing
         #expect(CacheControl("max-age=99999999999999999999").maxAge == 2_147_483_648)
     }
 
-    @Test func qualifiedFormsCountAsTheDirective() {
+    /// RFC 9111 §5.2.2.4, §5.2.2.7: a qualified no-cache or private withholds its fields only.
+    @Test func qualifiedFormsWithholdTheirFieldsOnly() {
         let cc = CacheControl("private=\"Set-Cookie\", no-cache=\"X-Foo, X-Bar\"")
-        #expect(cc.isPrivate)
-        #expect(cc.noCache)
+        #expect(!cc.isPrivate && !cc.noCache)
+        #expect(cc.withheldFields == ["set-cookie", "x-foo", "x-bar"])
+        let plain = CacheControl("private, no-cache=\"\"")
+        #expect(plain.isPrivate && plain.noCache && plain.withheldFields.isEmpty)
     }
 
     @Test func staleExtensionsNeedValidNumbers() {

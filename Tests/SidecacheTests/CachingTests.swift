@@ -112,6 +112,22 @@ import Testing
         }
     }
 
+    /// RFC 9111 §5.2.2.4, §5.2.2.7: `no-cache="Set-Cookie"` and `private="X-User"` keep those
+    /// fields out of the stored entry; the rest is reused without revalidation.
+    @Test func qualifiedNoCacheAndPrivateStoreTheResponseWithoutTheirFields() async throws {
+        try await withProxy({ _ in
+            .ok("shared", [("Set-Cookie", "session=alice"), ("X-User", "alice"), ("X-Kept", "yes"),
+                           ("Cache-Control", "max-age=60, no-cache=\"Set-Cookie\", private=\"X-User\"")])
+        }) { origin, proxy in
+            let first = try await get(proxy.port, "/origin/q")
+            #expect(first.xCache == "MISS" && first.header("Set-Cookie") == nil && first.header("X-User") == nil)
+            let hit = try await get(proxy.port, "/origin/q")
+            #expect(hit.xCache == "HIT" && hit.text == "shared" && hit.header("X-Kept") == "yes")
+            #expect(hit.header("Set-Cookie") == nil && hit.header("X-User") == nil)
+            #expect(origin.count("/origin/q") == 1)
+        }
+    }
+
     @Test func cdnCacheControlTakesPrecedenceOverCacheControl() async throws {
         try await withProxy({ r in
             r.path.hasSuffix("/a") ? .ok("a", [("Cache-Control", "max-age=60"), ("CDN-Cache-Control", "no-store")])

@@ -344,8 +344,10 @@ import Testing
 
     /// No connection stays lent to an exchange, none waits for one, and no fill is left behind.
     func expectPoolSettles(_ proxy: Sidecar, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        // The counts are separate atomics, read one at a time: poll until they agree.
         let settled = try await eventually {
-            proxy.runtime.upstreamPoolCounts.inUse == 0 && proxy.runtime.upstreamPoolCounts.waiting == 0 && proxy.runtime.fillsInFlight == 0
+            let c = proxy.runtime.upstreamPoolCounts
+            return c.inUse == 0 && c.waiting == 0 && c.open == c.idle && proxy.runtime.fillsInFlight == 0
         }
         let counts = proxy.runtime.upstreamPoolCounts
         #expect(settled, "\(what): pool \(counts), fills \(proxy.runtime.fillsInFlight)", sourceLocation: sourceLocation)

@@ -131,6 +131,7 @@ import Testing
             #expect(try redis.keys("t:e:*items/9*").isEmpty)
             let onB = try await get(b.port, "/api/items/9")
             #expect(onB.xCache == "MISS" && onB.text == "v2")
+            try await Self.waitForL2(redis, keyContaining: "/api/items/9")  // B's write to Redis is in the background
             let onA = try await get(a.port, "/api/items/9")
             #expect(onA.text == "v2")
             #expect(origin.count("/api/items/9") == 2)
