@@ -123,10 +123,13 @@ final class UpstreamPool {
 
     private final class Waiter {
         let settings: UpstreamSettings
+        /// Waits for a new connection, never a released one.
+        let fresh: Bool
         let callback: Callback
         var timer: Scheduled<Void>?
-        init(settings: UpstreamSettings, callback: @escaping Callback) {
+        init(settings: UpstreamSettings, fresh: Bool, callback: @escaping Callback) {
             self.settings = settings
+            self.fresh = fresh
             self.callback = callback
         }
     }
@@ -166,11 +169,11 @@ final class UpstreamPool {
             connect(settings, callback)
             return
         }
-        if fresh, let oldest = idle.first {
+        if fresh, !idle.isEmpty {
             // Its close frees a slot, which the waiter below is first in line for.
-            oldest.channel.close(promise: nil)
+            retire(idle.removeFirst())
         }
-        let waiter = Waiter(settings: settings, callback: callback)
+        let waiter = Waiter(settings: settings, fresh: fresh, callback: callback)
         waiter.timer = eventLoop.assumeIsolated().scheduleTask(in: settings.connectTimeout) { [weak self, weak waiter] in
             guard let self, let waiter, let i = self.waiters.firstIndex(where: { $0 === waiter }) else { return }
             self.waiters.remove(at: i)
@@ -185,17 +188,23 @@ final class UpstreamPool {
     /// upstream meanwhile (an upstream may close right after its last byte, before the EOF is read).
     private func takeIdle() -> UpstreamConnection? {
         while let c = idle.popLast() {
-            gauges.idle.wrappingSubtract(1, ordering: .relaxed)
             guard c.channel.isActive, c.handler.isIdle, !c.peerHasClosed else {
-                c.phase = .leased  // counted out of idle; its close future gives the slot back
-                gauges.inUse.wrappingAdd(1, ordering: .relaxed)
-                c.channel.close(promise: nil)
+                retire(c)
                 continue
             }
+            gauges.idle.wrappingSubtract(1, ordering: .relaxed)
             lease(c)
             return c
         }
         return nil
+    }
+
+    /// Closes a connection taken off the idle list; its close future gives the slot back.
+    private func retire(_ c: UpstreamConnection) {
+        gauges.idle.wrappingSubtract(1, ordering: .relaxed)
+        c.phase = .leased  // counted as in use until the close future counts it out
+        gauges.inUse.wrappingAdd(1, ordering: .relaxed)
+        c.channel.close(promise: nil)
     }
 
     private func lease(_ c: UpstreamConnection) {
@@ -279,7 +288,13 @@ final class UpstreamPool {
     }
 
     private func handIdleToWaiter() {
-        guard !waiters.isEmpty, let connection = takeIdle() else { return }
+        guard let first = waiters.first else { return }
+        if first.fresh {
+            // It needs a new connection: closing an idle one frees the slot it is first in line for.
+            if let c = idle.popLast() { retire(c) }
+            return
+        }
+        guard let connection = takeIdle() else { return }
         let waiter = waiters.removeFirst()
         gauges.waiting.wrappingSubtract(1, ordering: .relaxed)
         waiter.timer?.cancel()

@@ -249,7 +249,7 @@ import Testing
         let upstream = Self.upstream(response: "300ms")
         for (name, reply, status) in cases {
             try await withProxy(upstream: upstream, { r in r.path == "/fine" ? .ok("ok") : reply }) { _, proxy in
-                for i in 0..<(name == "stall" ? 3 : 40) {
+                for i in 0..<(name == "stall" ? 3 : 200) {
                     let forwarded = try await request(proxy.port, "POST", "/api/\(name)/\(i)", body: "x")
                     #expect(forwarded.status == status, "\(name): forward")
                     let filled = try await get(proxy.port, "/\(name)/\(i)")
@@ -264,7 +264,7 @@ import Testing
     @Test func anUpstreamCuttingABodyShortCutsTheClientAndReleasesTheSlot() async throws {
         let cut = OriginReply(raw: Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..".utf8))
         try await withProxy({ r in r.path == "/fine" ? .ok("ok") : cut }) { _, proxy in
-            for i in 0..<40 {
+            for i in 0..<200 {
                 let outcome = try await offloaded { () -> String in
                     let c = try TestConnection(port: proxy.port)
                     try c.send("GET /cut/\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
