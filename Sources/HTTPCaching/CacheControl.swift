@@ -167,12 +167,9 @@ public struct CacheControl: Sendable, Equatable {
         case "must-understand": guard flag else { return false }; mustUnderstand = true
         // These two may name fields (an SF String): the response is then kept without them.
         case "no-cache", "private":
-            if case .string(let list) = value, !Self.fieldNames(list).isEmpty {
-                withhold(Self.fieldNames(list))
-            } else {
-                guard flag || { if case .string = value { return true } else { return false } }() else { return false }
-                if name == "no-cache" { noCache = true } else { isPrivate = true }
-            }
+            var names: [String] = []
+            if case .string(let list) = value { names = Self.fieldNames(list) } else if !flag { return false }
+            if !names.isEmpty { withhold(names) } else if name == "no-cache" { noCache = true } else { isPrivate = true }
         default: break  // §5.2.3: unknown directives are ignored, whatever their value
         }
         return true

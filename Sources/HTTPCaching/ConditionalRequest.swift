@@ -4,9 +4,10 @@ import NIOHTTP1
 /// (RFC 9110 §13.2.2 order; RFC 9111 §4.3.2).
 public enum ConditionalRequest {
     /// True when the client already has the representation and should get 304 Not Modified.
-    /// `date` is the stored response's `Date`: RFC 9111 §4.3.2 has a cache compare
-    /// `If-Modified-Since` with it when the response has no `Last-Modified`.
-    public static func isNotModified(request: HTTPHeaders, etag: String?, lastModified: String?, date: String? = nil) -> Bool {
+    /// `stored` is the stored response's `Date` (else when it was received), in seconds since the
+    /// epoch: RFC 9111 §4.3.2 has a cache compare `If-Modified-Since` with it when the response has
+    /// no `Last-Modified`.
+    public static func isNotModified(request: HTTPHeaders, etag: String?, lastModified: String?, stored: Int64? = nil) -> Bool {
         let inm = request[canonicalForm: "if-none-match"]
         if !inm.isEmpty {
             // §13.1.2: weak comparison for If-None-Match.
@@ -22,7 +23,7 @@ public enum ConditionalRequest {
         }
         // §13.1.3: If-Modified-Since is ignored when If-None-Match is present.
         guard let ims = request.first(name: "if-modified-since"), let since = HTTPDate.parse(ims),
-              let lastModified = lastModified ?? date, let modified = HTTPDate.parse(lastModified)
+              let modified = lastModified.map(HTTPDate.parse) ?? stored
         else { return false }
         return modified <= since
     }

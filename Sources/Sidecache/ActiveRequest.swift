@@ -64,6 +64,15 @@ final class ActiveRequest {
     /// The response will be delimited by closing the connection (HTTP/1.0 without a length).
     func closeAfterResponse() { keepAlive = false }
 
+    /// The client is gone or will get no answer from these: a forward is cancelled and its
+    /// upstream connection closed, a tunnel closed, a streamed fill stopped (a buffered fill goes
+    /// on and stores).
+    func abandonExchanges() {
+        forward?.cancel()
+        tunnel?.cancel()
+        fill?.ownerLeft()
+    }
+
     func markUpstreamStart() { upstreamStarted = .now() }
 
     func markUpstreamEnd() {

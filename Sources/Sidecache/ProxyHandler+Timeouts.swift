@@ -113,9 +113,7 @@ extension ProxyHandler {
         // chunk): it can never end, so it is answered with the error now, or cut if its response
         // has started.
         if !r.requestEnded {
-            r.forward?.cancel()
-            r.tunnel?.cancel()
-            r.fill?.ownerLeft()
+            r.abandonExchanges()
             queued.removeAll()
             if !r.responseStarted { r.status = parserError == .headerOverflow ? 431 : 400 }
             complete(r, drainingQueue: false)

@@ -138,8 +138,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let abandons = r.tunnel != nil
             || (r.forward != nil && r.snapshot.configuration.limits.clientHalfClose == .abort)
         if abandons {
-            r.forward?.cancel()
-            r.tunnel?.cancel()
+            r.abandonExchanges()
             queued.removeAll()
             context.close(promise: nil)
         }
@@ -167,9 +166,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         cancelDeadlines()
         if let request {
-            request.forward?.cancel()
-            request.tunnel?.cancel()
-            request.fill?.ownerLeft()
+            request.abandonExchanges()
             // Counted and logged with what was sent (status 0 when nothing was): the client left.
             complete(request, drainingQueue: false)
         }
@@ -470,7 +467,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let notModified = entry.status == .ok
             && ConditionalRequest.isNotModified(request: r.head.headers, etag: chosen.etag, lastModified: entry.lastModified,
-                                                date: entry.lastModified == nil ? entry.headers.first(name: "date") : nil)
+                                                stored: entry.terms.originDate ?? entry.responseTime.seconds)
         if !notModified, r.head.version == .http1_1, let raw = rawWriter, let encodedHead = chosen.encodedHead {
             serveEncoded(entry, head: encodedHead, body: chosen.body, to: r, cacheStatus: cacheStatus, now: now, context: context, raw: raw)
             return

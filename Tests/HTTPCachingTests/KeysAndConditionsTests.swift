@@ -46,9 +46,9 @@ import Testing
     /// RFC 9111 §4.3.2: without Last-Modified, the stored response's Date stands in.
     @Test func ifModifiedSinceUsesTheStoredDateWithoutLastModified() {
         let lm = "Sun, 06 Nov 1994 08:49:37 GMT"
-        #expect(ConditionalRequest.isNotModified(request: HTTPHeaders([("If-Modified-Since", lm)]), etag: nil, lastModified: nil, date: lm))
+        #expect(ConditionalRequest.isNotModified(request: HTTPHeaders([("If-Modified-Since", lm)]), etag: nil, lastModified: nil, stored: HTTPDate.parse(lm)))
         #expect(!ConditionalRequest.isNotModified(request: HTTPHeaders([("If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT")]), etag: nil,
-                                                  lastModified: nil, date: lm))
+                                                  lastModified: nil, stored: HTTPDate.parse(lm)))
         #expect(!ConditionalRequest.isNotModified(request: HTTPHeaders([("If-Modified-Since", lm)]), etag: nil, lastModified: nil))
     }
 
