@@ -196,8 +196,11 @@ public final class MemoryStore: Sendable {
             var set = existing ?? VariantSet(variants: [], path: key.path, keyBytes: Self.keyBytes(key))
             let before = existing?.cost ?? 0
             let beforeCount = set.variants.count
-            var dropped = set.variants.filter { $0.varyNames == entry.varyNames && $0.varyValues == entry.varyValues }
-            set.variants.removeAll { $0.varyNames == entry.varyNames && $0.varyValues == entry.varyValues }
+            // A key holds one variant per Vary values: the one this entry replaces, if any.
+            var dropped: [CachedResponse] = []
+            if let i = set.variants.firstIndex(where: { $0.varyNames == entry.varyNames && $0.varyValues == entry.varyValues }) {
+                dropped.append(set.variants.remove(at: i))
+            }
             set.variants.append(entry)
             if set.variants.count > Self.maxVariantsPerKey {
                 let excess = set.variants.count - Self.maxVariantsPerKey
