@@ -6,17 +6,17 @@ import NIOPosix
 
 /// A small sample API for `sidecache demo`: items, search, and writes, answering like a typical
 /// backend that knows nothing about caching (no Cache-Control; the routes' TTLs apply).
-public final class DemoOrigin: Sendable {
+final class DemoOrigin: Sendable {
     private let group: any EventLoopGroup
     private let hits = NIOLockedValueBox(0)
     private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
 
-    public init(group: any EventLoopGroup) { self.group = group }
+    init(group: any EventLoopGroup) { self.group = group }
 
     /// Requests the origin has answered (the demo prints it to show what the cache saved).
-    public var requestCount: Int { hits.withLockedValue { $0 } }
+    var requestCount: Int { hits.withLockedValue { $0 } }
 
-    public func start(host: String, port: Int) async throws -> SocketAddress {
+    func start(host: String, port: Int) async throws -> SocketAddress {
         let origin = self
         let ch = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -32,7 +32,7 @@ public final class DemoOrigin: Sendable {
         return address
     }
 
-    public func stop() async {
+    func stop() async {
         try? await channel.withLockedValue({ $0 })?.close()
     }
 

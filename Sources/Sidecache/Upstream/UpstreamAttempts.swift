@@ -1,0 +1,75 @@
+import CoreMetrics
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import Resilience
+import SidecacheConfig
+
+/// One exchange's tries at the upstream: asks the breaker before each, reports how each ended,
+/// and decides whether a failed one is tried again. Retried: only idempotent methods (GET, HEAD,
+/// OPTIONS; PUT and DELETE when the route allows), only after a connect failure, a time-out or a
+/// 502/503/504, only before anything of the response reached the client (the callers ask before
+/// relaying a head), and only within the attempts and the budget.
+final class UpstreamAttempts {
+    private let upstreamGuard: UpstreamGuard
+    private let retryable: Bool
+    private var pass: BreakerPass?
+    private(set) var retries = 0
+
+    static let retryStatuses: Set<UInt> = [502, 503, 504]
+
+    init(_ upstreamGuard: UpstreamGuard, method: HTTPMethod, route: CompiledRoute?) {
+        self.upstreamGuard = upstreamGuard
+        switch method {
+        case .GET, .HEAD, .OPTIONS: retryable = true
+        case .PUT, .DELETE: retryable = route?.retryUnsafeIdempotent ?? false
+        default: retryable = false
+        }
+        upstreamGuard.retries?.recordRequest()
+    }
+
+    /// Before each attempt: nil to go ahead, or the error to answer with (the breaker is open).
+    func begin() -> UpstreamError? {
+        pass?.abandon()
+        pass = nil
+        guard let breaker = upstreamGuard.breaker else { return nil }
+        switch breaker.admit() {
+        case .go(let granted):
+            pass = granted
+            return nil
+        case .rejected(let retryAfter):
+            return UpstreamError(.circuitOpen, "circuit breaker is open; not asking the upstream", requestNotSent: true, retryAfter: retryAfter)
+        }
+    }
+
+    /// The response head arrived. A wait means: drop this response and try again after it.
+    func responseHead(status: UInt, replayable: Bool) -> TimeAmount? {
+        pass?.record(status: status)
+        pass = nil
+        guard Self.retryStatuses.contains(status) else { return nil }
+        return retry(replayable: replayable)
+    }
+
+    /// The attempt failed before a response head. A wait means: try again after it.
+    func failed(_ error: UpstreamError, replayable: Bool) -> TimeAmount? {
+        pass?.record(error)
+        pass = nil
+        guard error.isRetryable else { return nil }
+        return retry(replayable: replayable)
+    }
+
+    /// The attempt ends without an outcome of the upstream's making (the client left, or a
+    /// keep-alive connection was found closed and is replaced).
+    func abandon() {
+        pass?.abandon()
+        pass = nil
+    }
+
+    private func retry(replayable: Bool) -> TimeAmount? {
+        guard retryable, replayable, let policy = upstreamGuard.retries, retries < policy.config.attempts,
+              let wait = policy.grant(attempt: retries) else { return nil }
+        retries += 1
+        return wait
+    }
+}
