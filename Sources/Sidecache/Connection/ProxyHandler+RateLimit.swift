@@ -15,7 +15,7 @@ extension ProxyHandler {
         // A request without a body (or with a small one still arriving) keeps its connection: the
         // rest of it is read and dropped. A big upload is cut off instead of being read for nothing.
         respondLocally(.tooManyRequests, "rate limit exceeded; retry after \(r.rateLimit?.retryAfterSeconds ?? 1)s", request: r,
-                       close: !r.requestEnded && Self.mayCarryLargeBody(r.head), cacheStatus: "sidecache; detail=rate-limited")
+                       close: !r.requestEnded && Self.mayCarryLargeBody(r.head), cacheStatus: .answeredLocally(.rateLimited))
         return false
     }
 

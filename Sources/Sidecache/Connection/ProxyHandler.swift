@@ -227,8 +227,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let route, route.cacheEnabled, head.method == .GET || head.method == .HEAD, !head.headers.contains(name: "range") {
             handleCacheable(r, route: route)
         } else {
-            let reason = route?.cacheEnabled == false ? "bypass" : (head.method == .GET || head.method == .HEAD ? (route == nil ? "bypass" : "request") : "method")
-            forward(r, outcome: .bypass, cacheStatus: "sidecache; fwd=\(reason)")
+            let reason: CacheStatus.Forward = route?.cacheEnabled == false ? .bypass
+                : (head.method == .GET || head.method == .HEAD ? (route == nil ? .bypass : .request) : .method)
+            forward(r, outcome: .bypass, cacheStatus: .forwarded(reason))
         }
     }
 
@@ -286,11 +287,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch entry.freshness(at: now) {
         case .fresh(let remaining) where !forceRevalidate:
             r.outcome = .hit
-            serve(entry, to: r, cacheStatus: .freshHit(ttl: remaining.seconds, fromL2: fromL2), now: now)
+            serve(entry, to: r, cacheStatus: .hit(ttl: remaining.seconds, tier: fromL2 ? .l2 : nil), now: now)
         case .stale(let staleness) where !forceRevalidate && entry.isWithinStaleWhileRevalidate(at: now):
             r.outcome = .stale
-            let tier = fromL2 ? "; tier=l2" : ""
-            serve(entry, to: r, cacheStatus: "sidecache; hit; ttl=\(-max(1, staleness.seconds)); detail=stale-while-revalidate\(tier)", now: now)
+            serve(entry, to: r, cacheStatus: .hit(ttl: -max(1, staleness.seconds), detail: .staleWhileRevalidate, tier: fromL2 ? .l2 : nil), now: now)
             refreshInBackground(r, route: route, key: key, entry: entry)
         default:
             r.stale = entry
@@ -382,12 +382,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .entry(let entry):
             if entry.matchesVariant(of: r.head.headers) {
                 r.outcome = .coalesced
-                serve(entry, to: r, cacheStatus: "sidecache; fwd=miss; collapsed", now: runtime.now())
+                serve(entry, to: r, cacheStatus: .forwarded(.miss, collapsed: true), now: runtime.now())
             } else {
                 fill(r, route: route, key: key, validating: nil)
             }
         case .uncacheable:
-            forward(r, outcome: .miss, cacheStatus: "sidecache; fwd=miss; collapsed; detail=uncacheable")
+            forward(r, outcome: .miss, cacheStatus: .forwarded(.miss, collapsed: true, detail: .uncacheable))
         case .retry:
             handleCacheable(r, route: route)
         case .failed(let error):
@@ -402,14 +402,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         // serving it stale (must-revalidate, no-cache: RFC 9111 §4.2.4, §5.2.2.2).
         if error.kind == .circuitOpen, let stale = r.stale, stale.terms.mayServeStale, !stale.terms.revalidateAlways {
             r.outcome = .stale
-            var ttl = "0"
-            if case .stale(let staleness) = stale.freshness(at: now) { ttl = "\(-max(1, staleness.seconds))" }
-            serve(stale, to: r, cacheStatus: "sidecache; hit; ttl=\(ttl); detail=circuit-open", now: now)
+            var ttl: Int64 = 0
+            if case .stale(let staleness) = stale.freshness(at: now) { ttl = -max(1, staleness.seconds) }
+            serve(stale, to: r, cacheStatus: .hit(ttl: ttl, detail: .circuitOpen), now: now)
             return
         }
         if let stale = r.stale, stale.isWithinStaleIfError(at: now) {
             r.outcome = .stale
-            serve(stale, to: r, cacheStatus: "sidecache; fwd=stale; detail=stale-if-error-\(error.kind.rawValue)", now: now)
+            serve(stale, to: r, cacheStatus: .forwarded(.stale, detail: .staleIfError(error.kind.rawValue)), now: now)
             return
         }
         respondUpstreamError(error, to: r)
@@ -417,7 +417,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: - Forwarding
 
-    func forward(_ r: ActiveRequest, outcome: CacheOutcome, cacheStatus: String) {
+    func forward(_ r: ActiveRequest, outcome: CacheOutcome, cacheStatus: CacheStatus) {
         guard let context else { return }
         r.outcome = outcome
         let exchange = ForwardExchange(handler: self, request: r, eventLoop: context.eventLoop, clientAddress: clientAddress, cacheStatus: cacheStatus)
@@ -449,7 +449,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Serves a stored response in the coding the client accepts, answering the client's own
     /// conditions (RFC 9111 §4.3.2) against that coding's validators.
-    func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: ServedCacheStatus, now: CacheInstant) {
+    func serve(_ entry: CachedResponse, to r: ActiveRequest, cacheStatus: CacheStatus, now: CacheInstant) {
         guard let context, request === r else { return }
         var entry = entry
         // The client's Accept-Encoding is read only for an entry that negotiates its coding.
@@ -498,7 +498,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The hit fast path (HTTP/1.1): the entry's pre-encoded head, the per-response fields and the
     /// body, written below the HTTP encoder. No header list is copied or re-encoded.
-    private func serveEncoded(_ entry: CachedResponse, head encodedHead: EncodedHead, body: ByteBuffer, to r: ActiveRequest, cacheStatus: ServedCacheStatus,
+    private func serveEncoded(_ entry: CachedResponse, head encodedHead: EncodedHead, body: ByteBuffer, to r: ActiveRequest, cacheStatus: CacheStatus,
                               now: CacheInstant, context: ChannelHandlerContext, raw: ChannelHandlerContext) {
         let sendsBody = !r.isHead && body.readableBytes > 0
         // A small body is copied behind the head: one buffer through the pipeline and one write(2)
@@ -538,7 +538,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Starts relaying an upstream response; the body follows through `streamBody`.
-    func beginStreamedResponse(_ upstream: HTTPResponseHead, to r: ActiveRequest, reader: UpstreamClientHandler?, cacheStatus: String) {
+    func beginStreamedResponse(_ upstream: HTTPResponseHead, to r: ActiveRequest, reader: UpstreamClientHandler?, cacheStatus: CacheStatus) {
         guard let context, request === r else {
             reader?.abort()
             return
@@ -556,7 +556,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
            !r.isHead, upstream.status.code >= 200, upstream.status != .noContent, upstream.status != .notModified {
             r.closeAfterResponse()
         }
-        headers.replaceOrAdd(name: "Cache-Status", value: cacheStatus)
+        headers.replaceOrAdd(name: "Cache-Status", value: cacheStatus.text)
         headers.replaceOrAdd(name: "X-Cache", value: r.outcome.xCache)
         headers.replaceOrAdd(name: "X-Request-ID", value: r.requestID.text)
         r.rateLimit?.add(to: &headers)
@@ -654,21 +654,21 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             // The upstream was not asked: nothing forwarded (RFC 9211 has no fwd for it), and the
             // client learns when a probe may go.
             let retryAfter = wholeSeconds(roundingUp: error.retryAfter ?? 0)
-            respondLocally(status, error.description, request: r, close: !r.requestEnded, cacheStatus: "sidecache; detail=circuit-open",
+            respondLocally(status, error.description, request: r, close: !r.requestEnded, cacheStatus: .answeredLocally(.circuitOpen),
                            keepOutcome: true, extra: [("Retry-After", String(max(1, retryAfter)))])
             return
         }
         respondLocally(status, error.description, request: r, close: !r.requestEnded,
-                       cacheStatus: "sidecache; fwd=miss; detail=\(error.kind.rawValue)", keepOutcome: true)
+                       cacheStatus: .forwarded(.miss, detail: CacheStatus.Detail(error.kind.rawValue)), keepOutcome: true)
     }
 
     /// A response sidecache makes itself: errors and refusals, plain text.
     func respondLocally(_ status: HTTPResponseStatus, _ message: String, request r: ActiveRequest, close: Bool,
-                        cacheStatus: String = "sidecache; fwd=request", keepOutcome: Bool = false, extra: [(String, String)] = []) {
+                        cacheStatus: CacheStatus = .forwarded(.request), keepOutcome: Bool = false, extra: [(String, String)] = []) {
         guard let context, request === r, !r.responseStarted else { return }
         if !keepOutcome { r.outcome = .local }
         var (headers, body) = Self.plainText(message, allocator: context.channel.allocator)
-        headers.add(name: "Cache-Status", value: cacheStatus)
+        headers.add(name: "Cache-Status", value: cacheStatus.text)
         headers.add(name: "X-Cache", value: r.outcome.xCache)
         headers.add(name: "X-Request-ID", value: r.requestID.text)
         r.rateLimit?.add(to: &headers)

@@ -169,9 +169,9 @@ final class CacheFill: UpstreamResponseDelegate {
             if stored { runtime.redisTier?.store(entry, for: key, now: now, on: eventLoop) }
             // Invalidated meanwhile: the clients waiting get what was fetched, later ones a new fill.
             runtime.coalescer.finish(key.value, with: stored || verdict == .removed ? .entry(entry) : .uncacheable)
-            let outcome = verdict == .removed ? "; detail=invalidated" : (stored ? "; stored" : "; detail=too-large")
-            let status = "sidecache; fwd=\(validating == nil ? "miss" : "stale"); fwd-status=\(head.status.code)" + outcome
-            liveOwner?.serve(entry, to: request, cacheStatus: .text(status), now: now)
+            let status = CacheStatus.forwarded(validating == nil ? .miss : .stale, status: head.status.code, stored: stored,
+                                               detail: verdict == .removed ? .invalidated : (stored ? nil : .notStored(.tooLarge)))
+            liveOwner?.serve(entry, to: request, cacheStatus: status, now: now)
         case .notModified(let head):
             mode = .finished
             guard let validating else { return finishAbandoned() }
@@ -181,8 +181,8 @@ final class CacheFill: UpstreamResponseDelegate {
                 runtime.redisTier?.store(refreshed, for: key, now: now, on: eventLoop)
             }
             runtime.coalescer.finish(key.value, with: .entry(refreshed))
-            let outcome = verdict == .removed ? "detail=invalidated" : "stored"
-            liveOwner?.serve(refreshed, to: request, cacheStatus: .text("sidecache; fwd=stale; fwd-status=304; \(outcome)"), now: now)
+            let status = CacheStatus.forwarded(.stale, status: 304, stored: verdict != .removed, detail: verdict == .removed ? .invalidated : nil)
+            liveOwner?.serve(refreshed, to: request, cacheStatus: status, now: now)
         case .streaming:
             mode = .finished
             liveOwner?.endStreamedResponse(request)
@@ -275,7 +275,7 @@ final class CacheFill: UpstreamResponseDelegate {
         mode = .streaming
         request.outcome = .miss
         owner.beginStreamedResponse(head, to: request, reader: connection?.handler,
-                                    cacheStatus: "sidecache; fwd=miss; fwd-status=\(head.status.code); detail=\(reason.rawValue)")
+                                    cacheStatus: .forwarded(.miss, status: head.status.code, detail: .notStored(reason)))
         if let prefix { owner.streamBody(prefix, to: request) }
     }
 

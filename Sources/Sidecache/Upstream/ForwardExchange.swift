@@ -10,7 +10,7 @@ final class ForwardExchange: UpstreamResponseDelegate {
     private let request: ActiveRequest
     private let eventLoop: any EventLoop
     private let upstreamHead: HTTPRequestHead
-    private let cacheStatus: String
+    private let cacheStatus: CacheStatus
     private var connection: UpstreamConnection?
     private var pendingBody: [ByteBuffer] = []
     private var pendingBytes = 0
@@ -34,7 +34,7 @@ final class ForwardExchange: UpstreamResponseDelegate {
     /// kept for a retry.
     private static let maxPendingBytes = 64 * 1024
 
-    init(handler: ProxyHandler, request: ActiveRequest, eventLoop: any EventLoop, clientAddress: String, cacheStatus: String) {
+    init(handler: ProxyHandler, request: ActiveRequest, eventLoop: any EventLoop, clientAddress: String, cacheStatus: CacheStatus) {
         self.handler = handler
         self.request = request
         self.eventLoop = eventLoop

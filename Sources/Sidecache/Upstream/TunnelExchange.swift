@@ -89,7 +89,7 @@ final class TunnelExchange {
             pass?.record(status: head.status.code)
             request.markUpstreamEnd()
             relayingPlainResponse = true
-            handler.beginStreamedResponse(head, to: request, reader: nil, cacheStatus: "sidecache; fwd=bypass")
+            handler.beginStreamedResponse(head, to: request, reader: nil, cacheStatus: .forwarded(.bypass))
         case .body(let buffer):
             if relayingPlainResponse { handler.streamBody(buffer, to: request) }
         case .end:
