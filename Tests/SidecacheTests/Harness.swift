@@ -15,6 +15,14 @@ final class ManualClock: Sendable {
     func advance(seconds: Int64) { value.withLockedValue { $0 = $0 + .seconds(seconds) } }
 }
 
+/// The monotonic clock of the breaker's open period, the retry budget and the rate limits: the
+/// system's, plus whatever the test skipped ahead, so a wait of seconds takes none.
+final class ManualMonotonicClock: Sendable {
+    private let skipped = NIOLockedValueBox<Int64>(0)
+    var clock: MonotonicClock { MonotonicClock { [self] in MonotonicClock.system.nanoseconds() + skipped.withLockedValue { $0 } } }
+    func advance(_ amount: TimeAmount) { skipped.withLockedValue { $0 += amount.nanoseconds } }
+}
+
 /// A real sidecache (server, handlers, upstream pools) in this process, on a free port, in front of
 /// a test origin. Config text uses `UPSTREAM` for the origin's URL.
 final class Sidecar: Sendable {
@@ -23,6 +31,7 @@ final class Sidecar: Sendable {
     let adminPort: Int?
     let runtime: ProxyRuntime
     let clock: ManualClock
+    let monotonic: ManualMonotonicClock
     let configPath: String
     let logPath: String
     private let group: MultiThreadedEventLoopGroup
@@ -53,12 +62,13 @@ final class Sidecar: Sendable {
         ttl: 1m
     """
 
-    init(port: Int, adminPort: Int?, runtime: ProxyRuntime, clock: ManualClock, configPath: String, logPath: String, group: MultiThreadedEventLoopGroup,
+    init(port: Int, adminPort: Int?, runtime: ProxyRuntime, clock: ManualClock, monotonic: ManualMonotonicClock, configPath: String, logPath: String, group: MultiThreadedEventLoopGroup,
          services: ServiceGroup, task: Task<Void, any Error>, sink: LogSink) {
         self.port = port
         self.adminPort = adminPort
         self.runtime = runtime
         self.clock = clock
+        self.monotonic = monotonic
         self.configPath = configPath
         self.logPath = logPath
         self.group = group
@@ -90,12 +100,14 @@ final class Sidecar: Sendable {
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         let snapshot = try ConfigLoader.load(path: configPath, version: 1)
         let clock = ManualClock()
+        let monotonic = ManualMonotonicClock()
         let fd = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let sink = LogSink(fileDescriptor: fd)
         let levelBox = LogLevelBox(.debug)
         let logger = Logger(label: "test") { JSONLogHandler(label: $0, sink: sink, level: .trace, levelBox: levelBox) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let runtime = ProxyRuntime(snapshot: snapshot, group: group, logger: logger, logSink: sink, levelBox: levelBox, clock: { clock.now() })
+        let runtime = ProxyRuntime(snapshot: snapshot, group: group, logger: logger, logSink: sink, levelBox: levelBox, clock: { clock.now() },
+                                   monotonic: monotonic.clock)
         let (stream, continuation) = AsyncStream<Int>.makeStream()
         let server = ProxyServer(runtime: runtime, group: group, onListening: { address in
             continuation.yield(address.port ?? 0)
@@ -121,7 +133,7 @@ final class Sidecar: Sendable {
         guard port != 0 else { throw TestClientError(description: "sidecache did not start") }
         var adminPort: Int?
         for await p in adminStream { adminPort = p }
-        return Sidecar(port: port, adminPort: adminPort, runtime: runtime, clock: clock, configPath: configPath, logPath: logPath, group: group,
+        return Sidecar(port: port, adminPort: adminPort, runtime: runtime, clock: clock, monotonic: monotonic, configPath: configPath, logPath: logPath, group: group,
                        services: services, task: task, sink: sink)
     }
 

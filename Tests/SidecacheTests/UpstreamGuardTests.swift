@@ -63,7 +63,7 @@ import Testing
 
             // After open_for, probes go through; both succeed and the breaker closes.
             failing.withLockedValue { $0 = false }
-            try await Task.sleep(for: .milliseconds(1100))
+            proxy.monotonic.advance(.milliseconds(1100))
             #expect(try await get(proxy.port, "/plain").status == 200)
             #expect(try await get(proxy.port, "/plain").status == 200)
             for _ in 0..<3 { #expect(try await get(proxy.port, "/plain").status == 200) }
@@ -89,7 +89,7 @@ import Testing
             // A WebSocket upgrade is held back as well.
             let upgrade = try await get(proxy.port, "/ws", [("Upgrade", "websocket"), ("Connection", "Upgrade")])
             #expect(upgrade.status == 503 && upgrade.header("Retry-After") != nil)
-            try await Task.sleep(for: .milliseconds(1100))
+            proxy.monotonic.advance(.milliseconds(1100))
             #expect(try await get(proxy.port, "/plain").status == 502)  // the probe, relayed
             #expect(try await get(proxy.port, "/plain").header("Cache-Status") == "sidecache; detail=circuit-open")
             #expect(origin.count("/plain") == 4)

@@ -31,7 +31,7 @@ extension ProxyHandler {
         deadlines.headerTimeout = .milliseconds(limits.headerReadTimeout.milliseconds)
         deadlines.idleTimeout = .milliseconds(limits.idleTimeout.milliseconds)
         deadlines.phase = .readingHead
-        setDeadline(.now() + deadlines.headerTimeout)
+        setDeadline(context.eventLoop.now + deadlines.headerTimeout)
     }
 
     /// A read from the socket ended (`channelReadComplete`). If no request head was completed
@@ -46,7 +46,7 @@ extension ProxyHandler {
         switch deadlines.phase {
         case .idle:
             deadlines.phase = .readingHead
-            setDeadline(.now() + deadlines.headerTimeout)
+            setDeadline(loopNow + deadlines.headerTimeout)
         case .readingHead:
             setDeadline(deadlines.deadline)
         case .busy:
@@ -60,9 +60,12 @@ extension ProxyHandler {
 
     func responseFinished() {
         deadlines.phase = .idle
-        deadlines.deadline = .now() + deadlines.idleTimeout
+        deadlines.deadline = loopNow + deadlines.idleTimeout
         if deadlines.timer == nil { setDeadline(deadlines.deadline) }
     }
+
+    /// The connection's clock: its event loop's (an `EmbeddedEventLoop` moves it by hand).
+    private var loopNow: NIODeadline { context?.eventLoop.now ?? .now() }
 
     func cancelDeadlines() {
         deadlines.timer?.cancel()
@@ -87,7 +90,7 @@ extension ProxyHandler {
         case .busy:
             return  // re-armed when the response ends
         case .readingHead, .idle:
-            if NIODeadline.now() >= deadlines.deadline {
+            if context.eventLoop.now >= deadlines.deadline {
                 context.close(promise: nil)
             } else {
                 setDeadline(deadlines.deadline)

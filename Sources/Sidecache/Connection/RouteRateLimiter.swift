@@ -13,6 +13,8 @@ final class RouteRateLimiter: Sendable {
     let settings: SidecacheConfiguration.RateLimit
     let gcra: GCRA
     let local: RateLimitTable
+    /// The time of the local table and of the refusal log.
+    let clock: MonotonicClock
     private let counters: (admitted: CoreMetrics.Counter, refused: CoreMetrics.Counter, shadowRefused: CoreMetrics.Counter)
     private let logger: Logger
     private let refusalLog = NIOLockedValueBox(RefusalLog())
@@ -28,7 +30,8 @@ final class RouteRateLimiter: Sendable {
         var lastLogged: Int64?
     }
 
-    init(route: String, settings: SidecacheConfiguration.RateLimit, logger: Logger, metrics: SidecacheMetrics) {
+    init(route: String, settings: SidecacheConfiguration.RateLimit, clock: MonotonicClock, logger: Logger, metrics: SidecacheMetrics) {
+        self.clock = clock
         self.route = route
         self.settings = settings
         self.gcra = settings.gcra
@@ -51,7 +54,7 @@ final class RouteRateLimiter: Sendable {
 
     /// This instance's decision.
     func decideLocally(key: String) -> GCRA.Decision {
-        local.decide(key: key, now: UpstreamGuard.now())
+        local.decide(key: key, now: clock.nanoseconds())
     }
 
     /// Counts a decision; in shadow mode a refusal is counted and logged but the request admitted.
@@ -68,7 +71,7 @@ final class RouteRateLimiter: Sendable {
 
     /// One line per route per `logInterval` at most, with how many were refused since the last.
     private func noteRefusal(key: String) {
-        let now = UpstreamGuard.now()
+        let now = clock.nanoseconds()
         let count: Int? = refusalLog.withLockedValue { log in
             log.since += 1
             if let last = log.lastLogged, now - last < Self.logInterval { return nil }
@@ -145,12 +148,12 @@ final class RouteLimiters: Sendable {
 
     /// Reuses `previous`'s limiter for every route whose name and settings are unchanged, so a
     /// reload does not hand every client a fresh burst.
-    init(_ snapshot: ConfigSnapshot, previous: RouteLimiters?, logger: Logger, metrics: SidecacheMetrics) {
+    init(_ snapshot: ConfigSnapshot, previous: RouteLimiters?, clock: MonotonicClock, logger: Logger, metrics: SidecacheMetrics) {
         let old = previous?.byIndex.compactMap { $0 } ?? []
         byIndex = snapshot.routes.map { route in
             guard let settings = route.rateLimit else { return nil }
             if let kept = old.first(where: { $0.route == route.name && $0.settings == settings }) { return kept }
-            return RouteRateLimiter(route: route.name, settings: settings, logger: logger, metrics: metrics)
+            return RouteRateLimiter(route: route.name, settings: settings, clock: clock, logger: logger, metrics: metrics)
         }
     }
 

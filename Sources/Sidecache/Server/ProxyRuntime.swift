@@ -24,6 +24,7 @@ public final class ProxyRuntime: Sendable {
     private let accessEnabled: Synchronization.Atomic<Bool>
     private let loadLock = NIOLock()
     private let clock: @Sendable () -> CacheInstant
+    let monotonic: MonotonicClock
     private let group: any EventLoopGroup
     private let tier = NIOLockedValueBox<RedisTier?>(nil)
     /// Names this process in invalidation messages, so it can ignore its own.
@@ -34,13 +35,15 @@ public final class ProxyRuntime: Sendable {
     let startedAt = NIODeadline.now()
     private let sweeper = NIOLockedValueBox<RepeatedTask?>(nil)
 
-    /// `clock` gives the wall-clock time for RFC 9111 arithmetic; tests pass a manual one.
+    /// `clock` gives the wall-clock time for RFC 9111 arithmetic, `monotonic` the time of the
+    /// breaker, the retry budget and the rate limits; tests pass manual ones.
     public init(snapshot: ConfigSnapshot, group: any EventLoopGroup, logger: Logger, logSink: LogSink, levelBox: LogLevelBox,
-                clock: @escaping @Sendable () -> CacheInstant = { CacheInstant.now() }) {
+                clock: @escaping @Sendable () -> CacheInstant = { CacheInstant.now() }, monotonic: MonotonicClock = .system) {
         self.clock = clock
-        self.active = NIOLockedValueBox(ActiveConfig(snapshot: snapshot, limiters: RouteLimiters(snapshot, previous: nil, logger: logger, metrics: metrics),
+        self.monotonic = monotonic
+        self.active = NIOLockedValueBox(ActiveConfig(snapshot: snapshot, limiters: RouteLimiters(snapshot, previous: nil, clock: monotonic, logger: logger, metrics: metrics),
                                                      tallies: RouteTallies(snapshot, stats: stats)))
-        self.guardBox = NIOLockedValueBox(UpstreamGuard(upstream: snapshot.configuration.upstream, logger: logger, metrics: metrics))
+        self.guardBox = NIOLockedValueBox(UpstreamGuard(upstream: snapshot.configuration.upstream, clock: monotonic, logger: logger, metrics: metrics))
         self.store = MemoryStore(limits: snapshot.configuration.cache.memory)
         self.pools = UpstreamPools(group: group)
         self.logger = logger
@@ -53,7 +56,7 @@ public final class ProxyRuntime: Sendable {
         // Rate-limit keys back to a full burst are forgotten every 10 s.
         let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [weak self] _ in
             guard let self else { return }
-            let now = UpstreamGuard.now()
+            let now = self.monotonic.nanoseconds()
             for limiter in self.current.limiters.all { limiter.local.removeIdle(now: now) }
         }
         sweeper.withLockedValue { $0 = task }
@@ -220,12 +223,12 @@ public final class ProxyRuntime: Sendable {
             }
             let changes = ConfigChanges(from: current.configuration, to: next.configuration)
             active.withLockedValue {
-                $0 = ActiveConfig(snapshot: next, limiters: RouteLimiters(next, previous: $0.limiters, logger: logger, metrics: metrics),
+                $0 = ActiveConfig(snapshot: next, limiters: RouteLimiters(next, previous: $0.limiters, clock: monotonic, logger: logger, metrics: metrics),
                                   tallies: RouteTallies(next, stats: stats))
             }
             guardBox.withLockedValue { current in
                 if !current.isCurrent(for: next.configuration.upstream) {
-                    current = UpstreamGuard(upstream: next.configuration.upstream, logger: logger, metrics: metrics)
+                    current = UpstreamGuard(upstream: next.configuration.upstream, clock: monotonic, logger: logger, metrics: metrics)
                 }
             }
             store.updateLimits(next.configuration.cache.memory)

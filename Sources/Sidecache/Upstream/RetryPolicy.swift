@@ -12,8 +12,10 @@ final class RetryPolicy: Sendable {
     let backoff: RetryBackoff
     private let budget: NIOLockedValueBox<RetryBudget>
     private let metrics: SidecacheMetrics
+    private let clock: MonotonicClock
 
-    init(config: SidecacheConfiguration.Retries, metrics: SidecacheMetrics) {
+    init(config: SidecacheConfiguration.Retries, clock: MonotonicClock, metrics: SidecacheMetrics) {
+        self.clock = clock
         self.config = config
         self.backoff = config.backoff
         self.budget = NIOLockedValueBox(RetryBudget(ratio: Double(config.budgetPercent) / 100))
@@ -21,13 +23,13 @@ final class RetryPolicy: Sendable {
     }
 
     func recordRequest() {
-        let now = UpstreamGuard.now()
+        let now = clock.nanoseconds()
         budget.withLockedValue { $0.recordRequest(now: now) }
     }
 
     /// The wait before retry number `attempt` (0 for the first), or nil when the budget is spent.
     func grant(attempt: Int) -> TimeAmount? {
-        let now = UpstreamGuard.now()
+        let now = clock.nanoseconds()
         guard budget.withLockedValue({ $0.withdraw(now: now) }) else {
             metrics.retryBudgetExhausted.increment()
             return nil

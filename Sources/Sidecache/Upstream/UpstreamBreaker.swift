@@ -12,9 +12,11 @@ final class UpstreamBreaker: Sendable {
     private let breaker: NIOLockedValueBox<CircuitBreaker>
     private let logger: Logger
     private let metrics: SidecacheMetrics
+    private let clock: MonotonicClock
 
-    init(config: SidecacheConfiguration.CircuitBreakerConfig, logger: Logger, metrics: SidecacheMetrics) {
+    init(config: SidecacheConfiguration.CircuitBreakerConfig, clock: MonotonicClock, logger: Logger, metrics: SidecacheMetrics) {
         self.config = config
+        self.clock = clock
         self.breaker = NIOLockedValueBox(CircuitBreaker(settings: config.settings))
         self.logger = logger
         self.metrics = metrics
@@ -28,7 +30,7 @@ final class UpstreamBreaker: Sendable {
     }
 
     func admit() -> Admission {
-        let now = UpstreamGuard.now()
+        let now = clock.nanoseconds()
         let (admission, before, after) = breaker.withLockedValue { b in
             let before = b.state
             return (b.admit(now: now), before, b.state)
@@ -44,7 +46,7 @@ final class UpstreamBreaker: Sendable {
     }
 
     func record(success: Bool) {
-        let now = UpstreamGuard.now()
+        let now = clock.nanoseconds()
         if let changed = breaker.withLockedValue({ $0.record(success: success, now: now) }) { transitioned(to: changed, now: now) }
     }
 
@@ -56,7 +58,7 @@ final class UpstreamBreaker: Sendable {
 
     /// For `/stats`: the state and the outcomes in the window.
     var status: (state: String, successes: Int, failures: Int) {
-        let now = UpstreamGuard.now()
+        let now = clock.nanoseconds()
         return breaker.withLockedValue { b in
             let counts = b.windowCounts(now: now)
             return (b.state.name, counts.successes, counts.failures)

@@ -224,7 +224,7 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     /// rest. NIO's timer queue removes cancelled tasks by linear search, so cancelling and
     /// re-scheduling per read would cost more than the read.
     private func armTimeout() {
-        deadline = .now() + responseTimeout
+        deadline = (context?.eventLoop.now ?? .now()) + responseTimeout
         if timeout != nil, timerDeadline <= deadline { return }
         scheduleTimer(at: deadline)
     }
@@ -243,7 +243,7 @@ final class UpstreamClientHandler: ChannelInboundHandler {
         guard let context else { return }
         switch state {
         case .awaitingHead, .receivingBody:
-            if NIODeadline.now() >= deadline {
+            if context.eventLoop.now >= deadline {
                 fail(UpstreamError(.responseTimeout, "did not respond within \(Self.describe(responseTimeout))"), context: context)
             } else {
                 scheduleTimer(at: deadline)

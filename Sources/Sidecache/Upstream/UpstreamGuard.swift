@@ -13,16 +13,13 @@ final class UpstreamGuard: Sendable {
     let retries: RetryPolicy?
     let config: (SidecacheConfiguration.CircuitBreakerConfig?, SidecacheConfiguration.Retries?)
 
-    init(upstream: SidecacheConfiguration.Upstream, logger: Logger, metrics: SidecacheMetrics) {
-        breaker = upstream.circuitBreaker.map { UpstreamBreaker(config: $0, logger: logger, metrics: metrics) }
-        retries = upstream.retries.flatMap { $0.attempts > 0 ? RetryPolicy(config: $0, metrics: metrics) : nil }
+    init(upstream: SidecacheConfiguration.Upstream, clock: MonotonicClock, logger: Logger, metrics: SidecacheMetrics) {
+        breaker = upstream.circuitBreaker.map { UpstreamBreaker(config: $0, clock: clock, logger: logger, metrics: metrics) }
+        retries = upstream.retries.flatMap { $0.attempts > 0 ? RetryPolicy(config: $0, clock: clock, metrics: metrics) : nil }
         config = (upstream.circuitBreaker, upstream.retries)
     }
 
     func isCurrent(for upstream: SidecacheConfiguration.Upstream) -> Bool {
         config.0 == upstream.circuitBreaker && config.1 == upstream.retries
     }
-
-    /// Monotonic nanoseconds, the clock of every Resilience value.
-    static func now() -> Int64 { Int64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds) }
 }

@@ -276,7 +276,7 @@ final class UpstreamPool {
         connection.phase = .idle
         gauges.inUse.wrappingSubtract(1, ordering: .relaxed)
         gauges.idle.wrappingAdd(1, ordering: .relaxed)
-        connection.idleSince = .now()
+        connection.idleSince = eventLoop.now
         idle.append(connection)
         if sweep == nil { armSweep(at: connection.idleSince + keepalive) }
         if !waiters.isEmpty {
@@ -332,7 +332,7 @@ final class UpstreamPool {
     /// the list: it is used most-recently-released last), then waits for the next one to expire.
     private func sweepIdle() {
         sweep = nil
-        let expired = NIODeadline.now() - keepalive
+        let expired = eventLoop.now - keepalive
         for c in idle where c.idleSince <= expired { c.channel.close(promise: nil) }
         if let oldest = idle.first(where: { $0.idleSince > expired }) { armSweep(at: oldest.idleSince + keepalive) }
     }
