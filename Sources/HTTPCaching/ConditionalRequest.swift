@@ -41,3 +41,13 @@ public enum ConditionalRequest {
     /// Header fields that a 304 must carry when the 200 would have (RFC 9110 §15.4.5).
     public static let fieldsKeptIn304: Set<String> = ["cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified", "cdn-cache-control", "surrogate-control"]
 }
+
+extension ConditionalRequest {
+    /// The client asks for an answer validated by the origin: `Cache-Control: no-cache`,
+    /// `max-age=0` or `no-store`, or `Pragma: no-cache` (RFC 9111 §5.2.1, §5.4).
+    public static func clientAsksRevalidation(_ headers: HTTPHeaders) -> Bool {
+        let cc = CacheControl(fieldValues: headers["cache-control"])
+        if cc.noCache || cc.maxAge == 0 || cc.noStore { return true }
+        return headers[canonicalForm: "pragma"].contains { $0.lowercased().contains("no-cache") }
+    }
+}

@@ -23,19 +23,10 @@ public enum InvalidationTargets {
     }
 
     private static func sameOriginPath(_ reference: String, host: String?) -> String? {
-        if reference.hasPrefix("/") && !reference.hasPrefix("//") {
-            return String(CacheKeyPolicy.split(uri: reference).path)
+        guard let target = RequestTarget(reference, reference: true) else { return nil }
+        if let authority = target.authority {
+            guard let host, authority.lowercased() == host.lowercased() else { return nil }
         }
-        let lower = reference.lowercased()
-        for scheme in ["http://", "https://"] where lower.hasPrefix(scheme) {
-            let rest = reference.dropFirst(scheme.count)
-            let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-            let authority = rest[..<end].lowercased()
-            guard let host, authority == host.lowercased() else { return nil }
-            let pathPart = rest[end...]
-            let path = CacheKeyPolicy.split(uri: String(pathPart)).path
-            return path.isEmpty ? "/" : String(path)
-        }
-        return nil
+        return String(target.path)
     }
 }

@@ -267,13 +267,6 @@ struct PurgeRequest: Equatable {
     }
     /// The path of a path or absolute URL; its query does not matter (every variant goes).
     static func path(of text: String) -> String? {
-        if text.hasPrefix("/") { return String(CacheKeyPolicy.split(uri: text).path) }
-        let lower = text.lowercased()
-        for scheme in ["http://", "https://"] where lower.hasPrefix(scheme) {
-            let rest = text.dropFirst(scheme.count)
-            guard let slash = rest.firstIndex(of: "/") else { return "/" }
-            return String(CacheKeyPolicy.split(uri: String(rest[slash...])).path)
-        }
-        return nil
+        RequestTarget(text).map { String($0.path) }
     }
 }

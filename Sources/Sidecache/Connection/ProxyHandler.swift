@@ -188,18 +188,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let r = ActiveRequest(head: head, uri: uri, config: config, routed: true, requestID: requestID, started: .now())
         let route = r.route
         request = r
-        // RFC 9112 §3.2: an HTTP/1.1 request without Host (or with several) is rejected.
-        let (hostCount, host) = Self.hostFields(head.headers)
-        if head.version.major == 1, head.version.minor >= 1, hostCount != 1 {
-            respondLocally(.badRequest, "exactly one Host header is required", request: r, close: true)
-            return
-        }
-        if let host, !HostField.isValid(host) {
-            respondLocally(.badRequest, "the Host header is not a host name, address or port", request: r, close: true)
-            return
-        }
-        if Self.headerBytes(head) > snapshot.configuration.limits.maxHeaderBytes {
-            respondLocally(.init(statusCode: 431), "request header fields too large", request: r, close: true)
+        if let rejection = RequestHeadRules.check(head, maxHeaderBytes: snapshot.configuration.limits.maxHeaderBytes) {
+            respondLocally(rejection.status, rejection.message, request: r, close: true)
             return
         }
         if let route, let limiter = config.limiters.limiter(for: route) {
@@ -235,34 +225,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Origin-form of the target; absolute-form (RFC 9112 §3.2.2) is reduced to path and query.
     static func originForm(_ uri: String, method: HTTPMethod) -> String? {
-        if uri.hasPrefix("/") { return uri }
+        if uri.utf8.first == UInt8(ascii: "/") { return uri }
         if uri == "*" && method == .OPTIONS { return uri }
-        let lower = uri.lowercased()
-        for scheme in ["http://", "https://"] where lower.hasPrefix(scheme) {
-            let afterScheme = uri.dropFirst(scheme.count)
-            guard let slash = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
-            let rest = afterScheme[slash...]
-            return rest.hasPrefix("?") ? "/" + rest : String(rest)
-        }
-        return nil
+        return RequestTarget(uri).map { String($0.originForm) }
     }
 
-    /// Counts the Host fields and finds the first, without building an array (this runs for every request).
-    static func hostFields(_ headers: HTTPHeaders) -> (count: Int, first: String?) {
-        var count = 0
-        var first: String?
-        for (name, value) in headers where ASCII.equalsIgnoringCase(name, "host") {
-            count += 1
-            if first == nil { first = value }
-        }
-        return (count, first)
-    }
-
-    static func headerBytes(_ head: HTTPRequestHead) -> Int {
-        var total = head.uri.utf8.count + 16
-        for (name, value) in head.headers { total += name.utf8.count + value.utf8.count + 4 }
-        return total
-    }
 
     // MARK: - Cache
 
@@ -270,7 +237,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let key = route.keyPolicy.key(host: r.head.headers.first(name: "host") ?? "", path: r.path, query: r.query, headers: r.head.headers)
         r.key = key
         let now = runtime.now()
-        let forceRevalidate = route.policy.honorClientNoCache && Self.clientAsksNoCache(r.head.headers)
+        let forceRevalidate = route.policy.honorClientNoCache && ConditionalRequest.clientAsksRevalidation(r.head.headers)
         // A client asking for a revalidated answer gets one from the origin, not from L2.
         if forceRevalidate { r.l2Checked = true }
         guard let entry = runtime.store.lookup(key, requestHeaders: r.head.headers, now: now) else {
@@ -296,13 +263,6 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             r.stale = entry
             fill(r, route: route, key: key, validating: entry)
         }
-    }
-
-    /// `Cache-Control: no-cache`, `max-age=0` or `Pragma: no-cache` from the client.
-    static func clientAsksNoCache(_ headers: HTTPHeaders) -> Bool {
-        let cc = CacheControl(fieldValues: headers["cache-control"])
-        if cc.noCache || cc.maxAge == 0 || cc.noStore { return true }
-        return headers[canonicalForm: "pragma"].contains { $0.lowercased().contains("no-cache") }
     }
 
     private func fill(_ r: ActiveRequest, route: CompiledRoute, key: CacheKey, validating: CachedResponse?) {

@@ -29,7 +29,6 @@ final class CacheFill: UpstreamResponseDelegate {
     private let maxObjectBytes: Int
     private var mode = Mode.awaitingHead
     private var connection: UpstreamConnection?
-    private var attempts = 0
     /// The next attempt opens a new connection (the last met a kept-alive one closing).
     private var needsFreshConnection = false
     private var requestTime = CacheInstant(milliseconds: 0)
@@ -59,7 +58,6 @@ final class CacheFill: UpstreamResponseDelegate {
 
     func start() {
         retainSelf = self
-        attempts += 1
         if let refused = tries.begin() {
             fail(refused)
             return
@@ -200,9 +198,8 @@ final class CacheFill: UpstreamResponseDelegate {
             mode = .finished
             liveOwner?.abortStreamedResponse(request)
             retainSelf = nil
-        case .awaitingHead where attempts == 1 && error.kind == .closedBeforeResponse && (wasReused || error.requestNotSent):
-            // A keep-alive connection closed under us; GET is idempotent, so one retry is safe.
-            tries.abandon()
+        case .awaitingHead where tries.retriesOnNewConnection(after: error, connectionWasReused: wasReused, replayable: true):
+            // A fill is a GET without a body: replayable.
             needsFreshConnection = wasReused
             start()
         case .awaitingHead:
@@ -312,18 +309,9 @@ final class CacheFill: UpstreamResponseDelegate {
         }
     }
 
-    /// Route templates filled from the path, plus the origin's `Surrogate-Key` (space separated) and
-    /// `Cache-Tag` (comma separated).
+    /// Route templates filled from the path, plus the tags the origin names.
     private func tags(from headers: HTTPHeaders) -> [String] {
-        var tags = route.tags(forPath: request.path)
-        for value in headers[canonicalForm: "surrogate-key"] {
-            tags += value.split(separator: " ").map(String.init)
-        }
-        for value in headers[canonicalForm: "cache-tag"] {
-            tags += value.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
-        }
-        var seen = Set<String>()
-        return tags.filter { seen.insert($0).inserted }
+        ResponseTags.stored(declared: route.tags(forPath: request.path), headers: headers)
     }
 
     private func refresh(_ entry: CachedResponse, with head: HTTPResponseHead, responseTime: CacheInstant) -> CachedResponse {

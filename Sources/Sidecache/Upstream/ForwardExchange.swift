@@ -15,7 +15,6 @@ final class ForwardExchange: UpstreamResponseDelegate {
     private var pendingBody: [ByteBuffer] = []
     private var pendingBytes = 0
     private var bodyBytesSent = 0
-    private var attempts = 0
     /// The next attempt opens a new connection (the last met a kept-alive one closing).
     private var needsFreshConnection = false
     private var responseHeadSeen = false
@@ -46,7 +45,6 @@ final class ForwardExchange: UpstreamResponseDelegate {
 
     func start() {
         guard !cancelled, let handler, let pool = handler.runtime.pools.pool(for: eventLoop) else { return }
-        attempts += 1
         if let refused = tries.begin() {
             request.markUpstreamEnd()
             handler.serveStaleOrError(refused, to: request)
@@ -196,17 +194,13 @@ final class ForwardExchange: UpstreamResponseDelegate {
         let host = request.head.headers.first(name: "host")
         var targets = InvalidationTargets.paths(requestPath: request.path, host: host, responseHeaders: headers).map { InvalidationMessage.Target.path($0) }
         guard (200..<300).contains(request.status) else { return targets }
-        var tags: [String] = []
+        var declaredTags: [String] = []
         if let route = request.route {
             let declared = route.invalidations(forPath: request.path)
-            tags += declared.tags
+            declaredTags = declared.tags
             targets += declared.patterns.compactMap { try? PurgePattern(glob: $0) }.map { .pattern($0) }
         }
-        for value in headers[canonicalForm: "x-invalidate-tags"] {
-            tags += value.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
-        }
-        var seen = Set<String>()
-        targets += tags.filter { seen.insert($0).inserted }.map { .tag($0) }
+        targets += ResponseTags.invalidated(declared: declaredTags, headers: headers).map { .tag($0) }
         return targets
     }
 
@@ -218,12 +212,8 @@ final class ForwardExchange: UpstreamResponseDelegate {
             handler.abortStreamedResponse(request)
             return
         }
-        // A reused keep-alive connection may have been closed by the upstream just as we sent: retry
-        // once on a new connection when that cannot duplicate a side effect (RFC 9110 §9.2.2).
-        let replayable = bodyBytesSent == 0 && request.requestEnded
-        if attempts == 1, error.kind == .closedBeforeResponse,
-           error.requestNotSent || (wasReused && replayable && request.head.method.isIdempotent) {
-            tries.abandon()
+        let unsentWhole = bodyBytesSent == 0 && request.requestEnded && request.head.method.isIdempotent
+        if tries.retriesOnNewConnection(after: error, connectionWasReused: wasReused, replayable: unsentWhole) {
             needsFreshConnection = wasReused
             start()
             return

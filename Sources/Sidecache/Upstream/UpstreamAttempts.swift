@@ -16,6 +16,8 @@ final class UpstreamAttempts {
     private let retryable: Bool
     private var pass: BreakerPass?
     private(set) var retries = 0
+    /// Attempts begun, counting the one under way.
+    private(set) var attempts = 0
 
     static let retryStatuses: Set<UInt> = [502, 503, 504]
 
@@ -31,6 +33,7 @@ final class UpstreamAttempts {
 
     /// Before each attempt: nil to go ahead, or the error to answer with (the breaker is open).
     func begin() -> UpstreamError? {
+        attempts += 1
         pass?.abandon()
         pass = nil
         guard let breaker = upstreamGuard.breaker else { return nil }
@@ -57,6 +60,17 @@ final class UpstreamAttempts {
         pass = nil
         guard error.isRetryable else { return nil }
         return retry(replayable: replayable)
+    }
+
+    /// A kept-alive connection may be closed by the upstream just as a request goes out on it
+    /// (RFC 9112 §9.3.1). The first attempt is then tried once more, on a new connection, when that
+    /// cannot repeat a side effect (RFC 9110 §9.2.2): nothing was sent, or the connection had been
+    /// used before and the request is `replayable` (idempotent, its body whole and unsent). The
+    /// attempt ends without counting for or against the upstream.
+    func retriesOnNewConnection(after error: UpstreamError, connectionWasReused: Bool, replayable: Bool) -> Bool {
+        guard attempts == 1, error.kind == .closedBeforeResponse, error.requestNotSent || (connectionWasReused && replayable) else { return false }
+        abandon()
+        return true
     }
 
     /// The attempt ends without an outcome of the upstream's making (the client left, or a

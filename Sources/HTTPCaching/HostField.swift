@@ -3,8 +3,8 @@
 /// brackets, or nothing. A value with anything else (a "/", "?", "#", "@", white space, controls,
 /// non-ASCII) is answered 400: it names no host, and in a cache key it would blur where the path
 /// begins.
-enum HostField {
-    static func isValid(_ value: String) -> Bool {
+public enum HostField {
+    public static func isValid(_ value: String) -> Bool {
         for byte in value.utf8 where !allowed(byte) { return false }
         return true
     }
