@@ -45,6 +45,8 @@ final class ActiveRequest {
     var rateLimit: RateLimitFields?
     /// L2 was asked (or must not be: the client wants a revalidated answer); a fill goes upstream.
     var l2Checked = false
+    /// The route honours the client's `no-cache` and the client sent it: the answer is validated.
+    var asksRevalidation = false
 
     /// `routed: false` for a request answered before routing (a malformed target).
     init(head: HTTPRequestHead, uri: String, config: ActiveConfig, routed: Bool, requestID: RequestID, started: NIODeadline) {

@@ -22,9 +22,9 @@ extension ProxyHandler {
     /// Asks Redis for the shared decision; meanwhile the request's parts wait in the queue. When
     /// Redis fails or is late (its `timeout`), this instance's own table decides.
     func admitShared(_ r: ActiveRequest, limiter: RouteRateLimiter, key: String, tier: RedisTier, context: ChannelHandlerContext) {
-        awaitingAdmission = true
+        state.awaitAdmission()
         tier.rateLimit(route: limiter.route, key: key, gcra: limiter.gcra, on: context.eventLoop) { [self] result in
-            awaitingAdmission = false
+            state.admissionDecided()
             let decision: GCRA.Decision
             switch result {
             case .success(let shared):
@@ -34,11 +34,11 @@ extension ProxyHandler {
                 limiter.noteShared(fellBack: true, error: error)
                 decision = limiter.decideLocally(key: key)
             }
-            guard request === r else {
+            guard state.isCurrent(r) else {
                 drainQueue()
                 return
             }
-            if admit(r, decision, limiter: limiter, key: key) { dispatch(r) }
+            if admit(r, decision, limiter: limiter, key: key) { run(.route, for: r) }
             drainQueue()
         }
     }

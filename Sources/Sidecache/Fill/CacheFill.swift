@@ -22,7 +22,8 @@ final class CacheFill: UpstreamResponseDelegate {
     private let key: CacheKey
     private let route: CompiledRoute
     private let request: ActiveRequest
-    private weak var owner: ProxyHandler?
+    /// The client that started the fill; nil for a background refresh.
+    private weak var owner: (any ClientResponder)?
     private let validating: CachedResponse?
     private let eventLoop: any EventLoop
     private let upstreamHead: HTTPRequestHead
@@ -37,7 +38,7 @@ final class CacheFill: UpstreamResponseDelegate {
     /// The invalidation log's epoch when the fill began: one matching it since then wins.
     private let startEpoch: UInt64
 
-    init(runtime: ProxyRuntime, key: CacheKey, route: CompiledRoute, request: ActiveRequest, owner: ProxyHandler?,
+    init(runtime: ProxyRuntime, key: CacheKey, route: CompiledRoute, request: ActiveRequest, owner: (any ClientResponder)?,
          clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop) {
         self.runtime = runtime
         self.key = key
@@ -83,8 +84,8 @@ final class CacheFill: UpstreamResponseDelegate {
         }
     }
 
-    private var liveOwner: ProxyHandler? {
-        guard let owner, owner.request === request else { return nil }
+    private var liveOwner: (any ClientResponder)? {
+        guard let owner, owner.isCurrent(request) else { return nil }
         return owner
     }
 

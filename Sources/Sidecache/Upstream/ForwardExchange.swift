@@ -6,7 +6,8 @@ import NIOHTTP1
 /// backpressure in each direction. Used for everything that is not served from or stored in the
 /// cache: unsafe methods, routes with `cache: false`, and responses that turned out uncacheable.
 final class ForwardExchange: UpstreamResponseDelegate {
-    private weak var handler: ProxyHandler?
+    private weak var client: (any ClientResponder)?
+    private let runtime: ProxyRuntime
     private let request: ActiveRequest
     private let eventLoop: any EventLoop
     private let upstreamHead: HTTPRequestHead
@@ -33,24 +34,26 @@ final class ForwardExchange: UpstreamResponseDelegate {
     /// kept for a retry.
     private static let maxPendingBytes = 64 * 1024
 
-    init(handler: ProxyHandler, request: ActiveRequest, eventLoop: any EventLoop, clientAddress: String, cacheStatus: CacheStatus) {
-        self.handler = handler
+    init(client: any ClientResponder, runtime: ProxyRuntime, request: ActiveRequest, eventLoop: any EventLoop, clientAddress: String,
+         cacheStatus: CacheStatus) {
+        self.client = client
+        self.runtime = runtime
         self.request = request
         self.eventLoop = eventLoop
         self.upstreamHead = UpstreamRequest.head(for: request, clientAddress: clientAddress, forFill: false)
         self.cacheStatus = cacheStatus
-        self.tries = UpstreamAttempts(handler.runtime.upstreamGuard, method: request.head.method, route: request.route)
-        self.replay = handler.runtime.upstreamGuard.retries == nil ? nil : []
+        self.tries = UpstreamAttempts(runtime.upstreamGuard, method: request.head.method, route: request.route)
+        self.replay = runtime.upstreamGuard.retries == nil ? nil : []
     }
 
     func start() {
-        guard !cancelled, let handler, let pool = handler.runtime.pools.pool(for: eventLoop) else { return }
+        guard !cancelled, let client, let pool = runtime.pools.pool(for: eventLoop) else { return }
         if let refused = tries.begin() {
             request.markUpstreamEnd()
-            handler.serveStaleOrError(refused, to: request)
+            client.serveStaleOrError(refused, to: request)
             return
         }
-        let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: handler.runtime.pools.loopCount)
+        let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: runtime.pools.loopCount)
         if request.upstreamStarted == nil { request.markUpstreamStart() }
         pool.acquire(settings, fresh: needsFreshConnection) { [self] result in
             switch result {
@@ -71,7 +74,7 @@ final class ForwardExchange: UpstreamResponseDelegate {
         // A connection that was not ready fails at once, and the retry that follows may already
         // have taken another one: the body then belongs to that attempt, not to this connection.
         guard self.connection === connection else { return }
-        handler?.sendContinue(for: request)
+        client?.sendContinue(for: request)
         for buffer in pendingBody { send(buffer, on: connection) }
         pendingBody.removeAll()
         pendingBytes = 0
@@ -79,7 +82,7 @@ final class ForwardExchange: UpstreamResponseDelegate {
             connection.handler.sendEnd()
         } else {
             connection.handler.flush()
-            handler?.setClientReading(connection.handler.isWritable)
+            client?.setClientReading(connection.handler.isWritable)
         }
     }
 
@@ -90,12 +93,12 @@ final class ForwardExchange: UpstreamResponseDelegate {
                 // Pause the client only if the flush did not drain the buffer at once (else no
                 // writability event would ever resume it).
                 connection.handler.flush()
-                if !connection.handler.isWritable { handler?.setClientReading(false) }
+                if !connection.handler.isWritable { client?.setClientReading(false) }
             }
         } else {
             pendingBody.append(buffer)
             pendingBytes += buffer.readableBytes
-            if pendingBytes > Self.maxPendingBytes { handler?.setClientReading(false) }
+            if pendingBytes > Self.maxPendingBytes { client?.setClientReading(false) }
         }
     }
 
@@ -146,7 +149,7 @@ final class ForwardExchange: UpstreamResponseDelegate {
     // MARK: UpstreamResponseDelegate
 
     func upstreamInterimResponse(_ head: HTTPResponseHead) {
-        handler?.relayInterim(head, to: request)
+        client?.relayInterim(head, to: request)
     }
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
@@ -157,30 +160,30 @@ final class ForwardExchange: UpstreamResponseDelegate {
         responseHeadSeen = true
         lastResponseHeaders = head.headers
         request.markUpstreamEnd()
-        handler?.beginStreamedResponse(head, to: request, reader: connection?.handler, cacheStatus: cacheStatus)
+        client?.beginStreamedResponse(head, to: request, reader: connection?.handler, cacheStatus: cacheStatus)
     }
 
     func upstreamResponseBody(_ buffer: ByteBuffer) {
-        handler?.streamBody(buffer, to: request)
+        client?.streamBody(buffer, to: request)
     }
 
     func upstreamReadComplete() {
-        handler?.flushStreamedResponse(request)
+        client?.flushStreamedResponse(request)
     }
 
     func upstreamResponseEnd() {
         connection = nil
         let purges = invalidations()
-        guard !purges.isEmpty, let handler else {
-            handler?.endStreamedResponse(request)
+        guard !purges.isEmpty else {
+            client?.endStreamedResponse(request)
             return
         }
         // Purge before the response ends, so a client reads its own write: from L1 at once (a
         // pattern on the thread pool) and from L2 once Redis confirms (or fails, within its timeout).
-        let done = purges.map { handler.runtime.invalidate($0, on: eventLoop) }
+        let done = purges.map { runtime.invalidate($0, on: eventLoop) }
         let request = self.request
-        EventLoopFuture.andAllComplete(done, on: eventLoop).assumeIsolated().whenComplete { [weak handler] _ in
-            handler?.endStreamedResponse(request)
+        EventLoopFuture.andAllComplete(done, on: eventLoop).assumeIsolated().whenComplete { [weak client] _ in
+            client?.endStreamedResponse(request)
         }
     }
 
@@ -207,9 +210,9 @@ final class ForwardExchange: UpstreamResponseDelegate {
     func upstreamFailed(_ error: UpstreamError) {
         let wasReused = connection?.hasBeenUsed ?? false
         connection = nil
-        guard !cancelled, let handler else { return }
+        guard !cancelled, let client else { return }
         if responseHeadSeen {
-            handler.abortStreamedResponse(request)
+            client.abortStreamedResponse(request)
             return
         }
         let unsentWhole = bodyBytesSent == 0 && request.requestEnded && request.head.method.isIdempotent
@@ -223,10 +226,10 @@ final class ForwardExchange: UpstreamResponseDelegate {
             return
         }
         request.markUpstreamEnd()
-        handler.respondUpstreamError(error, to: request)
+        client.respondUpstreamError(error, to: request)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
-        if !request.requestEnded { handler?.setClientReading(isWritable) }
+        if !request.requestEnded { client?.setClientReading(isWritable) }
     }
 }
