@@ -178,3 +178,18 @@ import Testing
         #expect(!r24)
     }
 }
+
+extension ConnectionStateTests {
+    @Test func afterAClosingResponseNothingReadIsProcessed() {
+        var state = State()
+        let r = Request()
+        state.begin(r)
+        let queued = state.read("head2", isHead: true)
+        #expect(queued == .hold(pauseReading: true))
+        state.willClose()
+        let late = state.read("end1", isHead: false)
+        #expect(late == .discard)
+        _ = state.complete(r)
+        #expect(Self.drain(&state) == [])
+    }
+}

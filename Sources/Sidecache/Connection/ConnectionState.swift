@@ -27,6 +27,9 @@ struct ConnectionState<Request: AnyObject, Part> {
     private(set) var pendingError: HTTPParserError?
     /// The queue is being worked off: a request completing meanwhile does not start a second pass.
     private var draining = false
+    /// A response that ends the connection was written: nothing read after it is processed
+    /// (RFC 9112 §9.6), though the close may take until its bytes are flushed.
+    private(set) var closing = false
 
     // MARK: Reading
 
@@ -35,10 +38,13 @@ struct ConnectionState<Request: AnyObject, Part> {
         case process
         /// The part waits in the queue; pause reading if asked.
         case hold(pauseReading: Bool)
+        /// The connection is closing: the part is dropped.
+        case discard
     }
 
     /// A part was decoded from the socket.
     mutating func read(_ part: Part, isHead: Bool) -> ReadAction {
+        if closing { return .discard }
         guard !queue.isEmpty || awaitingAdmission || (current != nil && isHead) else { return .process }
         queue.append((part, isHead))
         guard !readingPaused else { return .hold(pauseReading: false) }
@@ -88,6 +94,7 @@ struct ConnectionState<Request: AnyObject, Part> {
     /// What to do next while draining. The body and end of a request just started belong to it and
     /// go through at once; the next head waits for the request in progress.
     mutating func nextStep() -> Step {
+        if closing { return .wait }
         if let next = queue.first, current == nil || !next.isHead {
             queue.removeFirst()
             return .process(next.part)
@@ -171,6 +178,13 @@ struct ConnectionState<Request: AnyObject, Part> {
 
     /// The response in progress was cut off: the connection closes, and nothing queued is answered.
     mutating func responseAborted() {
+        willClose()
+    }
+
+    /// A response that closes the connection is being written (or the connection closes without
+    /// one): what is queued, and whatever arrives from now on, is dropped.
+    mutating func willClose() {
+        closing = true
         queue.removeAll()
     }
 }

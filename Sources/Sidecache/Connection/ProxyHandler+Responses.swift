@@ -291,6 +291,7 @@ extension ProxyHandler: ClientResponder {
         responseFinished()
         // An HTTP/1.0 response without Content-Length is delimited by closing the connection.
         let close = forceClose || closesAfter(r)
+        if close { state.willClose() }
         // A closing response's request is recorded first: the close below may run at once (the
         // write done), and nothing follows it on this connection.
         if close && r.requestEnded { complete(r, drainingQueue: false) }

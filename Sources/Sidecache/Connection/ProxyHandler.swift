@@ -95,6 +95,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .hold(let pause):
             // A pipelined request: it waits for the current response, and reading pauses meanwhile.
             if pause { _ = context.channel.setOption(ChannelOptions.autoRead, value: false) }
+        case .discard:
+            break
         }
     }
 
@@ -190,6 +192,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// 431 or 400 with `Connection: close`, then the connection closes.
     func respondMalformed(_ error: HTTPParserError, context: ChannelHandlerContext) {
+        state.willClose()
         let (status, text): (HTTPResponseStatus, String) = error == .headerOverflow
             ? (HTTPResponseStatus(statusCode: 431), "request header fields too large")
             : (.badRequest, "malformed HTTP request")
