@@ -147,11 +147,7 @@ import Testing
             // The route has stale_while_revalidate: the old body is served at once, and refreshed.
             let stale = try await get(proxy.port, "/api/items/5")
             #expect(stale.xCache == "STALE" && stale.text == "v1")
-            var fresh = try await get(proxy.port, "/api/items/5")
-            for _ in 0..<50 where fresh.text != "v2" {
-                try await Task.sleep(for: .milliseconds(20))
-                fresh = try await get(proxy.port, "/api/items/5")
-            }
+            let fresh = try await eventually({ try await get(proxy.port, "/api/items/5") }, until: { $0.text == "v2" })
             #expect(fresh.text == "v2" && fresh.xCache == "HIT")
             #expect(try await get(proxy.port, "/api/items/6").text == "v1")  // not purged
             #expect(origin.count("/api/items/5") == 2)

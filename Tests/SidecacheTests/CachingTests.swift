@@ -3,6 +3,7 @@ import HTTPCaching
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import TestSupport
 import Testing
 
 /// RFC 9111 behaviour over real sockets: a real origin, a real sidecache, a raw client.
@@ -249,13 +250,8 @@ import Testing
             #expect(stale.text == "v1" && stale.xCache == "STALE")
             #expect(stale.header("Cache-Status")?.contains("stale-while-revalidate") == true)
             // The background refresh lands without anyone waiting for it.
-            var fresh = ""
-            for _ in 0..<100 {
-                let r = try await get(proxy.port, "/api/items/14")
-                if r.xCache == "HIT" { fresh = r.text; break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            #expect(fresh == "v2")
+            let fresh = try await eventually({ try await get(proxy.port, "/api/items/14") }, until: { $0.xCache == "HIT" })
+            #expect(fresh.text == "v2")
             #expect(origin.count("/api/items/14") == 2)
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Sidecache
+import TestSupport
 import Testing
 
 /// Every way an exchange can end early, over real sockets: the client closing (FIN) or resetting
@@ -99,7 +100,7 @@ import Testing
             let hit = try await halfClosed(proxy.port, "GET /api/items/1 HTTP/1.1\r\nHost: test.local\r\n\r\n")
             #expect(hit.map { $0.header("X-Cache") } == ["HIT"])
             try await expectPoolSettles(proxy)
-            #expect(try await eventually { origin.connections <= proxy.runtime.upstreamPoolCounts.open })
+            #expect(await eventually { origin.connections <= proxy.runtime.upstreamPoolCounts.open })
         }
     }
 
@@ -180,7 +181,7 @@ import Testing
                     end.apply(c)
                 }
             }
-            #expect(try await eventually { origin.connections == baseline }, "origin still has \(origin.connections - baseline) tunnel connections")
+            #expect(await eventually { origin.connections == baseline }, "origin still has \(origin.connections - baseline) tunnel connections")
             try await expectPoolSettles(proxy)
             try await expectAMissIsServed(proxy)
         }
@@ -203,13 +204,8 @@ import Testing
             }
             try await expectPoolSettles(proxy)
             // Half-open after open_for: the probe is not held by a client that left.
-            try await Task.sleep(for: .milliseconds(1100))
-            var answered = false
-            for _ in 0..<20 where !answered {
-                answered = try await request(proxy.port, "POST", "/api/after", body: "ok").status == 200
-                if !answered { try await Task.sleep(for: .milliseconds(200)) }
-            }
-            #expect(answered)
+            proxy.monotonic.advance(.milliseconds(1100))
+            #expect(try await eventually(interval: .milliseconds(200)) { try await request(proxy.port, "POST", "/api/after", body: "ok").status == 200 })
         }
     }
 
@@ -345,7 +341,7 @@ import Testing
     /// No connection stays lent to an exchange, none waits for one, and no fill is left behind.
     func expectPoolSettles(_ proxy: Sidecar, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {
         // The counts are separate atomics, read one at a time: poll until they agree.
-        let settled = try await eventually {
+        let settled = await eventually {
             let c = proxy.runtime.upstreamPoolCounts
             return c.inUse == 0 && c.waiting == 0 && c.open == c.idle && proxy.runtime.fillsInFlight == 0
         }
@@ -361,12 +357,3 @@ import Testing
     }
 }
 
-/// Polls `condition` every 10 ms for up to `seconds`.
-func eventually(seconds: Double = 5, _ condition: @escaping @Sendable () -> Bool) async throws -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}

@@ -175,12 +175,7 @@ import Testing
             _ = try await request(proxy.port, "POST", "/api/b", body: "b")
             try await Task.sleep(for: .milliseconds(600))
             #expect(origin.connections >= 1)
-            var open = origin.connections
-            for _ in 0..<60 where open > 0 {
-                try await Task.sleep(for: .milliseconds(50))
-                open = origin.connections
-            }
-            #expect(open == 0)
+            #expect(await eventually({ origin.connections }, until: { $0 == 0 }) == 0)
         }
     }
 

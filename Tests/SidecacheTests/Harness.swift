@@ -7,6 +7,7 @@ import NIOPosix
 import ServiceLifecycle
 import Sidecache
 import SidecacheConfig
+import TestSupport
 
 /// A wall clock the test moves by hand, so TTLs expire without sleeping.
 final class ManualClock: Sendable {
@@ -208,24 +209,19 @@ final class SidecacheProcess: @unchecked Sendable {
 
     /// Waits until the listener accepts connections.
     func waitUntilListening(seconds: Double = 15) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try? TestConnection(port: port, timeoutSeconds: 1)) != nil { return }
-            if !process.isRunning { throw TestClientError(description: "sidecache exited early:\n\(output)") }
-            try await Task.sleep(for: .milliseconds(50))
+        let listening = await eventually(timeout: .seconds(seconds), interval: .milliseconds(50)) {
+            (try? TestConnection(port: port, timeoutSeconds: 1)) != nil || !process.isRunning
         }
+        if !process.isRunning { throw TestClientError(description: "sidecache exited early:\n\(output)") }
+        if listening { return }
         throw TestClientError(description: "sidecache did not listen on \(port):\n\(output)")
     }
 
     func signal(_ sig: Int32) { kill(pid, sig) }
 
     func waitForExit(seconds: Double) async -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if !process.isRunning { return process.terminationStatus }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return nil
+        let exited = await eventually(timeout: .seconds(seconds), interval: .milliseconds(50)) { !process.isRunning }
+        return exited ? process.terminationStatus : nil
     }
 
     func stop() async {
@@ -256,11 +252,6 @@ final class SidecacheProcess: @unchecked Sendable {
 
     /// Waits until the output contains `text`.
     func waitForOutput(_ text: String, seconds: Double = 10) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if output.contains(text) { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return false
+        await eventually(timeout: .seconds(seconds), interval: .milliseconds(50)) { output.contains(text) }
     }
 }

@@ -3,6 +3,7 @@ import HTTPCaching
 import NIOConcurrencyHelpers
 import NIOCore
 @testable import Sidecache
+import TestSupport
 import Testing
 
 /// An invalidation that lands while a fill waits for the origin: the fill answers the clients
@@ -20,7 +21,7 @@ import Testing
         }) { origin, proxy in
             async let racing = get(proxy.port, path)
             // The fill has started once the origin holds its request (it answers 600 ms later).
-            #expect(try await eventually { origin.count(path) == 1 })
+            #expect(await eventually { origin.count(path) == 1 })
             try await invalidate(proxy)
             version.withLockedValue { $0 = "v2" }
             let first = try await racing

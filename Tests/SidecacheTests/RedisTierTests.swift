@@ -21,11 +21,8 @@ import Testing
 
     /// Waits until the instance's Redis tier has a command connection and its subscription.
     static func waitForRedis(_ proxy: Sidecar) async throws {
-        for _ in 0..<250 {
-            if let status = proxy.runtime.redisStatus, status.connected, status.subscribed { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("redis tier did not connect")
+        let up = await eventually { proxy.runtime.redisStatus.map { $0.connected && $0.subscribed } ?? false }
+        #expect(up, "redis tier did not connect")
     }
 
     /// Runs `body` with one origin, one Redis and two sidecars A and B in front of the origin.
@@ -56,11 +53,8 @@ import Testing
 
     /// L2 writes are asynchronous: wait until the entry's hash exists.
     static func waitForL2(_ redis: RedisServer, keyContaining fragment: String) async throws {
-        for _ in 0..<100 {
-            if let reply = try? redis.command("KEYS *\(fragment)*"), reply != "*0" { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("no L2 key containing \(fragment)")
+        let stored = await eventually { (try? redis.command("KEYS *\(fragment)*")).map { $0 != "*0" } ?? false }
+        #expect(stored, "no L2 key containing \(fragment)")
     }
 
     @Test func aResponseCachedThroughAIsAnL2HitOnBThenAnL1Hit() async throws {
@@ -123,7 +117,7 @@ import Testing
             .init(status: .ok, headers: [("Cache-Control", "max-age=300")], body: version.withLockedValue { $0 }, delay: .milliseconds(800))
         }) { origin, redis, a, b in
             async let racing = get(a.port, "/api/items/9")
-            #expect(try await SidecacheTests.eventually { origin.count("/api/items/9") == 1 })  // A's fill is under way
+            #expect(await eventually { origin.count("/api/items/9") == 1 })  // A's fill is under way
             _ = try await b.runtime.invalidate(tag: "item:9").get()
             version.withLockedValue { $0 = "v2" }
             #expect(try await racing.text == "v1")
@@ -153,11 +147,7 @@ import Testing
             let write = try await request(a.port, "POST", "/api/items/7", body: "{}")
             #expect(write.status == 200)
             // B heard the invalidation: its L1 and L2 are both empty for the key.
-            var fresh = try await get(b.port, "/api/items/7")
-            for _ in 0..<50 where fresh.text != "v2" {
-                try await Task.sleep(for: .milliseconds(20))
-                fresh = try await get(b.port, "/api/items/7")
-            }
+            let fresh = try await eventually({ try await get(b.port, "/api/items/7") }, until: { $0.text == "v2" })
             #expect(fresh.text == "v2" && fresh.xCache == "MISS")
             // A reads its own write at once.
             #expect(try await get(a.port, "/api/items/7").text == "v2")
@@ -207,12 +197,9 @@ import Testing
             let log = b.logLines.joined(separator: "\n")
             #expect(log.contains("discarded an undecodable L2 entry") && log.contains("version 9"))
             // The bad value was deleted (B's own fill then wrote a good one in its place).
-            for _ in 0..<50 {
-                let versions = try redis.call("HVALS", key).array?.compactMap { $0.bytes?.getInteger(at: 3, as: UInt8.self) } ?? []
-                if !versions.contains(9) { break }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            let versions = try redis.call("HVALS", key).array?.compactMap { $0.bytes?.getInteger(at: 3, as: UInt8.self) } ?? []
+            let versions = try await eventually({
+                try redis.call("HVALS", key).array?.compactMap { $0.bytes?.getInteger(at: 3, as: UInt8.self) } ?? []
+            }, until: { !$0.contains(9) })
             #expect(!versions.contains(9))
         }
     }
@@ -247,7 +234,7 @@ import Testing
     @Test func withRedisDownAtStartRequestsGoOnWithoutDelay() async throws {
         let reserved = try RefusingPort()
         let port = reserved.port
-        try await withProxy(extra: "cache:\n  redis: { url: \"redis://127.0.0.1:\(port)\", timeout: 50ms }", { _ in .ok(Self.item) }) { origin, proxy in
+        try await withProxy(extra: "cache:\n  redis: { url: \"redis://127.0.0.1:\(port)\", timeout: 500ms }", { _ in .ok(Self.item) }) { origin, proxy in
             let started = ContinuousClock.now
             #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
             #expect(try await get(proxy.port, "/api/items/1").xCache == "HIT")
@@ -318,33 +305,18 @@ import Testing
             version.withLockedValue { $0 = 2 }
             let purged = try await b.runtime.invalidate(tag: "item:11").get()  // a route template tag, purged from B
             #expect(purged == ProxyRuntime.PurgeCount(memory: 0, redis: 1))  // B never held it; Redis did
-            var after = try await get(a.port, "/api/items/11")
-            for _ in 0..<50 where after.text != "v2" {
-                try await Task.sleep(for: .milliseconds(20))
-                after = try await get(a.port, "/api/items/11")
-            }
-            #expect(after.text == "v2")
+            #expect(try await Self.answer(a.port, "/api/items/11", becomes: "v2").text == "v2")
             #expect(try await get(a.port, "/plain/page").text == "v1")  // other tags untouched
 
             let catalog = try await b.runtime.invalidate(tag: "catalog").get()  // an origin Surrogate-Key
             #expect(catalog.redis == 2)  // /api/items/11 (stored again) and /plain/page
-            var page = try await get(a.port, "/plain/page")
-            for _ in 0..<50 where page.text != "v2" {
-                try await Task.sleep(for: .milliseconds(20))
-                page = try await get(a.port, "/plain/page")
-            }
-            #expect(page.text == "v2")
+            #expect(try await Self.answer(a.port, "/plain/page", becomes: "v2").text == "v2")
         }
     }
 
     /// Polls `path` on `port` until it answers `text` (an invalidation message is asynchronous).
-    static func eventually(_ port: Int, _ path: String, is text: String) async throws -> TestResponse {
-        var response = try await get(port, path)
-        for _ in 0..<50 where response.text != text {
-            try await Task.sleep(for: .milliseconds(20))
-            response = try await get(port, path)
-        }
-        return response
+    static func answer(_ port: Int, _ path: String, becomes text: String) async throws -> TestResponse {
+        try await TestSupport.eventually({ try await get(port, path) }, until: { $0.text == text })
     }
 
     @Test func aPatternPurgeOnOneInstanceReachesL2AndTheOtherInstance() async throws {
@@ -357,7 +329,7 @@ import Testing
             version.withLockedValue { $0 = 2 }
             let purged = try await b.runtime.invalidate(pattern: PurgePattern(glob: "/api/items/*")).get()
             #expect(purged == ProxyRuntime.PurgeCount(memory: 0, redis: 3))
-            #expect(try await Self.eventually(a.port, "/api/items/2", is: "v2").text == "v2")
+            #expect(try await Self.answer(a.port, "/api/items/2", becomes: "v2").text == "v2")
             #expect(try await get(b.port, "/api/items/3").text == "v2")
             #expect(try await get(a.port, "/plain/keep").text == "v1")
             let regex = try await a.runtime.invalidate(pattern: PurgePattern(regex: "^/plain/k")).get()
@@ -377,7 +349,7 @@ import Testing
             let purge = try await request(try #require(a.adminPort), "POST", "/purge", body: #"{"url": "/api/items/21"}"#)
             let removed = try #require(try AdminTests.json(purge)["removed"] as? [String: Any])
             #expect(purge.status == 200 && removed["memory"] as? Int == 1 && removed["redis"] as? Int == 1)
-            #expect(try await Self.eventually(b.port, "/api/items/21", is: "v2").text == "v2")
+            #expect(try await Self.answer(b.port, "/api/items/21", becomes: "v2").text == "v2")
         }
     }
 
@@ -394,11 +366,11 @@ import Testing
             let fromL2 = try await get(b.port, "/api/items/7")
             #expect(fromL2.xCache == "STALE" && fromL2.text == "v1")
             #expect(fromL2.header("Cache-Status")?.contains("tier=l2") == true)
-            #expect(try await Self.eventually(b.port, "/api/items/7", is: "v2").xCache == "HIT")
+            #expect(try await Self.answer(b.port, "/api/items/7", becomes: "v2").xCache == "HIT")
             // A marked its own copy: stale once, then refreshed.
             let local = try await get(a.port, "/api/items/8")
             #expect(local.xCache == "STALE" && local.text == "v1")
-            #expect(try await Self.eventually(a.port, "/api/items/8", is: "v2").text == "v2")
+            #expect(try await Self.answer(a.port, "/api/items/8", becomes: "v2").text == "v2")
             #expect(origin.count("/api/items/8") == 2)
         }
     }
@@ -414,19 +386,12 @@ import Testing
                 }
                 try await group.waitForAll()
             }
-            for _ in 0..<250 where try redis.call("SCARD", "t:t:bulk").integer != Int64(count) {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            _ = try await eventually { try redis.call("SCARD", "t:t:bulk").integer == Int64(count) }
             let purged = try await b.runtime.invalidate(tag: "bulk").get()
             #expect(purged.redis == count)
             #expect(try redis.keys("t:e:*").isEmpty)
             #expect(try redis.keys("t:t:bulk").isEmpty)
-            var missed = false
-            for _ in 0..<50 where !missed {
-                missed = try await get(a.port, "/bulk/99").xCache == "MISS"
-                if !missed { try await Task.sleep(for: .milliseconds(20)) }
-            }
-            #expect(missed)
+            #expect(try await eventually { try await get(a.port, "/bulk/99").xCache == "MISS" })
         }
     }
 
@@ -442,7 +407,7 @@ import Testing
                 #expect(first.status == 200 && first.text == "body of \(path)" && first.xCache == "MISS")
                 #expect(try await get(a.port, path).xCache == "HIT")  // L1 still works
             }
-            for _ in 0..<50 where (a.runtime.redisStatus?.errors ?? 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            _ = await eventually { (a.runtime.redisStatus?.errors ?? 0) > 0 }
             let errors = a.runtime.redisStatus?.errors ?? 0
             #expect(errors > 0)
             let metrics = AdminTests.samples(String(decoding: a.runtime.renderMetrics(), as: UTF8.self))

@@ -122,13 +122,7 @@ import Testing
 
     /// Polls the pool until nothing is in use or waiting (5 s at most), and returns it.
     static func settled(_ adminPort: Int) async throws -> UpstreamPoolCounts {
-        let deadline = Date().addingTimeInterval(5)
-        var counts = try await pool(adminPort)
-        while (counts.inUse != 0 || counts.waiting != 0) && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-            counts = try await pool(adminPort)
-        }
-        return counts
+        try await eventually(interval: .milliseconds(20), { try await pool(adminPort) }, until: { $0.inUse == 0 && $0.waiting == 0 })
     }
 
     /// Runs cases from `workers` threads until `seconds` have passed.

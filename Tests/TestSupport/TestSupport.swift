@@ -211,3 +211,31 @@ public struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// Waits until `condition` holds, asking every `interval` for at most `timeout`, and returns the
+/// last answer: the one way tests wait for what happens asynchronously (a purge reaching another
+/// instance, a pool settling, a process exiting).
+public func eventually(timeout: Duration = .seconds(5), interval: Duration = .milliseconds(10),
+                       _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
+
+/// Reads `value` until `accept` takes it, every `interval` for at most `timeout`, and returns the
+/// last value read (which the test then checks, so a failure shows what was seen).
+public func eventually<T>(timeout: Duration = .seconds(5), interval: Duration = .milliseconds(10), _ value: () async throws -> T,
+                          until accept: (T) -> Bool) async rethrows -> T {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    var last = try await value()
+    while !accept(last) && clock.now < deadline {
+        try? await Task.sleep(for: interval)
+        last = try await value()
+    }
+    return last
+}
