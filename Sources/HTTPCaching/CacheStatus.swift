@@ -91,12 +91,20 @@ public struct CacheStatus: Sendable, Equatable {
     /// Answered by sidecache without the cache or the upstream: only a `detail` says why.
     public static func answeredLocally(_ detail: Detail) -> CacheStatus { CacheStatus(detail: detail) }
 
-    /// The field value as text, for a header list.
+    /// The field value as text, for a header list: the same bytes as `write`, built as a string.
     public var text: String {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(maxBytes)
-        write(to: &buffer)
-        return String(buffer: buffer)
+        var s = String()
+        s.reserveCapacity(maxBytes)
+        s += "sidecache"
+        if hit { s += "; hit" }
+        if let forward { s += "; fwd="; s += forward.rawValue }
+        if let forwardStatus { s += "; fwd-status="; s += String(forwardStatus) }
+        if let ttl { s += "; ttl="; s += String(ttl) }
+        if stored { s += "; stored" }
+        if collapsed { s += "; collapsed" }
+        if let detail { s += "; detail="; s += detail.name }
+        if tier == .l2 { s += "; tier=l2" }
+        return s
     }
 
     /// At least the bytes `write` adds.

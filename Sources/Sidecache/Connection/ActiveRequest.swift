@@ -17,6 +17,8 @@ final class ActiveRequest {
     let route: CompiledRoute?
     /// Where the request is counted when it completes (its route's, or the unrouted one).
     let tally: RequestTally
+    /// The route's rate limit, from the same config as the route.
+    let limiter: RouteRateLimiter?
     let requestID: RequestID
     let started: NIODeadline
     private(set) var keepAlive: Bool
@@ -56,6 +58,7 @@ final class ActiveRequest {
         self.snapshot = config.snapshot
         self.route = routed ? config.snapshot.route(method: head.method, path: path) : nil
         self.tally = config.tallies.tally(for: route)
+        self.limiter = route.flatMap { config.limiters.limiter(for: $0) }
         self.requestID = requestID
         self.started = started
         self.keepAlive = head.isKeepAlive

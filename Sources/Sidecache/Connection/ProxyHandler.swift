@@ -24,7 +24,7 @@ enum RequestStep {
     case admit
     case route
     case lookUp(CompiledRoute)
-    case use(CachedResponse, CacheTarget, tier: CacheStatus.Tier?)
+    case use(CachedResponse, CacheTarget, tier: CacheStatus.Tier?, now: CacheInstant)
     case joinFill(CacheTarget, validating: CachedResponse?)
     case lookUpL2(CacheTarget, validating: CachedResponse?)
     case fetch(CacheTarget, validating: CachedResponse?)
@@ -262,7 +262,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .admit: admit(r)
         case .route: route(r)
         case .lookUp(let route): lookUp(r, route: route)
-        case .use(let entry, let target, let tier): use(entry, for: r, target, tier: tier)
+        case .use(let entry, let target, let tier, let now): use(entry, for: r, target, tier: tier, now: now)
         case .joinFill(let target, let validating): joinFill(r, target, validating: validating)
         case .lookUpL2(let target, let validating): lookUpL2(r, target, validating: validating)
         case .fetch(let target, let validating): fetch(r, target, validating: validating)
@@ -279,7 +279,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             respondLocally(rejection.status, rejection.message, request: r, close: true)
             return nil
         }
-        guard let route = r.route, let limiter = runtime.current.limiters.limiter(for: route) else { return .route }
+        guard let limiter = r.limiter else { return .route }
         let key = limiter.key(for: r.head, peer: clientAddress, trusted: snapshot.configuration.trustedProxies)
         if limiter.settings.scope == .redis, let tier = runtime.redisTier, let context {
             admitShared(r, limiter: limiter, key: key, tier: tier, context: context)
@@ -306,15 +306,16 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let target = CacheTarget(route: route, key: key)
         r.asksRevalidation = route.policy.honorClientNoCache && ConditionalRequest.clientAsksRevalidation(r.head.headers)
         if r.asksRevalidation { r.l2Checked = true }
-        guard let entry = runtime.store.lookup(key, requestHeaders: r.head.headers, now: runtime.now()) else {
+        let now = runtime.now()
+        guard let entry = runtime.store.lookup(key, requestHeaders: r.head.headers, now: now) else {
             return .joinFill(target, validating: nil)
         }
-        return .use(entry, target, tier: nil)
+        return .use(entry, target, tier: nil, now: now)
     }
 
     /// Serves a stored entry fresh, or stale while refreshing it, or validates it first.
-    private func use(_ entry: CachedResponse, for r: ActiveRequest, _ target: CacheTarget, tier: CacheStatus.Tier?) -> RequestStep? {
-        let now = runtime.now()
+    private func use(_ entry: CachedResponse, for r: ActiveRequest, _ target: CacheTarget, tier: CacheStatus.Tier?,
+                     now: CacheInstant) -> RequestStep? {
         switch CacheDecision.use(entry, at: now, clientAsksRevalidation: r.asksRevalidation, tier: tier) {
         case .serveFresh(let status):
             r.outcome = .hit
@@ -369,14 +370,15 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             runtime.store.store(entry, for: key)
-            let servable = CacheDecision.isServable(entry, at: runtime.now())
+            let now = runtime.now()
+            let servable = CacheDecision.isServable(entry, at: now)
             guard state.isCurrent(r) else {
                 runtime.coalescer.finish(key.value, with: servable ? .entry(entry) : .retry)
                 return
             }
             if servable {
                 runtime.coalescer.finish(key.value, with: .entry(entry))
-                run(.use(entry, target, tier: .l2), for: r)
+                run(.use(entry, target, tier: .l2, now: now), for: r)
             } else {
                 // Stale beyond serving: this request stays the leader and validates it.
                 r.stale = entry

@@ -119,7 +119,7 @@ final class CacheFill: UpstreamResponseDelegate {
             policy: route.policy, responseTime: now
         )
         switch decision {
-        case .store where route.gzip != nil && !Self.storableCoding(head.headers):
+        case .store where route.gzip != nil && !StoredEntry.storableCoding(head.headers):
             // The entry will serve every client whatever its Accept-Encoding: only identity and
             // gzip (which sidecache can decode for clients without it) qualify.
             stream(head, prefix: nil, reason: .contentEncoding)
@@ -162,7 +162,7 @@ final class CacheFill: UpstreamResponseDelegate {
         switch mode {
         case .buffering(let head, let terms, let body):
             mode = .finished
-            let fetched = makeEntry(head, body: body, terms: terms, responseTime: now)
+            let fetched = entries.make(head, body: body, terms: terms, responseTime: now)
             let (entry, verdict) = afterInvalidations(fetched, now: now)
             let stored = verdict != .removed && runtime.store.store(entry, for: key)
             if stored { runtime.redisTier?.store(entry, for: key, now: now, on: eventLoop) }
@@ -174,7 +174,7 @@ final class CacheFill: UpstreamResponseDelegate {
         case .notModified(let head):
             mode = .finished
             guard let validating else { return finishAbandoned() }
-            let (refreshed, verdict) = afterInvalidations(refresh(validating, with: head, responseTime: now), now: now)
+            let (refreshed, verdict) = afterInvalidations(entries.refresh(validating, with: head, responseTime: now), now: now)
             if verdict != .removed {
                 runtime.store.store(refreshed, for: key)
                 runtime.redisTier?.store(refreshed, for: key, now: now, on: eventLoop)
@@ -277,59 +277,8 @@ final class CacheFill: UpstreamResponseDelegate {
         if let prefix { owner.streamBody(prefix, to: request) }
     }
 
-    private func makeEntry(_ head: HTTPResponseHead, body: ByteBuffer, terms: StorageTerms, responseTime: CacheInstant) -> CachedResponse {
-        var headers = UpstreamRequest.clientHeaders(from: head.headers)
-        headers.remove(name: "age")
-        headers.remove(name: "x-request-id")
-        for name in terms.withheldFields { headers.remove(name: name) }
-        if head.status.code != 204 {
-            headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
-        }
-        var varyNames = CachedResponse.varyNames(of: head.headers)
-        var gzipPending = false
-        if let gzip = route.gzip {
-            // sidecache negotiates the coding itself, so Accept-Encoding does not split the entry.
-            varyNames.removeAll { $0 == "accept-encoding" }
-            gzipPending = GzipOnDemand.allows(status: head.status, headers: headers, bodyBytes: body.readableBytes, settings: gzip)
-            if gzipPending || ContentCoding.encoding(of: headers) == "gzip" { ContentCoding.addVaryAcceptEncoding(&headers) }
-        }
-        let varyValues = varyNames.map { CachedResponse.varyValue($0, in: request.head.headers) }
-        return CachedResponse(
-            status: head.status, headers: headers, body: body, requestTime: requestTime, responseTime: responseTime,
-            terms: terms, varyNames: varyNames, varyValues: varyValues, tags: tags(from: head.headers), gzipPending: gzipPending
-        )
-    }
-
-    /// Identity or gzip: what an entry shared by clients with any Accept-Encoding may hold. gzip
-    /// under `no-transform` does not qualify: decoding it for a client would be a transformation.
-    static func storableCoding(_ headers: HTTPHeaders) -> Bool {
-        switch ContentCoding.encoding(of: headers) {
-        case nil: return true
-        case "gzip": return !CacheControl(fieldValues: headers["cache-control"]).noTransform
-        default: return false
-        }
-    }
-
-    /// Route templates filled from the path, plus the tags the origin names.
-    private func tags(from headers: HTTPHeaders) -> [String] {
-        ResponseTags.stored(declared: route.tags(forPath: request.path), headers: headers)
-    }
-
-    private func refresh(_ entry: CachedResponse, with head: HTTPResponseHead, responseTime: CacheInstant) -> CachedResponse {
-        var updates = head.headers
-        HopByHopHeaders.strip(&updates)
-        updates.remove(name: "x-request-id")
-        var merged = entry.headersRefreshed(by: updates)
-        // The refreshed headers decide the new lifetime (a 304 may carry a new max-age); the 304's
-        // own Age counts for the new age.
-        let decision = StorageRules.evaluate(
-            requestMethod: .GET, requestHeaders: request.head.headers, status: entry.status, responseHeaders: merged,
-            policy: route.policy, responseTime: responseTime
-        )
-        var terms = entry.terms
-        if case .store(let fresh) = decision { terms = fresh }
-        for name in terms.withheldFields { merged.remove(name: name) }
-        terms.originAge = ResponseDirectives(headers: updates, targetedField: route.policy.targetedField).age
-        return entry.refreshed(headers: merged, requestTime: requestTime, responseTime: responseTime, terms: terms)
+    /// Builds and refreshes the entry; its request time is that of the attempt that answered.
+    private var entries: StoredEntry {
+        StoredEntry(route: route, requestPath: request.path, requestHeaders: request.head.headers, requestTime: requestTime)
     }
 }
