@@ -131,7 +131,7 @@ final class AdminHandler: ChannelInboundHandler {
         case .all: targets = [.all]
         }
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let all = targets.map { runtime.invalidate($0, soft: request.soft, on: loop) }
+        let all = targets.map { runtime.invalidation.invalidate($0, soft: request.soft, on: loop) }
         EventLoopFuture.whenAllSucceed(all, on: loop).whenSuccess { counts in
             let (handler, context) = bound.value
             handler.respond(context, head, .ok, Self.summary(ProxyRuntime.PurgeCount(adding: counts), kind: targets[0].kind, soft: request.soft))
@@ -140,7 +140,7 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func run(_ target: InvalidationMessage.Target, _ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        runtime.invalidate(target, on: context.eventLoop).whenSuccess { count in
+        runtime.invalidation.invalidate(target, on: context.eventLoop).whenSuccess { count in
             let (handler, context) = bound.value
             handler.respond(context, head, .ok, Self.summary(count, kind: target.kind, soft: false))
         }

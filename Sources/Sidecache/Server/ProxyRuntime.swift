@@ -7,22 +7,23 @@ import SidecacheConfig
 import Synchronization
 
 /// Everything the request path shares across connections and event loops: the current config
-/// snapshot, the cache, the coalescer, the upstream pools and the logs.
+/// snapshot, the cache, the coalescer, the upstream pools and the logs. Purging is the
+/// `InvalidationService`'s, reading a changed config file the `ConfigReloader`'s, forgetting idle
+/// rate-limit keys the `RateLimitSweeper`'s; the runtime holds them and swaps a reloaded config in.
 public final class ProxyRuntime: Sendable {
     /// The snapshot new requests use, and its routes' rate limiters and request tallies: swapped together.
     private let active: NIOLockedValueBox<ActiveConfig>
     private let guardBox: NIOLockedValueBox<UpstreamGuard>
     let store: MemoryStore
     let coalescer = FillCoalescer()
-    /// Invalidations numbered as they happen, so a fill under way does not store what one removed.
-    let invalidations = InvalidationLog()
+    let invalidation: InvalidationService
     let pools: UpstreamPools
     let logger: Logger
     let levelBox: LogLevelBox
     let accessLog: AccessLog
     let requestIDs = RequestIDGenerator()
     private let accessEnabled: Synchronization.Atomic<Bool>
-    private let loadLock = NIOLock()
+    private let reloader: ConfigReloader
     private let clock: @Sendable () -> CacheInstant
     let monotonic: MonotonicClock
     private let group: any EventLoopGroup
@@ -33,7 +34,7 @@ public final class ProxyRuntime: Sendable {
     let hotKeys = HotKeys()
     let metrics = SidecacheMetrics()
     let startedAt = NIODeadline.now()
-    private let sweeper = NIOLockedValueBox<RepeatedTask?>(nil)
+    private let sweeper: RateLimitSweeper
 
     /// `clock` gives the wall-clock time for RFC 9111 arithmetic, `monotonic` the time of the
     /// breaker, the retry budget and the rate limits; tests pass manual ones.
@@ -44,23 +45,25 @@ public final class ProxyRuntime: Sendable {
         self.active = NIOLockedValueBox(ActiveConfig(snapshot: snapshot, limiters: RouteLimiters(snapshot, previous: nil, clock: monotonic, logger: logger, metrics: metrics),
                                                      tallies: RouteTallies(snapshot, stats: stats)))
         self.guardBox = NIOLockedValueBox(UpstreamGuard(upstream: snapshot.configuration.upstream, clock: monotonic, logger: logger, metrics: metrics))
-        self.store = MemoryStore(limits: snapshot.configuration.cache.memory)
+        let store = MemoryStore(limits: snapshot.configuration.cache.memory)
+        self.store = store
+        let tier = self.tier
+        self.invalidation = InvalidationService(store: store, metrics: metrics, clock: clock, tier: { tier.withLockedValue { $0 } })
+        self.reloader = ConfigReloader(logger: logger, metrics: metrics)
         self.pools = UpstreamPools(group: group)
         self.logger = logger
         self.levelBox = levelBox
         self.accessLog = AccessLog(sink: logSink)
         self.accessEnabled = Synchronization.Atomic(snapshot.configuration.logging.access)
         self.group = group
+        let active = self.active
+        self.sweeper = RateLimitSweeper(on: group.next(), clock: monotonic, limiters: { active.withLockedValue { $0.limiters.all } })
         levelBox.level = Logger.Level(rawValue: snapshot.configuration.logging.level) ?? .info
         if let redis = snapshot.configuration.cache.redis { tier.withLockedValue { $0 = makeTier(redis) } }
-        // Rate-limit keys back to a full burst are forgotten every 10 s.
-        let task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [weak self] _ in
-            guard let self else { return }
-            let now = self.monotonic.nanoseconds()
-            for limiter in self.current.limiters.all { limiter.local.removeIdle(now: now) }
-        }
-        sweeper.withLockedValue { $0 = task }
     }
+
+    /// The invalidation log the fills consult.
+    var invalidations: InvalidationLog { invalidation.log }
 
     /// The Redis tier when one is configured.
     var redisTier: RedisTier? { tier.withLockedValue { $0 } }
@@ -80,21 +83,16 @@ public final class ProxyRuntime: Sendable {
     }
 
     private func makeTier(_ config: SidecacheConfiguration.Redis) -> RedisTier {
-        let store = self.store
-        let log = self.invalidations
+        let invalidation = self.invalidation
         let logger = self.logger
         let group = self.group
-        let clock = self.clock
         return RedisTier(
             config: config, group: group, logger: logger, instanceID: instanceID, errorCounter: metrics.redisErrors,
-            onInvalidation: { message in
-                _ = Self.invalidateMemory(store, log, message.target, soft: message.soft, now: clock(), on: group.next())
-            },
+            onInvalidation: { message in invalidation.heard(message, on: group.next()) },
             onResubscribed: {
                 // Messages sent while the subscription was down are lost: what L1 holds may have
                 // been invalidated elsewhere.
-                log.record(.all, soft: false)
-                let removed = store.removeAll()
+                let removed = invalidation.forgetAll()
                 logger.warning("resubscribed to the invalidation channel; cleared the memory cache, which may have missed invalidations",
                                metadata: ["entries_removed": "\(removed)"])
             }
@@ -112,70 +110,28 @@ public final class ProxyRuntime: Sendable {
 
     /// Closes the Redis connections (at shutdown).
     public func shutdown() {
-        sweeper.withLockedValue { $0?.cancel() }
+        sweeper.stop()
         replaceTier(with: nil)
-    }
-
-    /// What a purge removed: entries from this process's memory, and variants from Redis (nil
-    /// without Redis, or when Redis failed; other instances clear theirs when they hear of it).
-    public struct PurgeCount: Sendable, Equatable {
-        public var memory: Int
-        public var redis: Int?
-
-        public init(memory: Int, redis: Int?) {
-            self.memory = memory
-            self.redis = redis
-        }
-
-        /// The sum of several purges; Redis's part is unknown if any of them failed there.
-        init(adding counts: [PurgeCount]) {
-            memory = counts.reduce(0) { $0 + $1.memory }
-            redis = counts.allSatisfy { $0.redis != nil } ? counts.reduce(0) { $0 + ($1.redis ?? 0) } : nil
-        }
     }
 
     /// Purges every entry carrying `tag` here, in Redis and on every other instance.
     public func invalidate(tag: String, soft: Bool = false) -> EventLoopFuture<PurgeCount> {
-        invalidate(.tag(tag), soft: soft, on: group.next())
+        invalidation.invalidate(.tag(tag), soft: soft, on: group.next())
     }
 
     /// Purges every entry whose URL path is `path`, everywhere (see `invalidate(tag:)`).
     public func invalidate(path: String, soft: Bool = false) -> EventLoopFuture<PurgeCount> {
-        invalidate(.path(path), soft: soft, on: group.next())
+        invalidation.invalidate(.path(path), soft: soft, on: group.next())
     }
 
     /// Purges every entry whose URL path matches the glob or regex, everywhere.
     public func invalidate(pattern: PurgePattern, soft: Bool = false) -> EventLoopFuture<PurgeCount> {
-        invalidate(.pattern(pattern), soft: soft, on: group.next())
+        invalidation.invalidate(.pattern(pattern), soft: soft, on: group.next())
     }
 
     /// Purges everything, everywhere.
     public func invalidateAll(soft: Bool = false) -> EventLoopFuture<PurgeCount> {
-        invalidate(.all, soft: soft, on: group.next())
-    }
-
-    /// Evicts from L1 (or with `soft`, marks stale), and does the same in L2 and every other
-    /// instance's L1 through Redis when it is configured (best effort: with Redis down only this
-    /// instance's L1 is changed). The future completes on `loop` once both are done, Redis within
-    /// its timeout.
-    func invalidate(_ target: InvalidationMessage.Target, soft: Bool = false, on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
-        let now = now()
-        metrics.recordPurge(kind: target.kind, soft: soft)
-        let memory = Self.invalidateMemory(store, invalidations, target, soft: soft, now: now, on: loop)
-        guard let tier = redisTier else { return memory.map { PurgeCount(memory: $0, redis: nil) } }
-        let redis = tier.invalidate(target, soft: soft, now: now, on: loop).map(Optional.some).recover { _ in nil }
-        return memory.and(redis).map { PurgeCount(memory: $0, redis: $1) }
-    }
-
-    /// A path or tag is applied at once; a walk of the whole cache runs on the thread pool so the
-    /// event loops keep serving (they wait at most for one batch of keys on a shard's lock). The
-    /// invalidation is logged first, so fills under way that it matches do not store after it.
-    private static func invalidateMemory(_ store: MemoryStore, _ log: InvalidationLog, _ target: InvalidationMessage.Target, soft: Bool,
-                                         now: CacheInstant, on loop: any EventLoop) -> EventLoopFuture<Int> {
-        log.record(target, soft: soft)
-        let mode: MemoryStore.PurgeMode = soft ? .markStale(at: now) : .remove
-        guard target.scansWholeCache else { return loop.makeSucceededFuture(store.invalidate(target, mode: mode)) }
-        return NIOThreadPool.singleton.runIfActive(eventLoop: loop) { store.invalidate(target, mode: mode) }
+        invalidation.invalidate(.all, soft: soft, on: group.next())
     }
 
     func now() -> CacheInstant { clock() }
@@ -206,39 +162,26 @@ public final class ProxyRuntime: Sendable {
     /// running config untouched; every error is logged and returned.
     @discardableResult
     public func reload() -> Result<ConfigChanges, ConfigErrors> {
-        loadLock.withLock {
-            let current = config
-            let next: ConfigSnapshot
-            do throws(ConfigErrors) {
-                next = try ConfigLoader.load(path: current.sourcePath, version: current.version + 1)
-            } catch {
-                logger.error("config reload failed; the previous config stays active", metadata: [
-                    "file": "\(current.sourcePath)", "errors": "\(error.errors.count)", "version": "\(current.version)",
-                ])
-                for e in error.errors {
-                    logger.error("config error", metadata: ["file": "\(current.sourcePath)", "path": "\(e.path)", "line": "\(e.line.map(String.init) ?? "-")", "error": "\(e.message)"])
-                }
-                metrics.recordReload(succeeded: false)
-                return .failure(error)
-            }
-            let changes = ConfigChanges(from: current.configuration, to: next.configuration)
-            active.withLockedValue {
-                $0 = ActiveConfig(snapshot: next, limiters: RouteLimiters(next, previous: $0.limiters, clock: monotonic, logger: logger, metrics: metrics),
-                                  tallies: RouteTallies(next, stats: stats))
-            }
-            guardBox.withLockedValue { current in
-                if !current.isCurrent(for: next.configuration.upstream) {
-                    current = UpstreamGuard(upstream: next.configuration.upstream, clock: monotonic, logger: logger, metrics: metrics)
-                }
-            }
-            store.updateLimits(next.configuration.cache.memory)
-            if next.configuration.cache.redis != current.configuration.cache.redis { replaceTier(with: next.configuration.cache.redis) }
-            accessEnabled.store(next.configuration.logging.access, ordering: .relaxed)
-            levelBox.level = Logger.Level(rawValue: next.configuration.logging.level) ?? .info
-            logger.notice("config reloaded: \(changes)", metadata: ["version": "\(next.version)", "routes": "\(next.routes.count)"])
-            metrics.recordReload(succeeded: true)
-            return .success(changes)
+        let current = config
+        return reloader.reload(current) { next in apply(next, replacing: current) }
+    }
+
+    /// Swaps in a valid snapshot: routes, limiters (kept where a route's limit is unchanged),
+    /// tallies, the upstream guard (kept if unchanged), cache limits, the Redis tier, logging.
+    private func apply(_ next: ConfigSnapshot, replacing current: ConfigSnapshot) {
+        active.withLockedValue {
+            $0 = ActiveConfig(snapshot: next, limiters: RouteLimiters(next, previous: $0.limiters, clock: monotonic, logger: logger, metrics: metrics),
+                              tallies: RouteTallies(next, stats: stats))
         }
+        guardBox.withLockedValue { current in
+            if !current.isCurrent(for: next.configuration.upstream) {
+                current = UpstreamGuard(upstream: next.configuration.upstream, clock: monotonic, logger: logger, metrics: metrics)
+            }
+        }
+        store.updateLimits(next.configuration.cache.memory)
+        if next.configuration.cache.redis != current.configuration.cache.redis { replaceTier(with: next.configuration.cache.redis) }
+        accessEnabled.store(next.configuration.logging.access, ordering: .relaxed)
+        levelBox.level = Logger.Level(rawValue: next.configuration.logging.level) ?? .info
     }
 }
 

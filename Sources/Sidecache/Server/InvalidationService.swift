@@ -1,0 +1,79 @@
+import HTTPCaching
+import NIOCore
+import NIOPosix
+
+/// Purges by URL, pattern, tag or everything: from this instance's memory cache at once (a walk of
+/// the whole cache on the thread pool), from Redis, and through Redis from every other instance.
+/// Each invalidation is numbered in the `InvalidationLog` first, so a fill under way that it
+/// matches does not store after it.
+final class InvalidationService: Sendable {
+    typealias PurgeCount = ProxyRuntime.PurgeCount
+
+    let store: MemoryStore
+    /// Invalidations numbered as they happen, so a fill under way does not store what one removed.
+    let log = InvalidationLog()
+    private let metrics: SidecacheMetrics
+    private let clock: @Sendable () -> CacheInstant
+    private let tier: @Sendable () -> RedisTier?
+
+    init(store: MemoryStore, metrics: SidecacheMetrics, clock: @escaping @Sendable () -> CacheInstant, tier: @escaping @Sendable () -> RedisTier?) {
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.tier = tier
+    }
+
+    /// Evicts from L1 (or with `soft`, marks stale), and does the same in L2 and every other
+    /// instance's L1 through Redis when it is configured (best effort: with Redis down only this
+    /// instance's L1 is changed). The future completes on `loop` once both are done, Redis within
+    /// its timeout.
+    func invalidate(_ target: InvalidationMessage.Target, soft: Bool = false, on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
+        let now = clock()
+        metrics.recordPurge(kind: target.kind, soft: soft)
+        let memory = invalidateMemory(target, soft: soft, now: now, on: loop)
+        guard let tier = tier() else { return memory.map { PurgeCount(memory: $0, redis: nil) } }
+        let redis = tier.invalidate(target, soft: soft, now: now, on: loop).map(Optional.some).recover { _ in nil }
+        return memory.and(redis).map { PurgeCount(memory: $0, redis: $1) }
+    }
+
+    /// Another instance's invalidation, heard through Redis: this instance's memory only.
+    func heard(_ message: InvalidationMessage, on loop: any EventLoop) {
+        _ = invalidateMemory(message.target, soft: message.soft, now: clock(), on: loop)
+    }
+
+    /// The subscription was down: messages sent meanwhile are lost, so everything in memory goes.
+    func forgetAll() -> Int {
+        log.record(.all, soft: false)
+        return store.removeAll()
+    }
+
+    /// A path or tag is applied at once; a walk of the whole cache runs on the thread pool so the
+    /// event loops keep serving (they wait at most for one batch of keys on a shard's lock).
+    private func invalidateMemory(_ target: InvalidationMessage.Target, soft: Bool, now: CacheInstant, on loop: any EventLoop) -> EventLoopFuture<Int> {
+        log.record(target, soft: soft)
+        let mode: MemoryStore.PurgeMode = soft ? .markStale(at: now) : .remove
+        let store = self.store
+        guard target.scansWholeCache else { return loop.makeSucceededFuture(store.invalidate(target, mode: mode)) }
+        return NIOThreadPool.singleton.runIfActive(eventLoop: loop) { store.invalidate(target, mode: mode) }
+    }
+}
+
+extension ProxyRuntime {
+    /// What a purge removed: entries from this process's memory, and variants from Redis (nil
+    /// without Redis, or when Redis failed; other instances clear theirs when they hear of it).
+    public struct PurgeCount: Sendable, Equatable {
+        public var memory: Int
+        public var redis: Int?
+
+        public init(memory: Int, redis: Int?) {
+            self.memory = memory
+            self.redis = redis
+        }
+
+        /// The sum of several purges; Redis's part is unknown if any of them failed there.
+        init(adding counts: [PurgeCount]) {
+            memory = counts.reduce(0) { $0 + $1.memory }
+            redis = counts.allSatisfy { $0.redis != nil } ? counts.reduce(0) { $0 + ($1.redis ?? 0) } : nil
+        }
+    }
+}
