@@ -346,7 +346,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             return nil
         case .leader:
             r.outcome = validating == nil ? .miss : .revalidated
-            guard !r.l2Checked, runtime.redisTier != nil else { return .fetch(target, validating: validating) }
+            guard !r.l2Checked, runtime.sharedTier != nil else { return .fetch(target, validating: validating) }
             return .lookUpL2(target, validating: validating)
         }
     }
@@ -354,7 +354,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The leader of a miss asks Redis before the upstream; the followers keep waiting meanwhile, so
     /// N concurrent misses make one Redis lookup and at most one upstream request.
     private func lookUpL2(_ r: ActiveRequest, _ target: CacheTarget, validating: CachedResponse?) -> RequestStep? {
-        guard let tier = runtime.redisTier, let loop = context?.eventLoop else { return .fetch(target, validating: validating) }
+        guard let tier = runtime.sharedTier, let loop = context?.eventLoop else { return .fetch(target, validating: validating) }
         r.l2Checked = true
         let key = target.key
         tier.lookup(key, requestHeaders: r.head.headers, now: runtime.now(), on: loop) { [self] found in

@@ -165,7 +165,7 @@ final class CacheFill: UpstreamResponseDelegate {
             let fetched = entries.make(head, body: body, terms: terms, responseTime: now)
             let (entry, verdict) = afterInvalidations(fetched, now: now)
             let stored = verdict != .removed && runtime.store.store(entry, for: key)
-            if stored { runtime.redisTier?.store(entry, for: key, now: now, on: eventLoop) }
+            if stored { runtime.sharedTier?.store(entry, for: key, now: now, on: eventLoop) }
             // Invalidated meanwhile: the clients waiting get what was fetched, later ones a new fill.
             runtime.coalescer.finish(key.value, with: stored || verdict == .removed ? .entry(entry) : .uncacheable)
             let status = CacheStatus.forwarded(validating == nil ? .miss : .stale, status: head.status.code, stored: stored,
@@ -177,7 +177,7 @@ final class CacheFill: UpstreamResponseDelegate {
             let (refreshed, verdict) = afterInvalidations(entries.refresh(validating, with: head, responseTime: now), now: now)
             if verdict != .removed {
                 runtime.store.store(refreshed, for: key)
-                runtime.redisTier?.store(refreshed, for: key, now: now, on: eventLoop)
+                runtime.sharedTier?.store(refreshed, for: key, now: now, on: eventLoop)
             }
             runtime.coalescer.finish(key.value, with: .entry(refreshed))
             let status = CacheStatus.forwarded(.stale, status: 304, stored: verdict != .removed, detail: verdict == .removed ? .invalidated : nil)

@@ -14,9 +14,9 @@ final class InvalidationService: Sendable {
     let log = InvalidationLog()
     private let metrics: SidecacheMetrics
     private let clock: @Sendable () -> CacheInstant
-    private let tier: @Sendable () -> RedisTier?
+    private let tier: @Sendable () -> (any SharedCacheTier)?
 
-    init(store: MemoryStore, metrics: SidecacheMetrics, clock: @escaping @Sendable () -> CacheInstant, tier: @escaping @Sendable () -> RedisTier?) {
+    init(store: MemoryStore, metrics: SidecacheMetrics, clock: @escaping @Sendable () -> CacheInstant, tier: @escaping @Sendable () -> (any SharedCacheTier)?) {
         self.store = store
         self.metrics = metrics
         self.clock = clock

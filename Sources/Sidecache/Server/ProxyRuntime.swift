@@ -68,6 +68,9 @@ public final class ProxyRuntime: Sendable {
     /// The Redis tier when one is configured.
     var redisTier: RedisTier? { tier.withLockedValue { $0 } }
 
+    /// The shared tier behind the memory cache, as the request path and the fills see it.
+    var sharedTier: (any SharedCacheTier)? { redisTier }
+
     public struct RedisStatus: Sendable, Equatable {
         /// At least one command connection is up.
         public var connected: Bool
