@@ -24,7 +24,7 @@ extension RedisTier {
     /// Decides one request against the shared limit; nil when Redis failed or did not answer in
     /// time (counted as a Redis error; the caller falls back to its local limit). Completes on `loop`.
     func rateLimit(route: String, key: String, gcra: GCRA, on loop: any EventLoop, _ completion: @escaping (Result<GCRA.Decision, any Error>) -> Void) {
-        let redisKey = config.keyPrefix + "rl:" + route + ":" + key
+        let redisKey = keys.rateLimit(route: route, key: key)
         let arguments = [
             ByteBuffer(string: String(max(1, gcra.interval / 1000))),
             ByteBuffer(string: String(gcra.tolerance / 1000)),

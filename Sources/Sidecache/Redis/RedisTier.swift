@@ -146,14 +146,12 @@ final class RedisTier: Sendable {
     var subscribed: Bool { subscriber.isSubscribed }
     var errorCount: Int { failures.withLockedValue { $0.total } }
 
-    private func entryKey(_ key: CacheKey) -> String { config.keyPrefix + "e:" + key.value }
-    private func tagKey(_ tag: String) -> String { config.keyPrefix + "t:" + tag }
-    private func pathKey(_ path: String) -> String { config.keyPrefix + "p:" + path }
+    /// The names of this deployment's keys.
+    var keys: RedisKeySchema { RedisKeySchema(prefix: config.keyPrefix) }
 
-    /// The variant field: the request's values of the Vary fields ("" when the response has none).
-    static func variantField(names: [String], values: [String]) -> String {
-        zip(names, values).map { "\($0)=\($1)" }.joined(separator: "\n")
-    }
+    private func entryKey(_ key: CacheKey) -> String { keys.entry(key) }
+    private func tagKey(_ tag: String) -> String { keys.tag(tag) }
+    private func pathKey(_ path: String) -> String { keys.path(path) }
 
     // MARK: Lookup
 
@@ -230,21 +228,15 @@ final class RedisTier: Sendable {
         guard entry.body.readableBytes <= config.maxObjectBytes else { return }
         let keys = [entryKey(key), pathKey(key.path)] + entry.tags.map(tagKey)
         let arguments = [
-            ByteBuffer(string: Self.variantField(names: entry.varyNames, values: entry.varyValues)),
+            ByteBuffer(string: RedisKeySchema.variantField(names: entry.varyNames, values: entry.varyValues)),
             CachedResponseCodec.encode(entry),
-            ByteBuffer(string: String(Self.ttlMilliseconds(entry, now: now))),
+            ByteBuffer(string: String(RedisKeySchema.ttlMilliseconds(entry, now: now))),
             ByteBuffer(string: key.value),
             ByteBuffer(string: String(MemoryStore.maxVariantsPerKey)),
         ]
         storeScript.run(on: client, keys: keys, arguments: arguments, preferring: loop).whenFailure { self.recordFailure($0) }
     }
 
-    /// Freshness left plus the longer stale window: after that the entry can serve nothing.
-    static func ttlMilliseconds(_ entry: CachedResponse, now: CacheInstant) -> Int64 {
-        let remaining = entry.terms.freshnessLifetime - entry.age(at: now)
-        let windows = max(entry.terms.staleWhileRevalidate, entry.terms.staleIfError)
-        return max(1000, (remaining + windows).milliseconds)
-    }
 
     // MARK: Invalidation
 
@@ -285,7 +277,7 @@ final class RedisTier: Sendable {
     private func purgeSet(_ set: String, _ purge: SetPurge, publishing: Bool, cursor: String = "0", total: Int = 0,
                           on loop: any EventLoop) -> EventLoopFuture<Int> {
         let channel = ByteBuffer(string: publishing ? config.invalidationChannel : "")
-        var arguments = [ByteBuffer(string: config.keyPrefix + "e:"), channel, purge.message,
+        var arguments = [ByteBuffer(string: keys.entryPrefix), channel, purge.message,
                          ByteBuffer(string: String(Self.purgeBatch)), ByteBuffer(string: Self.softPurgeField)]
         if purge.soft { arguments += [ByteBuffer(string: purge.timeMilliseconds), ByteBuffer(string: cursor)] }
         let script = purge.soft ? markSetScript : removeSetScript
@@ -305,7 +297,7 @@ final class RedisTier: Sendable {
     /// L1 uses, and purge the matching sets a page at a time.
     private func purgePaths(matching pattern: PurgePattern, _ purge: SetPurge, cursor: String = "0", total: Int = 0,
                             on loop: any EventLoop) -> EventLoopFuture<Int> {
-        let prefix = config.keyPrefix + "p:"
+        let prefix = keys.pathPrefix
         return scan(match: prefix + "*", cursor: cursor, on: loop).flatMap { next, keys in
             let matches = pattern.matcher()  // a Regex is not Sendable: one per page
             let sets = keys.filter { matches(String($0.dropFirst(prefix.count))) }
@@ -336,7 +328,7 @@ final class RedisTier: Sendable {
 
     /// Every key under the prefix, found with SCAN (never KEYS) and deleted in batches. Counts keys.
     private func removeEverything(on loop: any EventLoop, cursor: String = "0", removed: Int = 0) -> EventLoopFuture<Int> {
-        scan(match: config.keyPrefix + "*", cursor: cursor, on: loop).flatMap { next, keys in
+        scan(match: keys.everything, cursor: cursor, on: loop).flatMap { next, keys in
             let names = keys.filter { $0 != self.config.invalidationChannel }
             let deleted: EventLoopFuture<Int> = names.isEmpty
                 ? loop.makeSucceededFuture(0)
@@ -349,7 +341,7 @@ final class RedisTier: Sendable {
 
     /// Every entry under the prefix stamped with the soft-purge time, a SCAN page at a time.
     private func markEverything(_ purge: SetPurge, cursor: String = "0", marked: Int = 0, on loop: any EventLoop) -> EventLoopFuture<Int> {
-        scan(match: config.keyPrefix + "e:*", cursor: cursor, on: loop).flatMap { next, keys in
+        scan(match: keys.allEntries, cursor: cursor, on: loop).flatMap { next, keys in
             let done: EventLoopFuture<Int> = keys.isEmpty
                 ? loop.makeSucceededFuture(0)
                 : self.markEntriesScript.run(on: self.client, keys: keys,
