@@ -32,10 +32,8 @@ final class ActiveRequest {
     var responseEnded = false
     /// Set while a streamed response is being relayed: paused and resumed with the client's writability.
     var upstreamReader: UpstreamClientHandler?
-    var forward: ForwardExchange?
-    /// The fill this request leads, told when the client leaves (a stored fill goes on).
-    var fill: CacheFill?
-    var tunnel: TunnelExchange?
+    /// What is fetching the response, at most one at a time.
+    var exchange: Exchange?
     var key: CacheKey?
     /// A stored response that may still be served if the upstream fails (stale-if-error).
     var stale: CachedResponse?
@@ -66,6 +64,21 @@ final class ActiveRequest {
 
     var isHead: Bool { head.method == .HEAD }
 
+    enum Exchange {
+        /// Relaying the request and its response uncached.
+        case forward(ForwardExchange)
+        /// The fill this request leads: told when the client leaves (a fill being stored goes on).
+        case fill(CacheFill)
+        /// A WebSocket upgrade on its own upstream connection.
+        case tunnel(TunnelExchange)
+    }
+
+    /// The forward relaying this request's body, if that is what fetches the response.
+    var forward: ForwardExchange? {
+        if case .forward(let exchange) = exchange { return exchange }
+        return nil
+    }
+
     /// The response will be delimited by closing the connection (HTTP/1.0 without a length).
     func closeAfterResponse() { keepAlive = false }
 
@@ -73,9 +86,12 @@ final class ActiveRequest {
     /// upstream connection closed, a tunnel closed, a streamed fill stopped (a buffered fill goes
     /// on and stores).
     func abandonExchanges() {
-        forward?.cancel()
-        tunnel?.cancel()
-        fill?.ownerLeft()
+        switch exchange {
+        case .forward(let forward): forward.cancel()
+        case .tunnel(let tunnel): tunnel.cancel()
+        case .fill(let fill): fill.ownerLeft()
+        case nil: break
+        }
     }
 
     func markUpstreamStart() { upstreamStarted = .now() }

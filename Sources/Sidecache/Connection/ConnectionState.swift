@@ -42,11 +42,11 @@ struct ConnectionState<Request: AnyObject, Part> {
         case discard
     }
 
-    /// A part was decoded from the socket.
-    mutating func read(_ part: Part, isHead: Bool) -> ReadAction {
+    /// A part was decoded from the socket. It is taken (copied) only when it has to wait.
+    mutating func read(_ part: @autoclosure () -> Part, isHead: Bool) -> ReadAction {
         if closing { return .discard }
         guard !queue.isEmpty || awaitingAdmission || (current != nil && isHead) else { return .process }
-        queue.append((part, isHead))
+        queue.append((part(), isHead))
         guard !readingPaused else { return .hold(pauseReading: false) }
         readingPaused = true
         return .hold(pauseReading: true)

@@ -53,7 +53,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let runtime: ProxyRuntime
     private(set) var context: ChannelHandlerContext?
-    var state = ConnectionState<ActiveRequest, HTTPServerRequestPart>()
+    /// Confined to the connection's event loop, and never mutated across a call out of the
+    /// handler: exclusivity is not checked at run time (it costs a runtime call per access).
+    @exclusivity(unchecked) var state = ConnectionState<ActiveRequest, HTTPServerRequestPart>()
     var deadlines = ClientDeadlines()
     private(set) var clientAddress = "-"
     private var timestamps = TimestampCache()
@@ -152,7 +154,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// a tunnel, or a forward under `limits.client_half_close: abort` (as nginx does).
     private func clientHalfClosed(context: ChannelHandlerContext) {
         let action = state.inputClosed { r in
-            r.tunnel != nil || (r.forward != nil && r.snapshot.configuration.limits.clientHalfClose == .abort)
+            switch r.exchange {
+            case .tunnel: true
+            case .forward: r.snapshot.configuration.limits.clientHalfClose == .abort
+            case .fill, nil: false
+            }
         }
         switch action {
         case .none:
@@ -394,7 +400,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let context else { return nil }
         let fill = CacheFill(runtime: runtime, key: target.key, route: target.route, request: r, owner: self, clientAddress: clientAddress,
                              validating: validating, eventLoop: context.eventLoop)
-        r.fill = fill
+        r.exchange = .fill(fill)
         fill.start()
         return nil
     }
@@ -445,7 +451,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.outcome = outcome
         let exchange = ForwardExchange(client: self, runtime: runtime, request: r, eventLoop: context.eventLoop, clientAddress: clientAddress,
                                        cacheStatus: cacheStatus)
-        r.forward = exchange
+        r.exchange = .forward(exchange)
         exchange.start()
         return nil
     }
@@ -453,7 +459,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func tunnel(_ r: ActiveRequest) -> RequestStep? {
         r.outcome = .bypass
         let tunnel = TunnelExchange(handler: self, request: r, clientAddress: clientAddress)
-        r.tunnel = tunnel
+        r.exchange = .tunnel(tunnel)
         tunnel.start()
         return nil
     }
@@ -474,9 +480,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The request is over on both sides: log it and make room for the next.
     func complete(_ r: ActiveRequest, drainingQueue: Bool = true) {
         guard state.complete(r) else { return }
-        r.forward = nil
-        r.tunnel = nil
-        r.fill = nil
+        r.exchange = nil
         let finished = NIODeadline.now()
         runtime.recordCompleted(r, finishedAt: finished)
         if runtime.accessLogEnabled {
