@@ -51,9 +51,6 @@ public struct CacheStatus: Sendable, Equatable {
         case l2
     }
 
-    /// The cache's name as it appears first in the field.
-    public static let cacheName: StaticString = "sidecache"
-
     public var hit: Bool
     public var forward: Forward?
     /// `fwd-status`: the status the next hop answered.
@@ -65,6 +62,7 @@ public struct CacheStatus: Sendable, Equatable {
     public var detail: Detail?
     public var tier: Tier?
 
+    @inlinable
     public init(hit: Bool = false, forward: Forward? = nil, forwardStatus: UInt? = nil, ttl: Int64? = nil, stored: Bool = false,
                 collapsed: Bool = false, detail: Detail? = nil, tier: Tier? = nil) {
         self.hit = hit
@@ -78,6 +76,7 @@ public struct CacheStatus: Sendable, Equatable {
     }
 
     /// Served from a stored response with `ttl` seconds of freshness left (negative: stale).
+    @inlinable
     public static func hit(ttl: Int64, detail: Detail? = nil, tier: Tier? = nil) -> CacheStatus {
         CacheStatus(hit: true, ttl: ttl, detail: detail, tier: tier)
     }
@@ -95,7 +94,7 @@ public struct CacheStatus: Sendable, Equatable {
     public var text: String {
         var s = String()
         s.reserveCapacity(maxBytes)
-        s += "sidecache"
+        s += "sidecache"  // as `write`
         if hit { s += "; hit" }
         if let forward { s += "; fwd="; s += forward.rawValue }
         if let forwardStatus { s += "; fwd-status="; s += String(forwardStatus) }
@@ -108,6 +107,7 @@ public struct CacheStatus: Sendable, Equatable {
     }
 
     /// At least the bytes `write` adds.
+    @inlinable
     public var maxBytes: Int {
         var total = 9 + 5 + 6 + 20 + 20 + 16 + 8 + 11 + 9
         total += forward.map { $0.rawValue.utf8.count } ?? 0
@@ -115,8 +115,11 @@ public struct CacheStatus: Sendable, Equatable {
         return total
     }
 
+    /// Rendered into the response head. Inlinable: every hit writes it, and across the module
+    /// boundary it would cost a call and a copy of the value.
+    @inlinable
     public func write(to buffer: inout ByteBuffer) {
-        buffer.writeStaticString(Self.cacheName)
+        buffer.writeStaticString("sidecache")
         if hit { buffer.writeStaticString("; hit") }
         if let forward {
             buffer.writeStaticString("; fwd=")
@@ -142,6 +145,7 @@ public struct CacheStatus: Sendable, Equatable {
 
 extension ByteBuffer {
     /// `value` in decimal ASCII, without making a string.
+    @inlinable
     public mutating func writeDecimal(_ value: Int64) {
         if value < 0 { writeInteger(UInt8(ascii: "-")) }
         var magnitude = value.magnitude

@@ -64,6 +64,12 @@ final class ActiveRequest {
 
     var isHead: Bool { head.method == .HEAD }
 
+    /// The route and key of a request that was looked up in the cache.
+    var cacheTarget: CacheTarget? {
+        guard let route, let key else { return nil }
+        return CacheTarget(route: route, key: key)
+    }
+
     enum Exchange {
         /// Relaying the request and its response uncached.
         case forward(ForwardExchange)

@@ -24,7 +24,7 @@ enum RequestStep {
     case admit
     case route
     case lookUp(CompiledRoute)
-    case use(CachedResponse, CacheTarget, tier: CacheStatus.Tier?, now: CacheInstant)
+    case use(CachedResponse, tier: CacheStatus.Tier?, now: CacheInstant)
     case joinFill(CacheTarget, validating: CachedResponse?)
     case lookUpL2(CacheTarget, validating: CachedResponse?)
     case fetch(CacheTarget, validating: CachedResponse?)
@@ -268,7 +268,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .admit: admit(r)
         case .route: route(r)
         case .lookUp(let route): lookUp(r, route: route)
-        case .use(let entry, let target, let tier, let now): use(entry, for: r, target, tier: tier, now: now)
+        case .use(let entry, let tier, let now): use(entry, for: r, tier: tier, now: now)
         case .joinFill(let target, let validating): joinFill(r, target, validating: validating)
         case .lookUpL2(let target, let validating): lookUpL2(r, target, validating: validating)
         case .fetch(let target, let validating): fetch(r, target, validating: validating)
@@ -309,19 +309,17 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func lookUp(_ r: ActiveRequest, route: CompiledRoute) -> RequestStep? {
         let key = route.keyPolicy.key(host: r.head.headers.first(name: "host") ?? "", path: r.path, query: r.query, headers: r.head.headers)
         r.key = key
-        let target = CacheTarget(route: route, key: key)
         r.asksRevalidation = route.policy.honorClientNoCache && ConditionalRequest.clientAsksRevalidation(r.head.headers)
         if r.asksRevalidation { r.l2Checked = true }
         let now = runtime.now()
         guard let entry = runtime.store.lookup(key, requestHeaders: r.head.headers, now: now) else {
-            return .joinFill(target, validating: nil)
+            return .joinFill(CacheTarget(route: route, key: key), validating: nil)
         }
-        return .use(entry, target, tier: nil, now: now)
+        return .use(entry, tier: nil, now: now)
     }
 
     /// Serves a stored entry fresh, or stale while refreshing it, or validates it first.
-    private func use(_ entry: CachedResponse, for r: ActiveRequest, _ target: CacheTarget, tier: CacheStatus.Tier?,
-                     now: CacheInstant) -> RequestStep? {
+    private func use(_ entry: CachedResponse, for r: ActiveRequest, tier: CacheStatus.Tier?, now: CacheInstant) -> RequestStep? {
         switch CacheDecision.use(entry, at: now, clientAsksRevalidation: r.asksRevalidation, tier: tier) {
         case .serveFresh(let status):
             r.outcome = .hit
@@ -330,11 +328,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .serveStaleAndRefresh(let status):
             r.outcome = .stale
             serve(entry, to: r, cacheStatus: status, now: now)
-            refreshInBackground(r, target, entry: entry)
+            if let target = r.cacheTarget { refreshInBackground(r, target, entry: entry) }
             return nil
         case .validate:
             r.stale = entry
-            return .joinFill(target, validating: entry)
+            return r.cacheTarget.map { .joinFill($0, validating: entry) }
         }
     }
 
@@ -384,7 +382,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             if servable {
                 runtime.coalescer.finish(key.value, with: .entry(entry))
-                run(.use(entry, target, tier: .l2, now: now), for: r)
+                run(.use(entry, tier: .l2, now: now), for: r)
             } else {
                 // Stale beyond serving: this request stays the leader and validates it.
                 r.stale = entry
@@ -413,8 +411,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A fill this request waited on has finished: a follower resumes here.
     private func fillDelivered(_ result: FillResult, to requestID: ObjectIdentifier) {
-        guard let r = request, ObjectIdentifier(r) == requestID, !r.responseStarted, let route = r.route, let key = r.key else { return }
-        let target = CacheTarget(route: route, key: key)
+        guard let r = request, ObjectIdentifier(r) == requestID, !r.responseStarted, let target = r.cacheTarget else { return }
+        let route = target.route
         switch result {
         case .entry(let entry):
             if entry.matchesVariant(of: r.head.headers) {
