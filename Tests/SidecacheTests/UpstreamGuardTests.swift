@@ -33,42 +33,73 @@ import Testing
                             extra: "admin: { listen: \"127.0.0.1:0\" }", routes: routes, responder, body)
     }
 
-    @Test func failuresOpenTheBreakerTheOriginIsLeftAloneAndProbesCloseIt() async throws {
-        let failing = NIOLockedValueBox(true)
-        try await Self.withBreaker({ r in
+    /// An origin that fails `/plain` until told otherwise, and keeps a validatable `/cached/a`.
+    static func failingOrigin(_ failing: NIOLockedValueBox<Bool>) -> TestOrigin.Responder {
+        { r in
             if r.path.hasPrefix("/cached/") { return .ok("kept", [("ETag", "\"k\"")]) }
             return failing.withLockedValue { $0 } ? OriginReply(status: .serviceUnavailable, body: "down") : .ok("up")
-        }) { origin, proxy in
-            #expect(try await get(proxy.port, "/cached/a").xCache == "MISS")
-            for _ in 0..<3 { #expect(try await get(proxy.port, "/plain").status == 503) }
-            #expect(origin.count("/plain") == 3)
+        }
+    }
 
-            // Open: answered at once, the origin not asked.
+    /// Three failures in a row: the breaker (consecutive_failures: 3) opens.
+    static func openBreaker(_ proxy: Sidecar) async throws {
+        for _ in 0..<3 { #expect(try await get(proxy.port, "/plain").status == 503) }
+    }
+
+    /// Past the open period, two probes (half_open_probes: 2) that succeed close the breaker.
+    static func closeBreaker(_ proxy: Sidecar, _ failing: NIOLockedValueBox<Bool>) async throws {
+        failing.withLockedValue { $0 = false }
+        proxy.monotonic.advance(.milliseconds(1100))
+        for _ in 0..<2 { #expect(try await get(proxy.port, "/plain").status == 200) }
+    }
+
+    @Test func anOpenBreakerAnswersAtOnceWithoutAskingTheOrigin() async throws {
+        let failing = NIOLockedValueBox(true)
+        try await Self.withBreaker(Self.failingOrigin(failing)) { origin, proxy in
+            try await Self.openBreaker(proxy)
+            #expect(origin.count("/plain") == 3)
             let refused = try await get(proxy.port, "/plain")
             #expect(refused.status == 503)
             #expect(refused.header("Retry-After") == "1")
             #expect(refused.header("Cache-Status") == "sidecache; detail=circuit-open")
-            let write = try await request(proxy.port, "POST", "/api/w", body: "x")
-            #expect(write.status == 503)
+            #expect(try await request(proxy.port, "POST", "/api/w", body: "x").status == 503)
+            #expect(origin.count("/plain") == 3 && origin.count("/api/w") == 0)
             let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
             let breakerStats = try #require(stats["circuit_breaker"] as? [String: Any])
             #expect(breakerStats["state"] as? String == "open")
-            // A stored entry, even stale beyond any stale window, is served instead.
-            proxy.clock.advance(seconds: 300)
+        }
+    }
+
+    @Test func withTheBreakerOpenAStoredEntryIsServedHoweverStale() async throws {
+        let failing = NIOLockedValueBox(true)
+        try await Self.withBreaker(Self.failingOrigin(failing)) { origin, proxy in
+            #expect(try await get(proxy.port, "/cached/a").xCache == "MISS")
+            try await Self.openBreaker(proxy)
+            proxy.clock.advance(seconds: 300)  // beyond any stale window
             let stale = try await get(proxy.port, "/cached/a")
             #expect(stale.status == 200 && stale.xCache == "STALE" && stale.text == "kept")
             #expect(stale.header("Cache-Status")?.hasPrefix("sidecache; hit; ttl=-") == true)
             #expect(stale.header("Cache-Status")?.hasSuffix("detail=circuit-open") == true)
-            #expect(origin.count("/plain") == 3 && origin.count("/api/w") == 0 && origin.count("/cached/a") == 1)
+            #expect(origin.count("/cached/a") == 1)
+        }
+    }
 
-            // After open_for, probes go through; both succeed and the breaker closes.
-            failing.withLockedValue { $0 = false }
-            proxy.monotonic.advance(.milliseconds(1100))
-            #expect(try await get(proxy.port, "/plain").status == 200)
-            #expect(try await get(proxy.port, "/plain").status == 200)
+    @Test func afterItsOpenPeriodProbesThatSucceedCloseTheBreaker() async throws {
+        let failing = NIOLockedValueBox(true)
+        try await Self.withBreaker(Self.failingOrigin(failing)) { origin, proxy in
+            try await Self.openBreaker(proxy)
+            try await Self.closeBreaker(proxy, failing)
             for _ in 0..<3 { #expect(try await get(proxy.port, "/plain").status == 200) }
             #expect(origin.count("/plain") == 8)
+        }
+    }
 
+    @Test func theBreakersTransitionsAreCountedAndLogged() async throws {
+        let failing = NIOLockedValueBox(true)
+        try await Self.withBreaker(Self.failingOrigin(failing)) { _, proxy in
+            try await Self.openBreaker(proxy)
+            for _ in 0..<3 { _ = try await get(proxy.port, "/plain") }  // refused
+            try await Self.closeBreaker(proxy, failing)
             let metrics = AdminTests.samples(String(decoding: proxy.runtime.renderMetrics(), as: UTF8.self))
             #expect(AdminTests.value(metrics, "sidecache_circuit_breaker_state") == 0)
             #expect(AdminTests.value(metrics, "sidecache_circuit_breaker_transitions_total", ["to": "open"]) == 1)
