@@ -47,6 +47,8 @@ final class ActiveRequest {
     var l2Checked = false
     /// The route honours the client's `no-cache` and the client sent it: the answer is validated.
     var asksRevalidation = false
+    /// The `Range` of a GET on a cached route: answered from the stored representation (RFC 9110 §14).
+    var range: String?
 
     /// `routed: false` for a request answered before routing (a malformed target).
     init(head: HTTPRequestHead, uri: String, config: ActiveConfig, routed: Bool, requestID: RequestID, started: NIODeadline) {

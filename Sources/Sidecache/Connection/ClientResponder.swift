@@ -25,6 +25,9 @@ protocol ClientResponder: AnyObject {
     func serve(_ entry: CachedResponse, to request: ActiveRequest, cacheStatus: CacheStatus, now: CacheInstant)
     /// A fill failed: a stored response if one may stand in, else the error.
     func serveStaleOrError(_ error: UpstreamError, to request: ActiveRequest)
+    /// The fill will not be stored and the request is better forwarded as it came (a range of a
+    /// response the cache will not keep: the origin sends just the range).
+    func forwardInstead(_ request: ActiveRequest, cacheStatus: CacheStatus)
     /// The upstream failed before anything was sent to the client: 502, 503 or 504.
     func respondUpstreamError(_ error: UpstreamError, to request: ActiveRequest)
 

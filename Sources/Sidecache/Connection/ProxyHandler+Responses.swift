@@ -52,7 +52,19 @@ extension ProxyHandler: ClientResponder {
         let notModified = entry.status == .ok
             && ConditionalRequest.isNotModified(request: r.head.headers, etag: chosen.etag, lastModified: entry.lastModified,
                                                 stored: entry.terms.originDate ?? entry.responseTime.seconds)
-        if !notModified, r.head.version == .http1_1, let raw = rawWriter, let encodedHead = chosen.encodedHead {
+        // A 304 takes precedence over a range (RFC 9110 §13.2.2); a range of a 200 is cut from the
+        // representation this client gets (its gzip copy included).
+        var range = RangeRequest.Answer.whole
+        if !notModified, let field = r.range, entry.status == .ok {
+            range = RangeRequest.answer(range: field, ifRange: r.head.headers.first(name: "if-range"), length: chosen.body.readableBytes,
+                                        etag: chosen.etag, lastModified: entry.lastModified)
+        }
+        if range == .unsatisfiable {
+            respondLocally(.rangeNotSatisfiable, "range not satisfiable", request: r, close: false, cacheStatus: cacheStatus, keepOutcome: true,
+                           extra: [("Content-Range", RangeRequest.unsatisfiedRange(length: chosen.body.readableBytes))])
+            return
+        }
+        if !notModified, range == .whole, r.head.version == .http1_1, let raw = rawWriter, let encodedHead = chosen.encodedHead {
             serveEncoded(entry, head: encodedHead, body: chosen.body, to: r, cacheStatus: cacheStatus, now: now, context: context, raw: raw)
             return
         }
@@ -69,6 +81,16 @@ extension ProxyHandler: ClientResponder {
             for (name, value) in headers where Self.keptIn304(name) { kept.add(name: name, value: value) }
             r.status = 304
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: .notModified, headers: kept))), promise: nil)
+        } else if case .partial(let bytes) = range {
+            let length = chosen.body.readableBytes
+            headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
+            headers.replaceOrAdd(name: "Content-Range", value: RangeRequest.contentRange(bytes, length: length))
+            r.status = 206
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: .partialContent, headers: headers))), promise: nil)
+            if let slice = chosen.body.getSlice(at: chosen.body.readerIndex + bytes.lowerBound, length: bytes.count) {
+                r.bytes = slice.readableBytes
+                context.write(wrapOutboundOut(.body(.byteBuffer(slice))), promise: nil)
+            }
         } else {
             r.status = entry.status.code
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: entry.status, headers: headers))), promise: nil)

@@ -300,7 +300,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         let route = r.route
         if UpstreamRequest.isWebSocketUpgrade(head) { return .tunnel }
         let readsCache = head.method == .GET || head.method == .HEAD
-        if let route, route.cacheEnabled, readsCache, !head.headers.contains(name: "range") { return .lookUp(route) }
+        if let route, route.cacheEnabled, readsCache {
+            // A range of a GET is cut from the stored representation; HEAD has no range handling
+            // (RFC 9110 §14.2), so its Range is ignored.
+            if head.method == .GET { r.range = head.headers.first(name: "range") }
+            return .lookUp(route)
+        }
         let reason: CacheStatus.Forward = route?.cacheEnabled == false ? .bypass : (readsCache ? (route == nil ? .bypass : .request) : .method)
         return .forward(.bypass, .forwarded(reason))
     }
@@ -464,6 +469,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func serveStaleOrError(_ error: UpstreamError, to r: ActiveRequest) {
         run(.fallBack(error), for: r)
+    }
+
+    func forwardInstead(_ r: ActiveRequest, cacheStatus: CacheStatus) {
+        run(.forward(.miss, cacheStatus), for: r)
     }
 
     /// Origin-form of the target; absolute-form (RFC 9112 §3.2.2) is reduced to path and query.

@@ -270,6 +270,13 @@ final class CacheFill: UpstreamResponseDelegate {
             // A background refresh (or an owner that left) has nobody to stream to.
             return abandonStream()
         }
+        if request.range != nil, prefix == nil {
+            // A range of a response the cache will not keep: the origin sends just the range
+            // rather than the whole representation streamed through (a video seek, say).
+            abandonStream()
+            owner.forwardInstead(request, cacheStatus: .forwarded(.miss, detail: .notStored(reason)))
+            return
+        }
         mode = .streaming
         request.outcome = .miss
         owner.beginStreamedResponse(head, to: request, reader: connection?.handler,
