@@ -436,3 +436,23 @@ import Testing
     }
 }
 
+
+/// Methods sidecache has no rules for (RFC 9110 §9.1 lets a server see any token).
+@Suite struct ExtensionMethodTests {
+    @Test(arguments: ["PROPFIND", "MKCOL", "M-SEARCH", "PURGE", "LINK"])
+    func anExtensionMethodIsForwardedAndASuccessInvalidatesItsTarget(method: String) async throws {
+        // SwiftNIO names M-SEARCH `.MSEARCH` (raw value "MSEARCH"); on the wire it must stay
+        // M-SEARCH, or the origin's parser refuses it (it answered 400 before sidecache mapped it).
+        let seen = method == "M-SEARCH" ? "MSEARCH" : method
+        try await withProxy({ r in .ok("\(r.method.rawValue) seen", [("Cache-Control", "max-age=300")]) }) { origin, proxy in
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "HIT")
+            let answered = try await request(proxy.port, method, "/api/items/1", body: "")
+            #expect(answered.status == 200 && answered.text == "\(seen) seen", "\(answered.status) \(answered.text)")
+            #expect(answered.header("Cache-Status") == "sidecache; fwd=method")
+            #expect(origin.requests.contains { $0.method.rawValue == seen })
+            // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target.
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
+        }
+    }
+}

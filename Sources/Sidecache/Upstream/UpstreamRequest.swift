@@ -47,7 +47,13 @@ enum UpstreamRequest {
         }
         headers.add(name: "Via", value: via)
         headers.replaceOrAdd(name: "X-Request-ID", value: request.requestID.text)
-        return HTTPRequestHead(version: .http1_1, method: forFill ? .GET : client.method, uri: request.uri, headers: headers)
+        return HTTPRequestHead(version: .http1_1, method: forFill ? .GET : onTheWire(client.method), uri: request.uri, headers: headers)
+    }
+
+    /// The method as the upstream must see it. SwiftNIO decodes `M-SEARCH` (SSDP) as `.MSEARCH`
+    /// but encodes that as `MSEARCH`, another method: it is sent as the token that was received.
+    static func onTheWire(_ method: HTTPMethod) -> HTTPMethod {
+        method == .MSEARCH ? .RAW(value: "M-SEARCH") : method
     }
 
     static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
