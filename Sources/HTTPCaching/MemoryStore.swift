@@ -1,7 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOHTTP1
 
-/// The L1 cache: byte-bounded LRU in memory, with a tag index for purges.
+/// The L1 cache: byte-bounded in memory, evicting by S3-FIFO (or LRU), with a tag index for purges.
 ///
 /// Split into shards, each under its own lock, so the event loops rarely contend; a lock is held only
 /// for a dictionary operation, never across I/O. Every variant of one primary key (Vary, §4.1) lives
@@ -19,16 +19,34 @@ public final class MemoryStore: Sendable {
     public struct Limits: Sendable, Equatable {
         public var maxBytes: Int
         public var maxObjectBytes: Int
-        public init(maxBytes: Int, maxObjectBytes: Int) {
+        public var policy: EvictionPolicy
+        public init(maxBytes: Int, maxObjectBytes: Int, policy: EvictionPolicy = .s3fifo) {
             self.maxBytes = maxBytes
             self.maxObjectBytes = maxObjectBytes
+            self.policy = policy
         }
+
+        /// A config's defaults: 256 MiB, objects up to 8 MiB, S3-FIFO.
+        public static let `default` = Limits(maxBytes: 256 << 20, maxObjectBytes: 8 << 20)
     }
 
     public struct Statistics: Sendable, Equatable {
         public var entries = 0
         public var bytes = 0
         public var evictions = 0
+        /// S3-FIFO's queues (under LRU everything is in main): primary keys and bytes in each.
+        public var smallKeys = 0
+        public var smallBytes = 0
+        public var mainKeys = 0
+        public var mainBytes = 0
+        /// Hashes of keys evicted from the small queue lately.
+        public var ghostKeys = 0
+        /// Keys that moved from the small queue to main, and new keys found in the ghost queue.
+        public var promotions = 0
+        public var ghostHits = 0
+        /// Primary keys evicted from each queue.
+        public var evictedFromSmall = 0
+        public var evictedFromMain = 0
     }
 
     /// At most this many variants are kept per primary key; a Vary over a high-cardinality header
@@ -51,7 +69,7 @@ public final class MemoryStore: Sendable {
     }
 
     private struct Shard: Sendable {
-        var table = LRUTable<String, VariantSet>()
+        var table: EvictionTable<String, VariantSet>
         var bytes = 0
         var entries = 0
         var evictions = 0
@@ -104,7 +122,7 @@ public final class MemoryStore: Sendable {
         mutating func expireKey(_ key: String, at now: CacheInstant) -> Int {
             guard var set = table.peek(key) else { return 0 }
             set.variants = set.variants.map { $0.expired(at: now) }
-            table.replace(key, set)
+            table.replace(key, set, cost: set.cost)
             return set.variants.count
         }
 
@@ -125,7 +143,7 @@ public final class MemoryStore: Sendable {
         }
 
         mutating func evict(toFit limit: Int) {
-            while bytes > limit, let (key, set) = table.removeOldest() {
+            while bytes > limit, let (key, set) = table.removeVictim() {
                 bytes -= set.cost
                 entries -= set.variants.count
                 evictions += set.variants.count
@@ -137,10 +155,16 @@ public final class MemoryStore: Sendable {
     private let shards: [NIOLockedValueBox<Shard>]
     private let limits: NIOLockedValueBox<Limits>
 
-    public init(limits: Limits, shardCount: Int = 16) {
+    /// The shards a server's store has.
+    public static let defaultShardCount = 16
+
+    public init(limits: Limits, shardCount: Int = MemoryStore.defaultShardCount) {
         let count = max(1, shardCount)
         self.limits = NIOLockedValueBox(limits)
-        self.shards = (0..<count).map { _ in NIOLockedValueBox(Shard(maxBytes: max(1, limits.maxBytes / count))) }
+        let perShard = max(1, limits.maxBytes / count)
+        self.shards = (0..<count).map { _ in
+            NIOLockedValueBox(Shard(table: EvictionTable(policy: limits.policy, capacity: perShard), maxBytes: perShard))
+        }
     }
 
     public var currentLimits: Limits { limits.withLockedValue { $0 } }
@@ -152,6 +176,8 @@ public final class MemoryStore: Sendable {
         for shard in shards {
             shard.withLockedValue { s in
                 s.maxBytes = perShard
+                s.table.capacity = perShard
+                s.table.setPolicy(newLimits.policy)
                 s.evict(toFit: perShard)
             }
         }
@@ -180,7 +206,7 @@ public final class MemoryStore: Sendable {
                 s.table.remove(key.value)
                 s.unindex(key.value, VariantSet(variants: [entry], path: set.path, keyBytes: 0))
             } else {
-                s.table.set(key.value, set)
+                s.table.set(key.value, set, cost: set.cost)
             }
             return nil
         }
@@ -210,7 +236,7 @@ public final class MemoryStore: Sendable {
             if !dropped.isEmpty { s.unindexTags(of: dropped, keeping: set.variants, key: key.value) }
             s.bytes += set.cost - before
             s.entries += set.variants.count - beforeCount
-            s.table.set(key.value, set)
+            s.table.set(key.value, set, cost: set.cost)
             s.index(key.value, entry, path: key.path)
             s.evict(toFit: s.maxBytes)
         }
@@ -232,7 +258,7 @@ public final class MemoryStore: Sendable {
             guard var set = s.table.peek(key.value), let i = set.variants.firstIndex(where: { $0 === old }) else { return false }
             set.variants[i] = new
             s.bytes += new.cost - old.cost
-            s.table.replace(key.value, set)
+            s.table.replace(key.value, set, cost: set.cost)
             s.evict(toFit: s.maxBytes)
             return true
         }
@@ -335,6 +361,18 @@ public final class MemoryStore: Sendable {
                 total.entries += s.entries
                 total.bytes += s.bytes
                 total.evictions += s.evictions
+                let (smallKeys, smallBytes) = s.table.smallQueue
+                let (mainKeys, mainBytes) = s.table.mainQueue
+                total.smallKeys += smallKeys
+                total.smallBytes += smallBytes
+                total.mainKeys += mainKeys
+                total.mainBytes += mainBytes
+                total.ghostKeys += s.table.ghostEntries
+                let counters = s.table.counters
+                total.promotions += counters.promotions
+                total.ghostHits += counters.ghostHits
+                total.evictedFromSmall += counters.evictedFromSmall
+                total.evictedFromMain += counters.evictedFromMain
             }
         }
         return total

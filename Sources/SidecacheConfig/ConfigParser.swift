@@ -128,16 +128,20 @@ public enum ConfigParser {
     }
 
     private static func readCache(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Cache {
-        var c = SidecacheConfiguration.Cache(memory: .init(maxBytes: 256 << 20, maxObjectBytes: 8 << 20))
+        var c = SidecacheConfiguration.Cache(memory: .default)
         guard let node, let m = r.mapping(node, at: "cache", allowed: ["memory", "redis", "key_host"]) else { return c }
         c.redis = readRedis(m["redis"], &r)
         if let text = r.string(m["key_host"], at: "cache.key_host") {
             if let v = CacheKeyPolicy.HostPart(rawValue: text) { c.keyHost = v }
             else { r.fail("cache.key_host", m["key_host"], "expected request (the Host is part of the key) or none (one site: it is not)") }
         }
-        guard let memNode = m["memory"], let mem = r.mapping(memNode, at: "cache.memory", allowed: ["max_bytes", "max_object_bytes"]) else { return c }
+        guard let memNode = m["memory"], let mem = r.mapping(memNode, at: "cache.memory", allowed: ["max_bytes", "max_object_bytes", "policy"]) else { return c }
         if let v = r.size(mem["max_bytes"], at: "cache.memory.max_bytes") { c.memory.maxBytes = v }
         if let v = r.size(mem["max_object_bytes"], at: "cache.memory.max_object_bytes") { c.memory.maxObjectBytes = v }
+        if let text = r.string(mem["policy"], at: "cache.memory.policy") {
+            if let policy = EvictionPolicy(rawValue: text) { c.memory.policy = policy }
+            else { r.fail("cache.memory.policy", mem["policy"], "expected s3fifo (keeps what is asked for again; the default) or lru") }
+        }
         if c.memory.maxObjectBytes > c.memory.maxBytes {
             r.fail("cache.memory.max_object_bytes", mem["max_object_bytes"] ?? memNode, "must not exceed cache.memory.max_bytes (\(SizeText.format(c.memory.maxBytes)))")
         }

@@ -16,7 +16,7 @@ struct SidecacheCommand: AsyncParsableCommand {
         Reload the file with SIGHUP (systemctl reload sidecache); stop with SIGTERM.
         """,
         version: SidecacheServer.version,
-        subcommands: [Serve.self, Check.self, Demo.self]
+        subcommands: [Serve.self, Check.self, Demo.self, Simulate.self]
     )
 }
 

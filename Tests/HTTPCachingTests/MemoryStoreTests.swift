@@ -18,10 +18,10 @@ import Testing
         CacheKeyPolicy().key(host: "h", uri: path + query, headers: [:])
     }
 
-    @Test func evictsLeastRecentlyUsedToStayWithinBytes() {
+    @Test func underLRUEvictsLeastRecentlyUsedToStayWithinBytes() {
         // Room for three entries (body plus accounted overhead), not four.
         let budget = 3 * (entry(bytes: 3000).cost + 600)
-        let store = MemoryStore(limits: .init(maxBytes: budget, maxObjectBytes: 5_000), shardCount: 1)
+        let store = MemoryStore(limits: .init(maxBytes: budget, maxObjectBytes: 5_000, policy: .lru), shardCount: 1)
         store.store(entry(bytes: 3000), for: key("/a"))
         store.store(entry(bytes: 3000), for: key("/b"))
         _ = store.lookup(key("/a"), requestHeaders: [:], now: now)  // /a is now more recent than /b

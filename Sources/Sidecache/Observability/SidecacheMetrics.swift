@@ -34,6 +34,13 @@ final class SidecacheMetrics: Sendable {
     private let cacheEntries: CoreMetrics.Meter
     private let cacheEvictions: CoreMetrics.Counter
     private let evictionsSeen = NIOLockedValueBox(0)
+    /// The memory cache's queues (S3-FIFO's small and main), and what moved between them.
+    private let queueBytes: (small: CoreMetrics.Meter, main: CoreMetrics.Meter)
+    private let queueKeys: (small: CoreMetrics.Meter, main: CoreMetrics.Meter)
+    private let ghostKeys: CoreMetrics.Meter
+    private let policyCounters: [String: CoreMetrics.Counter]
+    /// Each policy counter's total already exported (the store keeps totals; Prometheus counters add).
+    private let policySeen = NIOLockedValueBox<[String: Int]>([:])
     private let redisUp: CoreMetrics.Meter
     private let configVersion: CoreMetrics.Meter
     private let breakerState: CoreMetrics.Meter
@@ -60,6 +67,17 @@ final class SidecacheMetrics: Sendable {
         cacheBytes = CoreMetrics.Meter(label: "sidecache_cache_bytes", factory: factory)
         cacheEntries = CoreMetrics.Meter(label: "sidecache_cache_entries", factory: factory)
         cacheEvictions = CoreMetrics.Counter(label: "sidecache_cache_evictions_total", factory: factory)
+        queueBytes = (CoreMetrics.Meter(label: "sidecache_cache_queue_bytes", dimensions: [("queue", "small")], factory: factory),
+                      CoreMetrics.Meter(label: "sidecache_cache_queue_bytes", dimensions: [("queue", "main")], factory: factory))
+        queueKeys = (CoreMetrics.Meter(label: "sidecache_cache_queue_keys", dimensions: [("queue", "small")], factory: factory),
+                     CoreMetrics.Meter(label: "sidecache_cache_queue_keys", dimensions: [("queue", "main")], factory: factory))
+        ghostKeys = CoreMetrics.Meter(label: "sidecache_cache_ghost_keys", factory: factory)
+        policyCounters = [
+            "promotions": CoreMetrics.Counter(label: "sidecache_cache_promotions_total", factory: factory),
+            "ghost_hits": CoreMetrics.Counter(label: "sidecache_cache_ghost_hits_total", factory: factory),
+            "evicted_small": CoreMetrics.Counter(label: "sidecache_cache_queue_evictions_total", dimensions: [("queue", "small")], factory: factory),
+            "evicted_main": CoreMetrics.Counter(label: "sidecache_cache_queue_evictions_total", dimensions: [("queue", "main")], factory: factory),
+        ]
         redisUp = CoreMetrics.Meter(label: "sidecache_redis_up", factory: factory)
         configVersion = CoreMetrics.Meter(label: "sidecache_config_version", factory: factory)
         breakerState = CoreMetrics.Meter(label: "sidecache_circuit_breaker_state", factory: factory)
@@ -150,6 +168,22 @@ final class SidecacheMetrics: Sendable {
             return max(0, cache.evictions - seen)
         }
         if newEvictions > 0 { cacheEvictions.increment(by: newEvictions) }
+        queueBytes.small.set(cache.smallBytes)
+        queueBytes.main.set(cache.mainBytes)
+        queueKeys.small.set(cache.smallKeys)
+        queueKeys.main.set(cache.mainKeys)
+        ghostKeys.set(cache.ghostKeys)
+        let totals = ["promotions": cache.promotions, "ghost_hits": cache.ghostHits,
+                      "evicted_small": cache.evictedFromSmall, "evicted_main": cache.evictedFromMain]
+        let added = policySeen.withLockedValue { seen -> [String: Int] in
+            var added: [String: Int] = [:]
+            for (name, total) in totals {
+                added[name] = max(0, total - (seen[name] ?? 0))
+                seen[name] = max(seen[name] ?? 0, total)
+            }
+            return added
+        }
+        for (name, n) in added where n > 0 { policyCounters[name]?.increment(by: n) }
         if let redisConnected { redisUp.set(redisConnected ? 1 : 0) }
         configVersion.set(version)
         return registry.emitToBuffer()

@@ -14,8 +14,14 @@ extension ProxyRuntime {
             "uptime_seconds": (now - startedAt).nanoseconds / 1_000_000_000,
             "cache": [
                 "entries": cache.entries, "bytes": cache.bytes, "evictions": cache.evictions,
-                "max_bytes": store.currentLimits.maxBytes,
-            ],
+                "max_bytes": store.currentLimits.maxBytes, "policy": store.currentLimits.policy.rawValue,
+                "queues": [
+                    "small": ["keys": cache.smallKeys, "bytes": cache.smallBytes, "evicted_keys": cache.evictedFromSmall],
+                    "main": ["keys": cache.mainKeys, "bytes": cache.mainBytes, "evicted_keys": cache.evictedFromMain],
+                    "ghost": ["keys": cache.ghostKeys],
+                ] as [String: Any],
+                "promotions": cache.promotions, "ghost_hits": cache.ghostHits,
+            ] as [String: Any],
             "totals": Self.json(total),
             "routes": routes.mapValues(Self.json),
             "top_keys": hotKeys.top(20, atSecond: second).map { ["key": Self.readable($0.key), "hits": $0.hits] as [String: Any] },
