@@ -36,6 +36,9 @@ struct Simulate: ParsableCommand {
     @Option(name: .customLong("object-size"), help: "The size of every object of an ids trace.")
     var objectSize: String = "1KiB"
 
+    @Option(help: ArgumentHelp("Shards of the store (the server's: 16).", visibility: .hidden))
+    var shards: Int = MemoryStore.defaultShardCount
+
     func run() throws {
         let policies = try policy.split(separator: ",").map { text -> EvictionPolicy in
             guard let p = EvictionPolicy(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
@@ -62,7 +65,7 @@ struct Simulate: ParsableCommand {
         for size in sizes {
             var outcomes: [(EvictionPolicy, CacheSimulator.Outcome)] = []
             for p in policies {
-                outcomes.append((p, simulator.run(maxBytes: size, maxObjectBytes: maxObjectBytes, policy: p)))
+                outcomes.append((p, simulator.run(maxBytes: size, maxObjectBytes: maxObjectBytes, policy: p, shardCount: max(1, shards))))
                 replayed += requests.count
             }
             let lru = outcomes.first { $0.0 == .lru }?.1
