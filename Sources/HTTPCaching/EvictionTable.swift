@@ -265,9 +265,14 @@ struct GhostQueue: Sendable {
     private var members: [Int: Int] = [:]
 
     var count: Int { members.count }
+    /// Hashes held in the order, live or stale: at most twice the capacity.
+    var storedHashes: Int { order.count - start }
 
     mutating func insert(_ hash: Int, capacity: Int) {
-        while members.count >= max(1, capacity), start < order.count {
+        let capacity = max(1, capacity)
+        // Stale entries (removed by a ghost hit) count too, or a key evicted and asked for again
+        // over and over would grow the order without end.
+        while members.count >= capacity || storedHashes >= 2 * capacity, start < order.count {
             let oldest = order[start]
             if members[oldest] == base + start { members[oldest] = nil }
             start += 1

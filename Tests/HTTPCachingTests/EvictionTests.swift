@@ -83,6 +83,16 @@ import Testing
         #expect(t.count == 0 && t.smallQueue == (0, 0) && t.mainQueue == (0, 0))
     }
 
+    @Test func theGhostQueueStaysBoundedWhenItsHashesAreAskedForAgain() {
+        var ghost = GhostQueue()
+        for h in 0..<100_000 {
+            ghost.insert(h, capacity: 100)
+            _ = ghost.remove(h)  // evicted, then asked for again at once
+        }
+        #expect(ghost.count == 0)
+        #expect(ghost.storedHashes <= 200)
+    }
+
     @Test func theGhostQueueIsBounded() {
         var ghost = GhostQueue()
         for h in 0..<10_000 { ghost.insert(h, capacity: 100) }
