@@ -1,11 +1,7 @@
 import Foundation
-import HTTPCaching
-import Logging
 import NIOCore
-import NIOEmbedded
 import NIOHTTP1
 @testable import Sidecache
-import SidecacheConfig
 import Testing
 
 /// A long run of hits on one connection, through the client pipeline on an EmbeddedChannel: every
@@ -16,31 +12,10 @@ import Testing
     @Test func everyHitOfALongRunOnOneConnectionIsAnsweredInFull() throws {
         let benchRounds = ProcessInfo.processInfo.environment["SIDECACHE_HITBENCH"].flatMap(Int.init)
         let rounds = benchRounds ?? 1
-        let yaml = """
-        upstream: { url: "http://127.0.0.1:1" }
-        logging: { access: true }
-        routes:
-          - name: api
-            match: { path: "/*" }
-            ttl: 1m
-        """
-        let loop = EmbeddedEventLoop()
-        let snapshot = try ConfigSnapshot(configuration: ConfigParser.parse(yaml: yaml, file: "t.yaml"), version: 1, sourcePath: "t.yaml")
-        let devnull = open("/dev/null", O_WRONLY)
-        let runtime = ProxyRuntime(snapshot: snapshot, group: loop, logger: Logger(label: "t"), logSink: LogSink(fileDescriptor: devnull),
-                                   levelBox: LogLevelBox(.info))
-        let channel = EmbeddedChannel(loop: loop)
-        try ClientPipeline.configure(channel, runtime: runtime)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let now = runtime.now()
+        let c = try ProxyHandlerTests.Connection(stored: [], accessLog: true)
+        defer { c.finish() }
         let body = String(repeating: "x", count: 512)
-        let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "\(body.utf8.count)"), ("Cache-Control", "max-age=600")])
-        guard case .store(let terms) = StorageRules.evaluate(requestMethod: .GET, requestHeaders: [:], status: .ok, responseHeaders: headers,
-                                                             policy: CachePolicy(), responseTime: now) else { return }
-        let entry = CachedResponse(status: .ok, headers: headers, body: ByteBuffer(string: body), requestTime: now, responseTime: now,
-                                   terms: terms, varyNames: [], varyValues: [], tags: [])
-        let route = try #require(runtime.config.route(method: .GET, path: "/items/1"))
-        runtime.store.store(entry, for: route.keyPolicy.key(host: "h", path: "/items/1", query: nil, headers: [:]))
+        try c.store("/items/1", body: body)
         let request = ByteBuffer(string: "GET /items/1 HTTP/1.1\r\nHost: h\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n")
         func cpu() -> Double {
             var ts = timespec()
@@ -53,8 +28,8 @@ import Testing
         for _ in 0..<rounds {
             let t0 = cpu()
             for _ in 0..<perRound {
-                try channel.writeInbound(request)
-                while let out = try channel.readOutbound(as: IOData.self) {
+                try c.channel.writeInbound(request)
+                while let out = try c.channel.readOutbound(as: IOData.self) {
                     // Outside a benchmark run, each response is checked: head, then the whole body.
                     if benchRounds == nil, case .byteBuffer(let b) = out {
                         let text = String(buffer: b)
@@ -68,9 +43,8 @@ import Testing
             print("HITBENCH ns/hit best of \(benchRounds) x \(perRound): \(Int(best))")
         } else {
             #expect(answered == perRound)
-            #expect(channel.isActive)
-            #expect(runtime.cacheStatistics.entries == 1)
+            #expect(c.isOpen)
+            #expect(c.runtime.cacheStatistics.entries == 1)
         }
-        _ = try? channel.finish()
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPCaching
 import Logging
 import NIOCore
@@ -20,17 +21,18 @@ import Testing
         ttl: 1m
     """
 
-    /// A connection on its own embedded loop, with a runtime whose cache holds `/a` and `/b`.
+    /// A connection on its own embedded loop, with a runtime whose cache holds `paths`. With
+    /// `accessLog`, every request is logged (to /dev/null), as in production.
     struct Connection {
         let loop = EmbeddedEventLoop()
         let channel: EmbeddedChannel
         let runtime: ProxyRuntime
 
-        init(stored paths: [String] = ["/a", "/b"]) throws {
-            let snapshot = try ConfigSnapshot(configuration: ConfigParser.parse(yaml: ProxyHandlerTests.config, file: "t.yaml"),
-                                              version: 1, sourcePath: "t.yaml")
-            runtime = ProxyRuntime(snapshot: snapshot, group: loop, logger: Logger(label: "t"), logSink: LogSink(fileDescriptor: -1),
-                                   levelBox: LogLevelBox(.info))
+        init(stored paths: [String] = ["/a", "/b"], accessLog: Bool = false) throws {
+            let yaml = ProxyHandlerTests.config + (accessLog ? "\nlogging: { access: true }" : "")
+            let snapshot = try ConfigSnapshot(configuration: ConfigParser.parse(yaml: yaml, file: "t.yaml"), version: 1, sourcePath: "t.yaml")
+            let sink = LogSink(fileDescriptor: accessLog ? open("/dev/null", O_WRONLY) : -1)
+            runtime = ProxyRuntime(snapshot: snapshot, group: loop, logger: Logger(label: "t"), logSink: sink, levelBox: LogLevelBox(.info))
             channel = EmbeddedChannel(loop: loop)
             try ClientPipeline.configure(channel, runtime: runtime)
             for path in paths { try store(path, body: "body of \(path)") }
