@@ -17,10 +17,18 @@ final class ManualClock: Sendable {
 }
 
 /// The monotonic clock of the breaker's open period, the retry budget and the rate limits: the
-/// system's, plus whatever the test skipped ahead, so a wait of seconds takes none.
+/// system's, plus whatever the test skipped ahead, so a wait of seconds takes none; or, with
+/// `frozenAt`, one that stands still at that many nanoseconds until the test moves it.
 final class ManualMonotonicClock: Sendable {
     private let skipped = NIOLockedValueBox<Int64>(0)
-    var clock: MonotonicClock { MonotonicClock { [self] in MonotonicClock.system.nanoseconds() + skipped.withLockedValue { $0 } } }
+    private let frozenAt: Int64?
+
+    init(frozenAt: Int64? = nil) { self.frozenAt = frozenAt }
+
+    var clock: MonotonicClock {
+        MonotonicClock { [self] in (frozenAt ?? MonotonicClock.system.nanoseconds()) + skipped.withLockedValue { $0 } }
+    }
+
     func advance(_ amount: TimeAmount) { skipped.withLockedValue { $0 += amount.nanoseconds } }
 }
 

@@ -7,13 +7,7 @@ import Testing
 
 /// The breaker and the retry budget on a clock the test moves: no sleeping.
 @Suite struct UpstreamGuardClockTests {
-    final class FrozenClock: Sendable {
-        private let nanoseconds = NIOLockedValueBox<Int64>(1_000_000_000)
-        var clock: MonotonicClock { MonotonicClock { [self] in nanoseconds.withLockedValue { $0 } } }
-        func advance(_ amount: TimeAmount) { nanoseconds.withLockedValue { $0 += amount.nanoseconds } }
-    }
-
-    static func breaker(_ time: FrozenClock) -> UpstreamBreaker {
+    static func breaker(_ time: ManualMonotonicClock) -> UpstreamBreaker {
         var config = SidecacheConfiguration.CircuitBreakerConfig()
         config.consecutiveFailures = 3
         config.openFor = .seconds(30)
@@ -27,7 +21,7 @@ import Testing
     }
 
     @Test func theBreakerStaysOpenForItsPeriodAndThenLetsAProbeThrough() throws {
-        let time = FrozenClock()
+        let time = ManualMonotonicClock(frozenAt: 1_000_000_000)
         let breaker = Self.breaker(time)
         for _ in 0..<3 { try #require(Self.admitted(breaker)).record(status: 503) }
         guard case .rejected(let retryAfter) = breaker.admit() else { Issue.record("not open"); return }
@@ -43,7 +37,7 @@ import Testing
     }
 
     @Test func theRetryBudgetRefillsAsItsWindowMoves() {
-        let time = FrozenClock()
+        let time = ManualMonotonicClock(frozenAt: 1_000_000_000)
         var config = SidecacheConfiguration.Retries()
         config.budgetPercent = 20
         let policy = RetryPolicy(config: config, clock: time.clock, metrics: SidecacheMetrics())
