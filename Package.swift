@@ -137,7 +137,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching"], swiftSettings: strict),
+        .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ResilienceTests", dependencies: ["Resilience", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig", "RedisClient", "Resilience"], swiftSettings: strict),
         .testTarget(

@@ -46,6 +46,16 @@ public enum SizeText {
         }
         return "\(bytes)B"
     }
+
+    /// Bytes in the largest unit that leaves at least 1, with one decimal (`535.3MiB`), for reports
+    /// where an exact size would be unreadable.
+    public static func approximate(_ bytes: Int) -> String {
+        for (suffix, scale) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1024)] where bytes >= scale {
+            let tenths = (bytes * 10 + scale / 2) / scale
+            return "\(tenths / 10).\(tenths % 10)\(suffix)"
+        }
+        return "\(bytes)B"
+    }
 }
 
 extension Character {

@@ -58,7 +58,7 @@ struct Simulate: ParsableCommand {
 
         let oneTimeShare = footprint.objects == 0 ? 0 : 100 * Double(footprint.oneTimeObjects) / Double(footprint.objects)
         print("\(requests.count) requests (\(skipped) lines skipped\(snapshot == nil ? "" : ", \(simulator.uncached) on uncached routes")), "
-              + "\(footprint.objects) objects, footprint \(Self.readable(footprint.bytes)), "
+              + "\(footprint.objects) objects, footprint \(SizeText.approximate(footprint.bytes)), "
               + "\(footprint.oneTimeObjects) objects asked for once (\(String(format: "%.1f", oneTimeShare))%)")
         print(Self.row("size", "policy", "hit ratio", "byte hit ratio", "misses vs lru"))
         var replayed = 0
@@ -75,7 +75,7 @@ struct Simulate: ParsableCommand {
                     let change = Double(o.requests - o.hits) / Double(lru.requests - lru.hits) - 1
                     versus = String(format: "%+.1f%%", 100 * change)
                 }
-                print(Self.row(Self.readable(size), p.rawValue, String(format: "%.4f", o.hitRatio), String(format: "%.4f", o.byteHitRatio), versus))
+                print(Self.row(SizeText.approximate(size), p.rawValue, String(format: "%.4f", o.hitRatio), String(format: "%.4f", o.byteHitRatio), versus))
             }
         }
         let seconds = Date().timeIntervalSince(started)
@@ -89,16 +89,6 @@ struct Simulate: ParsableCommand {
         }
         guard let bytes = SizeText.parse(t), bytes > 0 else { throw ValidationError("\"\(t)\" is not a size (16MiB) or a share (5%)") }
         return bytes
-    }
-
-    /// Bytes as the largest unit that leaves a number of at least 1, one decimal.
-    static func readable(_ bytes: Int) -> String {
-        var value = Double(bytes)
-        for unit in ["B", "KiB", "MiB", "GiB"] {
-            if value < 1024 || unit == "GiB" { return unit == "B" ? "\(bytes)B" : String(format: "%.1f%@", value, unit) }
-            value /= 1024
-        }
-        return "\(bytes)B"
     }
 
     static func row(_ columns: String...) -> String {

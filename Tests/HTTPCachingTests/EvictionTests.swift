@@ -1,6 +1,7 @@
 @testable import HTTPCaching
 import NIOCore
 import NIOHTTP1
+import TestSupport
 import Testing
 
 /// S3-FIFO and LRU in the table and in the store: which entries a full cache keeps.
@@ -109,17 +110,6 @@ import Testing
 /// Scan resistance at the store: a Zipf workload over a hot set, then a scan of one-time URLs
 /// whose bytes are ten times the cache, interleaved with the same workload (seeded, deterministic).
 @Suite struct ScanResistanceTests {
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Hot-set hit ratio before the scan and during it, under `policy`.
     static func hitRatios(_ policy: EvictionPolicy) -> (before: Double, during: Double) {
         let now = CacheInstant(seconds: 1_800_000_000)
@@ -139,7 +129,7 @@ import Testing
         var cumulative: [Double] = []
         var sum = 0.0
         for w in weights { sum += w / total; cumulative.append(sum) }
-        var rng = Generator(state: 42)
+        var rng = SplitMix64(seed: 42)
         func hot() -> CacheKey {
             let u = Double.random(in: 0..<1, using: &rng)
             var lo = 0, hi = cumulative.count - 1

@@ -28,3 +28,12 @@ import Testing
         #expect(found.first?.message.contains("s3fifo") == true)
     }
 }
+
+@Suite struct ApproximateSizeTests {
+    @Test func sizesReadInTheirLargestUnitWithOneDecimal() {
+        #expect(SizeText.approximate(561_277_715) == "535.3MiB")
+        #expect(SizeText.approximate(1024) == "1.0KiB")
+        #expect(SizeText.approximate(1023) == "1023B")
+        #expect(SizeText.approximate(3 << 30) == "3.0GiB")
+    }
+}
