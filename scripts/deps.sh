@@ -2,7 +2,8 @@
 # Checks the system packages sidecache needs and installs the missing ones with apt-get.
 #
 #   scripts/deps.sh build    # to build: hiredis (the Redis client's protocol) and zlib (gzip)
-#   scripts/deps.sh test     # to test: the above and redis-server (tests start their own)
+#   scripts/deps.sh test     # to test: the above, redis-server (tests start their own) and
+#                            #   chromium (the dashboard's test drives a headless browser)
 #   scripts/deps.sh bench    # to benchmark: the above, wrk and curl (nginx and varnish optional)
 #
 # Prints nothing when everything is there. Runs apt-get as root, or through sudo; where there is
@@ -17,7 +18,8 @@ want() { need="$need $1"; }
 case "${1:-build}" in
     build) ;;
     test)
-        command -v redis-server > /dev/null 2>&1 || want redis-server ;;
+        command -v redis-server > /dev/null 2>&1 || want redis-server
+        command -v chromium > /dev/null 2>&1 || want chromium ;;
     bench)
         command -v redis-server > /dev/null 2>&1 || want redis-server
         command -v wrk > /dev/null 2>&1 || want wrk

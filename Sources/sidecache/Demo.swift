@@ -34,6 +34,7 @@ struct Demo: AsyncParsableCommand {
             let adminBase = Self.url(admin.listen)
             adminLines = """
 
+              open \(adminBase)/ in a browser                                 # the live dashboard: traffic, hit ratio, latency, purges
               curl -s \(adminBase)/stats                                        # admin port: hits, misses, hit ratio per route
               curl -s -X POST \(adminBase)/purge -d '{"tags": ["items"]}'      # purge every entry tagged "items"
             """

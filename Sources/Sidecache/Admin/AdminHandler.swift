@@ -54,6 +54,13 @@ final class AdminHandler: ChannelInboundHandler {
         case (.GET, "/readyz"), (.HEAD, "/readyz"):
             readiness(head, context: context)
             return
+        case (.GET, _), (.HEAD, _):
+            // The dashboard's page, script and styles hold no data: the browser fetches them
+            // without the token, and the script then sends it with every data request.
+            if let asset = DashboardAssets.asset(at: path) {
+                serve(asset, head, context: context)
+                return
+            }
         default:
             break
         }
@@ -74,12 +81,16 @@ final class AdminHandler: ChannelInboundHandler {
             respond(context, head, .ok, runtime.statsReport())
         case (.GET, "/metrics"), (.HEAD, "/metrics"):
             metrics(head, context: context)
-        case (_, "/purge"), (_, "/reload"), (_, "/config"), (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"):
+        case (.GET, "/stats/series"), (.HEAD, "/stats/series"):
+            series(head, context: context)
+        case (_, "/purge"), (_, "/reload"), (_, "/config"), (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"), (_, "/stats/series"):
+            respond(context, head, .methodNotAllowed, ["error": "\(head.method.rawValue) is not allowed on \(path)"])
+        case (_, _) where DashboardAssets.asset(at: path) != nil:
             respond(context, head, .methodNotAllowed, ["error": "\(head.method.rawValue) is not allowed on \(path)"])
         default:
             respond(context, head, .notFound, ["error": "no admin endpoint \(path)",
-                                               "endpoints": ["POST /purge", "PURGE /<path>", "POST /reload", "GET /config", "GET /stats", "GET /metrics",
-                                                             "GET /healthz", "GET /readyz"]])
+                                               "endpoints": ["GET / (dashboard)", "POST /purge", "PURGE /<path>", "POST /reload", "GET /config", "GET /stats",
+                                                             "GET /stats/series", "GET /metrics", "GET /healthz", "GET /readyz"]])
         }
     }
 
@@ -175,6 +186,28 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
+    /// The dashboard's points: `?since=<unix ms>` gives only the points after that time.
+    private func series(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let query = CacheKeyPolicy.split(uri: head.uri).query
+        var since: Int64?
+        for pair in (query ?? "").split(separator: "&") where pair.hasPrefix("since=") {
+            guard let value = Int64(pair.dropFirst("since=".count)) else {
+                respond(context, head, .badRequest, ["error": "since must be a time in milliseconds since 1970 (the last \"times\" value you have)"])
+                return
+            }
+            since = value
+        }
+        respond(context, head, .ok, runtime.sampler.report(sinceMilliseconds: since))
+    }
+
+    private func serve(_ asset: DashboardAssets.Asset, _ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders([("Content-Type", asset.contentType), ("Content-Length", String(asset.body.readableBytes))])
+        headers.add(contentsOf: DashboardAssets.securityFields)
+        headers.add(name: "Cache-Control", value: "no-cache")
+        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        write(context, head, HTTPResponseHead(version: head.version, status: .ok, headers: headers), body: asset.body)
+    }
+
     /// Prometheus text exposition format 0.0.4.
     private func metrics(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let text = runtime.renderMetrics()
@@ -189,7 +222,8 @@ final class AdminHandler: ChannelInboundHandler {
                          extra: [(String, String)] = []) {
         var data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         data.append(UInt8(ascii: "\n"))
-        var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(data.count))] + extra)
+        var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(data.count)), ("Cache-Control", "no-store"),
+                                   ("X-Content-Type-Options", "nosniff")] + extra)
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
         write(context, head, HTTPResponseHead(version: head.version, status: status, headers: headers), body: ByteBuffer(bytes: data))
     }

@@ -12,6 +12,7 @@ extension ProxyHandler {
         // Shadow mode is invisible to clients: no fields, no refusal.
         if !limiter.settings.shadow { r.rateLimit = limiter.fields(for: decision) }
         guard !goOn else { return true }
+        r.tally.recordRefusal()
         // A request without a body (or with a small one still arriving) keeps its connection: the
         // rest of it is read and dropped. A big upload is cut off instead of being read for nothing.
         respondLocally(.tooManyRequests, "rate limit exceeded; retry after \(r.rateLimit?.retryAfterSeconds ?? 1)s", request: r,

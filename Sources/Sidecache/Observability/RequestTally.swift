@@ -17,6 +17,11 @@ final class RequestTally: @unchecked Sendable {  // every slot is an atomic; the
 
     let route: String
     private let slots: UnsafeMutablePointer<Atomic<Int>>
+    /// Time from the request's head to the end of its response, and to the upstream's response head.
+    let totalTime = LatencyHistogram()
+    let upstreamTime = LatencyHistogram()
+    /// Requests refused by the route's rate limit (429; shadow-mode refusals are not).
+    private let refusals = Atomic<Int>(0)
 
     private static let methods = SidecacheMetrics.MethodClass.allCases
     private static let statusClasses = 6
@@ -38,6 +43,12 @@ final class RequestTally: @unchecked Sendable {  // every slot is an atomic; the
         let series = Series(method: SidecacheMetrics.methodClass(method), statusClass: Self.statusClass(status), outcome: outcome)
         slots[Self.slot(series)].wrappingAdd(1, ordering: .relaxed)
     }
+
+    func recordRefusal() {
+        refusals.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    var rateLimited: Int { refusals.load(ordering: .relaxed) }
 
     func count(_ series: Series) -> Int {
         slots[Self.slot(series)].load(ordering: .relaxed)
@@ -62,6 +73,13 @@ final class RequestTally: @unchecked Sendable {  // every slot is an atomic; the
     var byOutcome: TrafficStats.Counts {
         var counts = TrafficStats.Counts()
         for (series, n) in counted { counts.byOutcome[series.outcome.index] += n }
+        return counts
+    }
+
+    /// Counts per cache outcome of the requests answered with a 5xx status.
+    var serverErrorsByOutcome: TrafficStats.Counts {
+        var counts = TrafficStats.Counts()
+        for (series, n) in counted where series.statusClass == 5 { counts.byOutcome[series.outcome.index] += n }
         return counts
     }
 

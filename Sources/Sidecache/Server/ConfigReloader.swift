@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import SidecacheConfig
@@ -39,5 +40,39 @@ struct ConfigReloader: Sendable {
             metrics.recordReload(succeeded: true)
             return .success(changes)
         }
+    }
+}
+
+/// What the last reload did: when, whether the file was taken, and each error of a rejected one.
+struct ReloadRecord: Sendable {
+    let at: Date
+    let succeeded: Bool
+    /// The active config's version afterwards (unchanged after a rejected file).
+    let version: Int
+    let changes: String?
+    let errors: [ConfigError]
+
+    init(at: Date, result: Result<ConfigChanges, ConfigErrors>, version: Int) {
+        self.at = at
+        self.version = version
+        switch result {
+        case .success(let changes):
+            succeeded = true
+            self.changes = changes.description
+            errors = []
+        case .failure(let rejected):
+            succeeded = false
+            changes = nil
+            errors = rejected.errors
+        }
+    }
+
+    /// As `/stats` shows it under `config.last_reload`.
+    var json: [String: Any] {
+        [
+            "at": ISO8601DateFormatter().string(from: at), "result": succeeded ? "reloaded" : "rejected", "config_version": version,
+            "changes": changes.map { $0 as Any } ?? NSNull(),
+            "errors": errors.map { ["path": $0.path, "line": $0.line.map { $0 as Any } ?? NSNull(), "message": $0.message] as [String: Any] },
+        ]
     }
 }

@@ -26,6 +26,9 @@ extension ProxyRuntime {
             "routes": routes.mapValues(Self.json),
             "top_keys": hotKeys.top(20, atSecond: second).map { ["key": Self.readable($0.key), "hits": $0.hits] as [String: Any] },
         ]
+        let snapshot = config
+        report["config"] = ["version": snapshot.version, "file": snapshot.sourcePath,
+                            "last_reload": lastReload.map { $0.json as Any } ?? NSNull()] as [String: Any]
         if let redis = redisStatus {
             report["redis"] = ["connected": redis.connected, "subscribed": redis.subscribed, "errors": redis.errors]
         } else {

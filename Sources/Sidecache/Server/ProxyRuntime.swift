@@ -1,3 +1,4 @@
+import Foundation
 import HTTPCaching
 import Logging
 import NIOConcurrencyHelpers
@@ -35,6 +36,10 @@ public final class ProxyRuntime: Sendable {
     let metrics = SidecacheMetrics()
     let startedAt = NIODeadline.now()
     private let sweeper: RateLimitSweeper
+    /// The dashboard's series, one reading a second.
+    let sampler: StatsSampler
+    /// The outcome of the last reload (SIGHUP or `POST /reload`), nil before the first.
+    private let lastReloadBox = NIOLockedValueBox<ReloadRecord?>(nil)
 
     /// `clock` gives the wall-clock time for RFC 9111 arithmetic, `monotonic` the time of the
     /// breaker, the retry budget and the rate limits; tests pass manual ones.
@@ -58,6 +63,11 @@ public final class ProxyRuntime: Sendable {
         self.group = group
         let active = self.active
         self.sweeper = RateLimitSweeper(on: group.next(), clock: monotonic, limiters: { active.withLockedValue { $0.limiters.all } })
+        let (stats, pools, guardBox) = (self.stats, self.pools, self.guardBox)
+        self.sampler = StatsSampler(on: group.next()) {
+            StatsReading(stats: stats, store: store, pools: pools, redis: tier.withLockedValue { $0 }.map(RedisStatus.init),
+                         breaker: guardBox.withLockedValue { $0.breaker })
+        }
         levelBox.level = Logger.Level(rawValue: snapshot.configuration.logging.level) ?? .info
         if let redis = snapshot.configuration.cache.redis { tier.withLockedValue { $0 = makeTier(redis) } }
     }
@@ -78,12 +88,20 @@ public final class ProxyRuntime: Sendable {
         public var subscribed: Bool
         /// Commands that failed or timed out since the tier started (each fell back to L1 and the upstream).
         public var errors: Int
+
+        init(_ tier: RedisTier) {
+            self.init(connected: tier.connected, subscribed: tier.subscribed, errors: tier.errorCount)
+        }
+
+        public init(connected: Bool, subscribed: Bool, errors: Int) {
+            self.connected = connected
+            self.subscribed = subscribed
+            self.errors = errors
+        }
     }
 
     /// Nil when no Redis is configured.
-    public var redisStatus: RedisStatus? {
-        redisTier.map { RedisStatus(connected: $0.connected, subscribed: $0.subscribed, errors: $0.errorCount) }
-    }
+    public var redisStatus: RedisStatus? { redisTier.map(RedisStatus.init) }
 
     private func makeTier(_ config: SidecacheConfiguration.Redis) -> RedisTier {
         let invalidation = self.invalidation
@@ -114,6 +132,7 @@ public final class ProxyRuntime: Sendable {
     /// Closes the Redis connections (at shutdown).
     public func shutdown() {
         sweeper.stop()
+        sampler.stop()
         replaceTier(with: nil)
     }
 
@@ -142,7 +161,11 @@ public final class ProxyRuntime: Sendable {
     /// Counts a finished request in `/stats` and `/metrics`.
     func recordCompleted(_ r: ActiveRequest, finishedAt: NIODeadline) {
         r.tally.record(method: r.head.method, status: r.status, outcome: r.outcome)
-        if let upstream = r.upstreamMicroseconds { metrics.recordUpstream(route: r.tally.route, microseconds: upstream) }
+        r.tally.totalTime.record(microseconds: (finishedAt - r.started).nanoseconds / 1000)
+        if let upstream = r.upstreamMicroseconds {
+            r.tally.upstreamTime.record(microseconds: upstream)
+            metrics.recordUpstream(route: r.tally.route, microseconds: upstream)
+        }
         if r.outcome == .hit || r.outcome == .stale, let key = r.key {
             hotKeys.record(key.value, atSecond: Int64(finishedAt.uptimeNanoseconds / 1_000_000_000))
         }
@@ -166,8 +189,13 @@ public final class ProxyRuntime: Sendable {
     @discardableResult
     public func reload() -> Result<ConfigChanges, ConfigErrors> {
         let current = config
-        return reloader.reload(current) { next in apply(next, replacing: current) }
+        let result = reloader.reload(current) { next in apply(next, replacing: current) }
+        lastReloadBox.withLockedValue { $0 = ReloadRecord(at: Date(), result: result, version: config.version) }
+        return result
     }
+
+    /// The outcome of the last reload, for `/stats` and the dashboard.
+    var lastReload: ReloadRecord? { lastReloadBox.withLockedValue { $0 } }
 
     /// Swaps in a valid snapshot: routes, limiters (kept where a route's limit is unchanged),
     /// tallies, the upstream guard (kept if unchanged), cache limits, the Redis tier, logging.
