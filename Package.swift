@@ -60,6 +60,8 @@ let package = Package(
         ),
         // Pure state machines for rate limiting, circuit breaking and retries: no sockets, no clocks.
         .target(name: "Resilience", swiftSettings: strict),
+        // Pure parts of predictive warming: hotness, refresh timing, the background budget.
+        .target(name: "Warming", swiftSettings: strict),
         .target(
             name: "SidecacheConfig",
             dependencies: [
@@ -78,6 +80,7 @@ let package = Package(
                 "SidecacheConfig",
                 "RedisClient",
                 "Resilience",
+                "Warming",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -139,6 +142,7 @@ let package = Package(
         ),
         .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ResilienceTests", dependencies: ["Resilience", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "WarmingTests", dependencies: ["Warming", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig", "RedisClient", "Resilience"], swiftSettings: strict),
         .testTarget(
             name: "SidecacheTests",

@@ -45,7 +45,7 @@ public enum ConfigParser {
     }
 
     private static func read(_ root: Node, _ r: inout ConfigReader) -> SidecacheConfiguration? {
-        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin", "compression", "trusted_proxies"]) else { return nil }
+        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin", "compression", "trusted_proxies", "warming"]) else { return nil }
 
         var listen = SidecacheConfiguration.ListenAddress(host: "127.0.0.1", port: 8080)
         if let text = r.string(top["listen"], at: "listen") {
@@ -57,7 +57,8 @@ public enum ConfigParser {
         let limits = readLimits(top["limits"], &r)
         let cache = readCache(top["cache"], &r)
         let logging = readLogging(top["logging"], &r)
-        let routes = readRoutes(top["routes"], redisConfigured: cache.redis != nil, &r)
+        let warming = readWarming(top["warming"], &r)
+        let routes = readRoutes(top["routes"], redisConfigured: cache.redis != nil, warming: top["warming"] != nil, &r)
         let trusted = readTrustedProxies(top["trusted_proxies"], &r)
         let admin = readAdmin(top["admin"], &r)
         let compression = readCompression(top["compression"], at: "compression", default: .init(), &r)
@@ -65,6 +66,7 @@ public enum ConfigParser {
         var config = SidecacheConfiguration(listen: listen, upstream: upstream, limits: limits, cache: cache, logging: logging, routes: routes)
         config.admin = admin
         config.trustedProxies = trusted
+        config.warming = warming
         if let compression { config.gzip = compression }
         if let admin, admin.listen == listen, listen.port != 0 {
             r.fail("admin.listen", top["admin"], "must differ from listen (\(listen))")
@@ -235,10 +237,10 @@ public enum ConfigParser {
     private static let routeKeys = [
         "name", "match", "cache", "ttl", "override_origin", "stale_while_revalidate", "stale_if_error", "key", "tags",
         "honor_client_no_cache", "targeted_cache_control", "invalidates", "compression", "rate_limit", "retry_unsafe_idempotent",
-        "heuristic", "heuristic_max",
+        "heuristic", "heuristic_max", "warm",
     ]
 
-    private static func readRoutes(_ node: Node?, redisConfigured: Bool, _ r: inout ConfigReader) -> [SidecacheConfiguration.Route] {
+    private static func readRoutes(_ node: Node?, redisConfigured: Bool, warming: Bool, _ r: inout ConfigReader) -> [SidecacheConfiguration.Route] {
         guard let node else { return [] }
         guard case .sequence(let seq) = node else {
             r.fail("routes", node, "expected a list of routes")
@@ -248,7 +250,7 @@ public enum ConfigParser {
         var seen: [String: Int] = [:]
         for (i, item) in seq.enumerated() {
             let path = "routes[\(i)]"
-            guard let route = readRoute(item, at: path, redisConfigured: redisConfigured, &r) else { continue }
+            guard let route = readRoute(item, at: path, redisConfigured: redisConfigured, warming: warming, &r) else { continue }
             if let first = seen[route.name] {
                 r.fail("\(path).name", item, "duplicate route name '\(route.name)' (also routes[\(first)])")
             } else {
@@ -273,7 +275,7 @@ public enum ConfigParser {
         return methodsCovered && a.path.covers(b.path)
     }
 
-    private static func readRoute(_ node: Node, at path: String, redisConfigured: Bool, _ r: inout ConfigReader) -> SidecacheConfiguration.Route? {
+    private static func readRoute(_ node: Node, at path: String, redisConfigured: Bool, warming: Bool, _ r: inout ConfigReader) -> SidecacheConfiguration.Route? {
         guard let m = r.mapping(node, at: path, allowed: routeKeys) else { return nil }
         let name = r.string(m["name"], at: "\(path).name")
         if m["name"] == nil { r.fail("\(path).name", node, "missing: every route needs a name (used in logs and metrics)") }
@@ -349,8 +351,9 @@ public enum ConfigParser {
         let retryUnsafe = r.bool(m["retry_unsafe_idempotent"], at: "\(path).retry_unsafe_idempotent") ?? false
         let heuristic = r.bool(m["heuristic"], at: "\(path).heuristic") ?? (ttl == nil)
         let heuristicMax = r.duration(m["heuristic_max"], at: "\(path).heuristic_max", allowZero: false) ?? .seconds(86_400)
+        let warm = readWarm(m["warm"], at: "\(path).warm", warming: warming, &r)
         if !cache {
-            for key in ["ttl", "stale_while_revalidate", "stale_if_error", "key", "tags", "override_origin", "heuristic", "heuristic_max"] where m[key] != nil {
+            for key in ["ttl", "stale_while_revalidate", "stale_if_error", "key", "tags", "override_origin", "heuristic", "heuristic_max", "warm"] where m[key] != nil {
                 r.fail("\(path).\(key)", m[key], "has no effect on a route with cache: false")
             }
         }
@@ -360,8 +363,40 @@ public enum ConfigParser {
             name: name, methods: methods, path: pattern, cache: cache, ttl: ttl, overrideOrigin: overrideOrigin,
             staleWhileRevalidate: swr, staleIfError: sie, keyQuery: query, keyHeaders: keyHeaders, tags: tags,
             honorClientNoCache: honor, targetedCacheControl: targeted, invalidates: invalidates, gzip: compression,
-            rateLimit: rateLimit, retryUnsafeIdempotent: retryUnsafe, heuristic: heuristic, heuristicMax: heuristicMax
+            rateLimit: rateLimit, retryUnsafeIdempotent: retryUnsafe, heuristic: heuristic, heuristicMax: heuristicMax, warm: warm
         )
+    }
+
+    /// The top-level `warming: { max_rps, max_concurrent, max_tracked_keys }` (every key optional).
+    private static func readWarming(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Warming? {
+        guard let node else { return nil }
+        var w = SidecacheConfiguration.Warming()
+        if r.isNull(node) { return w }
+        guard let m = r.mapping(node, at: "warming", allowed: ["max_rps", "max_concurrent", "max_tracked_keys"]) else { return nil }
+        if let v = m["max_rps"] {
+            if case .scalar(let s) = v, let rps = Double(s.string), rps > 0, rps <= 100_000 { w.maxRequestsPerSecond = rps }
+            else { r.fail("warming.max_rps", v, "expected background requests per second, more than 0 and at most 100000 (e.g. 50)") }
+        }
+        if let v = r.positiveInt(m["max_concurrent"], at: "warming.max_concurrent", max: 10_000) { w.maxConcurrent = v }
+        if let v = r.positiveInt(m["max_tracked_keys"], at: "warming.max_tracked_keys", max: 100_000_000) { w.maxTrackedKeys = v }
+        return w
+    }
+
+    /// A route's `warm: { min_rate, refresh_ahead }`.
+    private static func readWarm(_ node: Node?, at path: String, warming: Bool, _ r: inout ConfigReader) -> SidecacheConfiguration.Warm? {
+        guard let node, !r.isNull(node) else { return nil }
+        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead"]) else { return nil }
+        if !warming { r.fail(path, node, "needs a top-level warming section (its budget: max_rps, max_concurrent), even an empty one") }
+        var w = SidecacheConfiguration.Warm()
+        if let v = m["min_rate"] {
+            if case .scalar(let s) = v, let rate = RateText.perSecond(s.string) { w.minRate = rate }
+            else { r.fail("\(path).min_rate", v, "expected requests per time such as 0.2/s, 12/m or 600/h") }
+        }
+        if let v = r.percent(m["refresh_ahead"], at: "\(path).refresh_ahead") {
+            if v > 90 { r.fail("\(path).refresh_ahead", m["refresh_ahead"], "at most 90%: a refresh is for the end of an entry's lifetime") }
+            else { w.refreshAhead = Double(v) / 100 }
+        }
+        return w
     }
 
     /// `rate_limit: { requests, per, burst, key, scope, mode }` on a route.

@@ -19,11 +19,14 @@ public final class CompiledRoute: Sendable {
     public let index: Int
     public let rateLimit: SidecacheConfiguration.RateLimit?
     public let retryUnsafeIdempotent: Bool
+    /// Hotness and refresh-ahead; nil when the route has no `warm`.
+    public let warm: SidecacheConfiguration.Warm?
 
     init(_ route: SidecacheConfiguration.Route, index: Int, gzip global: SidecacheConfiguration.Gzip?, keyHost: CacheKeyPolicy.HostPart) {
         self.index = index
         rateLimit = route.rateLimit
         retryUnsafeIdempotent = route.retryUnsafeIdempotent
+        warm = route.warm
         name = route.name
         methods = route.methods.map { $0.map { HTTPMethod(rawValue: $0) } }
         pattern = route.path

@@ -17,9 +17,42 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
     public var gzip: Gzip? = Gzip()
     /// `trusted_proxies`: peers whose `X-Forwarded-For` names the client for `key: client_ip`.
     public var trustedProxies: [CIDRBlock] = []
+    /// `warming`: the budget of background fetches; nil (no section) for none at all.
+    public var warming: Warming? = nil
 
     enum CodingKeys: String, CodingKey {
-        case listen, upstream, limits, cache, logging, routes, admin, gzip, trustedProxies = "trusted_proxies"
+        case listen, upstream, limits, cache, logging, routes, admin, gzip, trustedProxies = "trusted_proxies", warming
+    }
+
+    /// `warming`: what every background fetch (refresh-ahead) shares.
+    public struct Warming: Sendable, Equatable, Encodable {
+        /// Background fetches started per second at most.
+        public var maxRequestsPerSecond: Double = 50
+        /// Background fetches under way at once at most.
+        public var maxConcurrent = 8
+        /// Keys whose request rate is tracked, over all routes.
+        public var maxTrackedKeys = 100_000
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case maxRequestsPerSecond = "max_rps", maxConcurrent = "max_concurrent", maxTrackedKeys = "max_tracked_keys"
+        }
+    }
+
+    /// A route's `warm`: when its keys count as hot, and what is done for hot keys.
+    public struct Warm: Sendable, Equatable, Encodable {
+        /// Requests per second from which a key is hot.
+        public var minRate: Double = 0.1
+        /// Refetch a hot entry when less than this part of its freshness lifetime is left (0.1
+        /// for 10%); nil for no refresh-ahead.
+        public var refreshAhead: Double? = nil
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case minRate = "min_rate_per_second", refreshAhead = "refresh_ahead"
+        }
     }
 
     /// `compression.gzip`: what is compressed, and how hard.
@@ -256,9 +289,11 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         /// RFC 9111 §4.2.2 heuristic freshness from `Last-Modified` (default: on without a `ttl`).
         public var heuristic = true
         public var heuristicMax = CacheDuration.seconds(86_400)
+        /// `warm`: hotness and refresh-ahead; nil for none.
+        public var warm: Warm? = nil
 
         enum CodingKeys: String, CodingKey {
-            case heuristic, heuristicMax = "heuristic_max"
+            case heuristic, heuristicMax = "heuristic_max", warm
             case name, methods, path, cache, ttl, overrideOrigin = "override_origin"
             case staleWhileRevalidate = "stale_while_revalidate", staleIfError = "stale_if_error"
             case key, tags, honorClientNoCache = "honor_client_no_cache", targetedCacheControl = "targeted_cache_control"
@@ -290,6 +325,7 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             if retryUnsafeIdempotent { try c.encode(true, forKey: .retryUnsafeIdempotent) }
             try c.encode(heuristic, forKey: .heuristic)
             try c.encode(DurationText.format(heuristicMax), forKey: .heuristicMax)
+            try c.encodeIfPresent(warm, forKey: .warm)
             if !invalidates.isEmpty {
                 try c.encode(["tags": invalidates.tags.map(\.source), "patterns": invalidates.patterns.map(\.source)], forKey: .invalidates)
             }

@@ -61,3 +61,19 @@ public enum SizeText {
 extension Character {
     var isASCIIDigit: Bool { isASCII && isNumber }
 }
+
+/// A rate written as `N/s`, `N/m` or `N/h` (N a decimal number above 0), or a bare number per second.
+public enum RateText {
+    public static func perSecond(_ text: String) -> Double? {
+        let parts = text.split(separator: "/", maxSplits: 1).map { String($0.filter { $0 != " " }) }
+        guard let first = parts.first, let n = Double(first), n > 0, n.isFinite else { return nil }
+        guard parts.count == 2 else { return n }
+        switch parts[1] {
+        case "s": return n
+        case "m": return n / 60
+        case "h": return n / 3600
+        default: return nil
+        }
+    }
+
+}

@@ -19,6 +19,8 @@ final class ActiveRequest {
     let tally: RequestTally
     /// The route's rate limit, from the same config as the route.
     let limiter: RouteRateLimiter?
+    /// Counts the request's key toward its hotness and refreshes it ahead; nil off warm routes.
+    let warmer: Warmer?
     let requestID: RequestID
     let started: NIODeadline
     private(set) var keepAlive: Bool
@@ -59,6 +61,7 @@ final class ActiveRequest {
         self.route = routed ? config.snapshot.route(method: head.method, path: path) : nil
         self.tally = config.tallies.tally(for: route)
         self.limiter = route.flatMap { config.limiters.limiter(for: $0) }
+        self.warmer = route?.warm == nil ? nil : config.warmer
         self.requestID = requestID
         self.started = started
         self.keepAlive = head.isKeepAlive

@@ -329,10 +329,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .serveFresh(let status):
             r.outcome = .hit
             serve(entry, to: r, cacheStatus: status, now: now)
+            if let warmer = r.warmer { warmed(entry, for: r, by: warmer, now: now) }
             return nil
         case .serveStaleAndRefresh(let status):
             r.outcome = .stale
             serve(entry, to: r, cacheStatus: status, now: now)
+            if let warmer = r.warmer { warmed(entry, for: r, by: warmer, now: now) }
             if let target = r.cacheTarget { refreshInBackground(r, target, entry: entry) }
             return nil
         case .validate:
@@ -406,6 +408,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.exchange = .fill(fill)
         fill.start()
         return nil
+    }
+
+    /// On a warm route: the key's hotness, and a refresh ahead of expiry when it is due.
+    private func warmed(_ entry: CachedResponse, for r: ActiveRequest, by warmer: Warmer, now: CacheInstant) {
+        guard let route = r.route, let warm = route.warm, let key = r.key else { return }
+        warmer.served(entry, key: key, route: route, warm: warm, request: r, now: now, runtime: runtime)
     }
 
     private func refreshInBackground(_ r: ActiveRequest, _ target: CacheTarget, entry: CachedResponse) {

@@ -37,9 +37,23 @@ final class CacheFill: UpstreamResponseDelegate {
     private let tries: UpstreamAttempts
     /// The invalidation log's epoch when the fill began: one matching it since then wins.
     private let startEpoch: UInt64
+    /// Told how the fill ended, once: a background fetch's scheduler (the warmer) counts it.
+    private var onEnd: ((Ending) -> Void)?
+
+    /// How a fill ended, for whoever started it in the background.
+    enum Ending: Equatable {
+        /// A response was stored (its body's size).
+        case stored(bytes: Int)
+        /// A 304 refreshed the stored entry.
+        case notModified
+        /// The response came but was not stored (unstorable, too large, invalidated meanwhile).
+        case notStored
+        case failed
+    }
 
     init(runtime: ProxyRuntime, key: CacheKey, route: CompiledRoute, request: ActiveRequest, owner: (any ClientResponder)?,
-         clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop) {
+         clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop, onEnd: ((Ending) -> Void)? = nil) {
+        self.onEnd = onEnd
         self.runtime = runtime
         self.key = key
         self.route = route
@@ -171,6 +185,7 @@ final class CacheFill: UpstreamResponseDelegate {
             let status = CacheStatus.forwarded(validating == nil ? .miss : .stale, status: head.status.code, stored: stored,
                                                detail: verdict == .removed ? .invalidated : (stored ? nil : .notStored(.tooLarge)))
             liveOwner?.serve(entry, to: request, cacheStatus: status, now: now)
+            ended(stored ? .stored(bytes: entry.body.readableBytes) : .notStored)
         case .notModified(let head):
             mode = .finished
             guard let validating else { return finishAbandoned() }
@@ -182,9 +197,11 @@ final class CacheFill: UpstreamResponseDelegate {
             runtime.coalescer.finish(key.value, with: .entry(refreshed))
             let status = CacheStatus.forwarded(.stale, status: 304, stored: verdict != .removed, detail: verdict == .removed ? .invalidated : nil)
             liveOwner?.serve(refreshed, to: request, cacheStatus: status, now: now)
+            ended(verdict == .removed ? .notStored : .notModified)
         case .streaming:
             mode = .finished
             liveOwner?.endStreamedResponse(request)
+            ended(.notStored)
         case .awaitingHead, .finished:
             break
         }
@@ -198,6 +215,7 @@ final class CacheFill: UpstreamResponseDelegate {
         case .streaming:
             mode = .finished
             liveOwner?.abortStreamedResponse(request)
+            ended(.failed)
             retainSelf = nil
         case .awaitingHead where tries.retriesOnNewConnection(after: error, connectionWasReused: wasReused, replayable: true):
             // A fill is a GET without a body: replayable.
@@ -228,6 +246,7 @@ final class CacheFill: UpstreamResponseDelegate {
         mode = .finished
         runtime.coalescer.finish(key.value, with: .failed(error))
         if let owner = liveOwner { owner.serveStaleOrError(error, to: request) }
+        ended(.failed)
         retainSelf = nil
     }
 
@@ -244,7 +263,14 @@ final class CacheFill: UpstreamResponseDelegate {
     /// A 304 with nothing to refresh (cannot happen: a fill only validates a stored entry).
     private func finishAbandoned() {
         runtime.coalescer.finish(key.value, with: .retry)
+        ended(.notStored)
         retainSelf = nil
+    }
+
+    private func ended(_ ending: Ending) {
+        let told = onEnd
+        onEnd = nil
+        told?(ending)
     }
 
     /// The client that started the fill left. A response being buffered for the cache is still
@@ -260,6 +286,7 @@ final class CacheFill: UpstreamResponseDelegate {
         mode = .finished
         connection?.handler.abort()
         connection = nil
+        ended(.notStored)
         retainSelf = nil
     }
 

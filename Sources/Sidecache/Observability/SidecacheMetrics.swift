@@ -144,6 +144,36 @@ final class SidecacheMetrics: Sendable {
         }.increment()
     }
 
+    /// Counters exported from totals kept elsewhere, by label and dimensions, with what each
+    /// has been given so far.
+    private let totals = NIOLockedValueBox<[String: (counter: CoreMetrics.Counter, exported: Int)]>([:])
+
+    /// Adds to `label{dimensions}` what `total` grew by since the last export.
+    private func export(_ label: String, _ dimensions: [(String, String)], total: Int) {
+        let id = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        totals.withLockedValue { table in
+            let known = table[id] ?? (CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory), 0)
+            if total > known.exported { known.counter.increment(by: total - known.exported) }
+            table[id] = (known.counter, max(total, known.exported))
+        }
+    }
+
+    /// `sidecache_warm_requests_total{route,source,result}` (stored, not_modified, not_stored,
+    /// failed, dropped, skipped), `sidecache_warm_used_total{route,source}`,
+    /// `sidecache_warm_wasted_total{route,source}` and `sidecache_warm_bytes_total{route,source}`.
+    private func exportWarming(_ counts: [Warmer.CountKey: Warmer.Counts]) {
+        for (key, c) in counts {
+            let where_ = [("route", key.route), ("source", key.source.rawValue)]
+            for (result, n) in [("stored", c.stored), ("not_modified", c.notModified), ("not_stored", c.notStored), ("failed", c.failed),
+                                ("dropped", c.dropped), ("skipped", c.skipped)] {
+                export("sidecache_warm_requests_total", where_ + [("result", result)], total: n)
+            }
+            export("sidecache_warm_used_total", where_, total: c.used)
+            export("sidecache_warm_wasted_total", where_, total: c.wasted)
+            export("sidecache_warm_bytes_total", where_, total: c.bytes)
+        }
+    }
+
     /// The series for `key`, made on first use.
     private static func series<Key: Hashable, Metric>(_ key: Key, in table: NIOLockedValueBox<[Key: Metric]>, make: () -> Metric) -> Metric {
         table.withLockedValue { table in
@@ -159,8 +189,10 @@ final class SidecacheMetrics: Sendable {
     }
 
     /// The text exposition, with the gauges read now.
-    func render(cache: MemoryStore.Statistics, requests tallies: [RequestTally], redisConnected: Bool?, configVersion version: Int) -> [UInt8] {
+    func render(cache: MemoryStore.Statistics, requests tallies: [RequestTally], redisConnected: Bool?, configVersion version: Int,
+                warming: [Warmer.CountKey: Warmer.Counts] = [:]) -> [UInt8] {
         exportRequests(tallies)
+        exportWarming(warming)
         cacheBytes.set(cache.bytes)
         cacheEntries.set(cache.entries)
         let newEvictions = evictionsSeen.withLockedValue { seen in

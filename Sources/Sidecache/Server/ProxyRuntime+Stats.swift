@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SidecacheConfig
 
 extension ProxyRuntime {
     /// What `GET /stats` answers: the cache, request counts per route with hit ratios, the keys
@@ -26,6 +27,7 @@ extension ProxyRuntime {
             "routes": routes.mapValues(Self.json),
             "top_keys": hotKeys.top(20, atSecond: second).map { ["key": Self.readable($0.key), "hits": $0.hits] as [String: Any] },
         ]
+        report["warming"] = current.warmer.map { Self.json($0, settings: config.configuration.warming) } ?? NSNull()
         let snapshot = config
         report["config"] = ["version": snapshot.version, "file": snapshot.sourcePath,
                             "last_reload": lastReload.map { $0.json as Any } ?? NSNull()] as [String: Any]
@@ -57,6 +59,28 @@ extension ProxyRuntime {
         ]
     }
 
+    /// The warming section: the budget's state, and per route and source what the background
+    /// fetches did, with their precision (used / completed).
+    private static func json(_ warmer: Warmer, settings: SidecacheConfiguration.Warming?) -> [String: Any] {
+        let report = warmer.report
+        var routes: [String: [String: Any]] = [:]
+        for (key, c) in report.counts {
+            routes[key.route, default: [:]][key.source.rawValue] = [
+                "issued": c.issued, "completed": c.completed, "stored": c.stored, "not_modified": c.notModified, "not_stored": c.notStored,
+                "failed": c.failed, "dropped": c.dropped, "skipped": c.skipped, "used": c.used, "wasted": c.wasted, "bytes": c.bytes,
+                "precision": c.precision.map { $0 as Any } ?? NSNull(),
+            ] as [String: Any]
+        }
+        return [
+            "budget": [
+                "max_rps": settings?.maxRequestsPerSecond ?? 0, "effective_rps": report.rate, "pace": report.pace,
+                "max_concurrent": settings?.maxConcurrent ?? 0, "in_flight": report.inFlight, "queued": report.queued,
+            ] as [String: Any],
+            "routes": routes,
+            "hot_keys": warmer.hottest(20).map { ["key": readable($0.key), "rate_per_second": ($0.rate * 1000).rounded() / 1000] as [String: Any] },
+        ]
+    }
+
     /// A cache key with its NUL separator (before the key headers' values) shown as a space.
     private static func readable(_ key: String) -> String {
         key.replacingOccurrences(of: "\u{0}", with: " ")
@@ -71,6 +95,7 @@ extension ProxyRuntime {
 
     /// `GET /metrics` in the Prometheus text format.
     public func renderMetrics() -> [UInt8] {
-        metrics.render(cache: store.statistics, requests: stats.all, redisConnected: redisStatus?.connected, configVersion: config.version)
+        metrics.render(cache: store.statistics, requests: stats.all, redisConnected: redisStatus?.connected, configVersion: config.version,
+                       warming: current.warmer?.report.counts ?? [:])
     }
 }

@@ -48,7 +48,8 @@ public final class ProxyRuntime: Sendable {
         self.clock = clock
         self.monotonic = monotonic
         self.active = NIOLockedValueBox(ActiveConfig(snapshot: snapshot, limiters: RouteLimiters(snapshot, previous: nil, clock: monotonic, logger: logger, metrics: metrics),
-                                                     tallies: RouteTallies(snapshot, stats: stats)))
+                                                     tallies: RouteTallies(snapshot, stats: stats),
+                                                     warmer: snapshot.configuration.warming.map { Warmer($0, loop: group.next(), clock: monotonic) }))
         self.guardBox = NIOLockedValueBox(UpstreamGuard(upstream: snapshot.configuration.upstream, clock: monotonic, logger: logger, metrics: metrics))
         let store = MemoryStore(limits: snapshot.configuration.cache.memory)
         self.store = store
@@ -133,6 +134,7 @@ public final class ProxyRuntime: Sendable {
     public func shutdown() {
         sweeper.stop()
         sampler.stop()
+        current.warmer?.stop()
         replaceTier(with: nil)
     }
 
@@ -200,10 +202,21 @@ public final class ProxyRuntime: Sendable {
     /// Swaps in a valid snapshot: routes, limiters (kept where a route's limit is unchanged),
     /// tallies, the upstream guard (kept if unchanged), cache limits, the Redis tier, logging.
     private func apply(_ next: ConfigSnapshot, replacing current: ConfigSnapshot) {
-        active.withLockedValue {
-            $0 = ActiveConfig(snapshot: next, limiters: RouteLimiters(next, previous: $0.limiters, clock: monotonic, logger: logger, metrics: metrics),
-                              tallies: RouteTallies(next, stats: stats))
+        let stopped = active.withLockedValue { current -> Warmer? in
+            // The warmer (its hot set, its counts) stays while the file keeps a warming section.
+            var warmer = current.warmer
+            var stopped: Warmer?
+            switch (warmer, next.configuration.warming) {
+            case (let kept?, let settings?): kept.update(settings)
+            case (nil, let settings?): warmer = Warmer(settings, loop: group.next(), clock: monotonic)
+            case (let old?, nil): (warmer, stopped) = (nil, old)
+            case (nil, nil): break
+            }
+            current = ActiveConfig(snapshot: next, limiters: RouteLimiters(next, previous: current.limiters, clock: monotonic, logger: logger, metrics: metrics),
+                                   tallies: RouteTallies(next, stats: stats), warmer: warmer)
+            return stopped
         }
+        stopped?.stop()
         guardBox.withLockedValue { current in
             if !current.isCurrent(for: next.configuration.upstream) {
                 current = UpstreamGuard(upstream: next.configuration.upstream, clock: monotonic, logger: logger, metrics: metrics)
@@ -222,4 +235,6 @@ struct ActiveConfig: Sendable {
     let snapshot: ConfigSnapshot
     let limiters: RouteLimiters
     let tallies: RouteTallies
+    /// Background fetching, when the config has a `warming` section.
+    var warmer: Warmer? = nil
 }

@@ -1,0 +1,257 @@
+import HTTPCaching
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import SidecacheConfig
+import Warming
+
+/// Background fetching for hot entries (the top-level `warming` section, routes' `warm`).
+///
+/// Each hit on a warm route counts toward its key's request rate (`HotSet`, sharded by key so the
+/// event loops rarely meet on a lock). A hit on a hot key whose entry is near the end of its
+/// freshness lifetime (`RefreshAhead`) queues a refresh: a conditional fill through the usual
+/// coalesced fill path, started by the one `WarmBudget` (rate, concurrency, priority, the circuit
+/// breaker, backing off). Clients keep getting the stored entry meanwhile; a failed refresh leaves
+/// it in place. Every fetch is counted by route and source, and so is whether what it stored was
+/// served before the next fetch replaced it (`used`).
+final class Warmer: Sendable {
+    /// One background fetch: what to ask, for which key and route, and the entry it refreshes.
+    struct Job: Sendable {
+        let key: CacheKey
+        let route: CompiledRoute
+        let head: HTTPRequestHead
+        let uri: String
+        /// The entry served when the fetch was decided; a newer one by then makes it needless.
+        let entry: CachedResponse?
+    }
+
+    /// What the fetches of one route and source did.
+    struct Counts: Sendable, Equatable {
+        var issued = 0
+        var stored = 0
+        var notModified = 0
+        var notStored = 0
+        var failed = 0
+        /// Dropped by the full queue, or needless by the time the budget allowed them.
+        var dropped = 0
+        var skipped = 0
+        /// A stored or refreshed entry served at least one client before the next fetch of its key.
+        var used = 0
+        /// One that was replaced by the next fetch of its key without serving anyone.
+        var wasted = 0
+        var bytes = 0
+
+        var completed: Int { stored + notModified }
+        /// used / completed; nil before any completed.
+        var precision: Double? { completed == 0 ? nil : Double(used) / Double(completed) }
+    }
+
+    struct CountKey: Hashable, Sendable {
+        let route: String
+        let source: WarmSource
+    }
+
+    private struct Shard {
+        var hot: HotSet<String>
+        /// Keys whose entry a fetch stored and no client has been served since, with who fetched it.
+        var unused: [String: CountKey] = [:]
+    }
+
+    private struct Schedule {
+        var budget: WarmBudget<Job>
+        /// Keys queued or being fetched: a key is fetched once at a time.
+        var scheduled: Set<String> = []
+        var counts: [CountKey: Counts] = [:]
+        var wake: Scheduled<Void>?
+        var stopped = false
+    }
+
+    /// Never sent to the upstream on a background fetch, whatever the entry varies on.
+    static let privateFields: Set<String> = ["authorization", "cookie", "proxy-authorization"]
+
+    static let shardCount = 16
+    private let shards: [NIOLockedValueBox<Shard>]
+    private let schedule: NIOLockedValueBox<Schedule>
+    private let loop: any EventLoop
+    private let clock: MonotonicClock
+
+    init(_ settings: SidecacheConfiguration.Warming, loop: any EventLoop, clock: MonotonicClock) {
+        self.loop = loop
+        self.clock = clock
+        let now = clock.nanoseconds()
+        let perShard = max(1, settings.maxTrackedKeys / Self.shardCount)
+        shards = (0..<Self.shardCount).map { _ in NIOLockedValueBox(Shard(hot: HotSet(capacity: perShard, startingAt: now))) }
+        schedule = NIOLockedValueBox(Schedule(budget: WarmBudget(Self.budgetSettings(settings), at: now)))
+    }
+
+    static func budgetSettings(_ settings: SidecacheConfiguration.Warming) -> WarmBudget<Job>.Settings {
+        .init(maxPerSecond: settings.maxRequestsPerSecond, maxConcurrent: settings.maxConcurrent)
+    }
+
+    /// A reload kept a `warming` section: its budget's new limits (the tracked keys stay).
+    func update(_ settings: SidecacheConfiguration.Warming) {
+        schedule.withLockedValue { $0.budget.update(Self.budgetSettings(settings)) }
+    }
+
+    /// Stops starting fetches and drops the queued ones (fetches under way finish).
+    func stop() {
+        schedule.withLockedValue { s in
+            s.stopped = true
+            s.wake?.cancel()
+            s.wake = nil
+            for (job, source) in s.budget.drain() {
+                s.scheduled.remove(job.key.value)
+                s.counts[CountKey(route: job.route.name, source: source), default: Counts()].dropped += 1
+            }
+        }
+    }
+
+    private func shard(for key: String) -> NIOLockedValueBox<Shard> {
+        var hasher = Hasher()
+        hasher.combine(key)
+        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+    }
+
+    // MARK: The hit path
+
+    /// A client was served `entry` for `key` on a warm route: counts the request, marks a fetched
+    /// entry used, and queues a refresh when the key is hot and the entry near its end.
+    func served(_ entry: CachedResponse, key: CacheKey, route: CompiledRoute, warm: SidecacheConfiguration.Warm, request: ActiveRequest,
+                now: CacheInstant, runtime: ProxyRuntime) {
+        let (rate, fetchedBy) = shard(for: key.value).withLockedValue { s in
+            (s.hot.record(key.value, at: clock.nanoseconds()), s.unused.removeValue(forKey: key.value))
+        }
+        if let fetchedBy { schedule.withLockedValue { $0.counts[fetchedBy, default: Counts()].used += 1 } }
+        guard let fraction = warm.refreshAhead, rate >= warm.minRate else { return }
+        let lifetime = Double(entry.terms.freshnessLifetime.milliseconds) / 1000
+        let age = Double(entry.age(at: now).milliseconds) / 1000
+        let jitter = RefreshAhead.jitter(for: UInt64(bitPattern: Int64(key.value.hashValue)))
+        guard RefreshAhead(fraction: fraction).isDue(age: age, lifetime: lifetime, jitter: jitter),
+              let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) else { return }
+        submit(Job(key: key, route: route, head: head, uri: request.uri, entry: entry), .refresh, runtime: runtime)
+    }
+
+    /// The head of a background fetch for what `request` asked: GET, its target and Host, the
+    /// fields the key and the entry's `Vary` depend on and the content negotiation ones, and
+    /// `Sec-Purpose: prefetch`. Nil when the entry varies on a private field (never replayed).
+    static func backgroundHead(for request: ActiveRequest, varyingOn vary: [String], keyHeaders: [String]) -> HTTPRequestHead? {
+        let names = Set(vary.map { $0.lowercased() } + keyHeaders + ["host", "accept", "accept-encoding", "accept-language"])
+        guard names.isDisjoint(with: privateFields) else { return nil }
+        var headers = HTTPHeaders()
+        for (name, value) in request.head.headers where names.contains(name.lowercased()) { headers.add(name: name, value: value) }
+        headers.add(name: "Sec-Purpose", value: "prefetch")
+        return HTTPRequestHead(version: .http1_1, method: .GET, uri: request.head.uri, headers: headers)
+    }
+
+    // MARK: Scheduling
+
+    func submit(_ job: Job, _ source: WarmSource, runtime: ProxyRuntime) {
+        let queued = schedule.withLockedValue { s -> Bool in
+            guard !s.stopped, s.scheduled.insert(job.key.value).inserted else { return false }
+            let counted = CountKey(route: job.route.name, source: source)
+            switch s.budget.submit(job, source) {
+            case .queued:
+                return true
+            case .queuedDropping(let dropped, let droppedSource):
+                s.scheduled.remove(dropped.key.value)
+                s.counts[CountKey(route: dropped.route.name, source: droppedSource), default: Counts()].dropped += 1
+                return true
+            case .dropped:
+                s.scheduled.remove(job.key.value)
+                s.counts[counted, default: Counts()].dropped += 1
+                return false
+            }
+        }
+        if queued { loop.execute { self.pump(runtime) } }
+    }
+
+    /// Starts what the budget allows now, and sets a wake-up for the next start.
+    private func pump(_ runtime: ProxyRuntime) {
+        let refusing = runtime.upstreamGuard.breaker?.status.state == "open"
+        let now = clock.nanoseconds()
+        let ready = schedule.withLockedValue { s -> [(Job, WarmSource)] in
+            guard !s.stopped else { return [] }
+            var ready: [(Job, WarmSource)] = []
+            while let next = s.budget.next(at: now, upstreamRefusing: refusing) { ready.append(next) }
+            s.wake?.cancel()
+            s.wake = nil
+            // While the breaker is open nothing starts; look again in a second.
+            let at = refusing && s.budget.queued > 0 ? now + 1_000_000_000 : s.budget.nextStart(at: now)
+            if let at {
+                s.wake = loop.scheduleTask(in: .nanoseconds(max(1_000_000, at - now))) { [weak runtime] in
+                    if let runtime { self.pump(runtime) }
+                }
+            }
+            return ready
+        }
+        for (job, source) in ready { start(job, source, runtime: runtime) }
+    }
+
+    private func start(_ job: Job, _ source: WarmSource, runtime: ProxyRuntime) {
+        let counted = CountKey(route: job.route.name, source: source)
+        let started = clock.nanoseconds()
+        let request = ActiveRequest(head: job.head, uri: job.uri, config: runtime.current, routed: true, requestID: runtime.requestIDs.next(),
+                                    started: .now())
+        // Needless now: the route went away in a reload, or a client's fill or another refresh
+        // stored a newer entry already, or a fill of the key is under way.
+        let current = runtime.store.lookup(job.key, requestHeaders: job.head.headers, now: runtime.now())
+        let newer = current.map { stored in job.entry.map { stored.responseTime > $0.responseTime } ?? true } ?? false
+        guard request.route?.name == job.route.name, !newer, runtime.coalescer.join(job.key.value, waiter: nil) == .leader else {
+            finished(job, counted, ending: nil, latency: nil, runtime: runtime)
+            return
+        }
+        schedule.withLockedValue { $0.counts[counted, default: Counts()].issued += 1 }
+        request.key = job.key
+        CacheFill(runtime: runtime, key: job.key, route: job.route, request: request, owner: nil, clientAddress: "127.0.0.1",
+                  validating: current ?? job.entry, eventLoop: loop) { [self] ending in
+            finished(job, counted, ending: ending, latency: clock.nanoseconds() - started, runtime: runtime)
+        }.start()
+    }
+
+    /// `ending` nil: the job was skipped without a fetch.
+    private func finished(_ job: Job, _ counted: CountKey, ending: CacheFill.Ending?, latency: Int64?, runtime: ProxyRuntime) {
+        var replacedUnused: CountKey?
+        if let ending, ending != .failed, ending != .notStored {
+            replacedUnused = shard(for: job.key.value).withLockedValue { s in
+                defer { s.unused[job.key.value] = counted }
+                return s.unused[job.key.value]
+            }
+        }
+        schedule.withLockedValue { s in
+            s.scheduled.remove(job.key.value)
+            if let replacedUnused { s.counts[replacedUnused, default: Counts()].wasted += 1 }
+            switch ending {
+            case nil:
+                s.counts[counted, default: Counts()].skipped += 1
+                s.budget.skipped()
+            case .stored(let bytes):
+                s.counts[counted, default: Counts()].stored += 1
+                s.counts[counted, default: Counts()].bytes += bytes
+                s.budget.finished(latency: latency)
+            case .notModified:
+                s.counts[counted, default: Counts()].notModified += 1
+                s.budget.finished(latency: latency)
+            case .notStored:
+                s.counts[counted, default: Counts()].notStored += 1
+                s.budget.finished(latency: latency)
+            case .failed:
+                s.counts[counted, default: Counts()].failed += 1
+                s.budget.finished(latency: nil)
+            }
+        }
+        pump(runtime)
+    }
+
+    // MARK: Reports
+
+    /// The counts by route and source, and the budget's state.
+    var report: (counts: [CountKey: Counts], queued: Int, inFlight: Int, pace: Double, rate: Double) {
+        schedule.withLockedValue { s in (s.counts, s.budget.queued, s.budget.inFlight, s.budget.pace, s.budget.effectiveRate) }
+    }
+
+    /// The hottest keys of all routes now, hottest first.
+    func hottest(_ limit: Int) -> [HotSet<String>.Hot] {
+        let now = clock.nanoseconds()
+        return shards.flatMap { $0.withLockedValue { $0.hot.hottest(limit, at: now) } }.sorted { $0.rate > $1.rate }.prefix(limit).map { $0 }
+    }
+}

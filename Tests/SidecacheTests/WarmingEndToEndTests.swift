@@ -1,0 +1,135 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOHTTP1
+import Sidecache
+import TestSupport
+import Testing
+
+/// Refresh-ahead over real sockets: a real origin that counts what reaches it, a real sidecache
+/// whose wall clock the test moves (so an entry nears its expiry without waiting).
+@Suite struct WarmingEndToEndTests {
+    static func routes(_ warm: String = "{ min_rate: 0.05/s, refresh_ahead: 10% }") -> String {
+        """
+        routes:
+          - name: items
+            match: { methods: [GET, HEAD], path: "/api/items/{id}" }
+            ttl: 100s
+            key: { headers: [X-Tenant] }
+            warm: \(warm)
+          - name: plain
+            match: { path: "/plain/*" }
+            ttl: 100s
+          - name: default
+            match: { path: "/*" }
+            ttl: 1m
+        """
+    }
+
+    /// An origin with validators: a 304 for the current ETag, else the body with it.
+    static func origin(_ version: NIOLockedValueBox<Int>) -> TestOrigin.Responder {
+        { request in
+            let etag = "\"v\(version.withLockedValue { $0 })\""
+            if request.headers.first(name: "if-none-match") == etag { return OriginReply(status: .notModified, headers: [("ETag", etag)]) }
+            return .ok("item \(request.path) \(etag)", [("ETag", etag)])
+        }
+    }
+
+    static let warming = "warming: { max_rps: 100, max_concurrent: 4 }\nadmin: { listen: \"127.0.0.1:0\" }"
+
+    static func prefetches(_ origin: TestOrigin, _ path: String) -> [OriginRequest] {
+        origin.requests.filter { $0.path == path && $0.headers.first(name: "sec-purpose") == "prefetch" }
+    }
+
+    @Test func aHotEntryIsRefreshedBeforeItExpiresAndNoClientWaits() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes(), Self.origin(version)) { origin, proxy in
+            // A request with Authorization is not stored (RFC 9111 §3.5); a cookie does not stop it.
+            let private_ = [("X-Tenant", "t1"), ("Cookie", "session=1")]
+            #expect(try await get(proxy.port, "/api/items/1", private_).xCache == "MISS")
+            for _ in 0..<9 { #expect(try await get(proxy.port, "/api/items/1", private_).xCache == "HIT") }
+            #expect(origin.count("/api/items/1") == 1)
+            // 96 s into a 100 s lifetime: the hit is served from the cache and starts a refresh.
+            proxy.clock.advance(seconds: 96)
+            let nearEnd = try await get(proxy.port, "/api/items/1", private_)
+            #expect(nearEnd.xCache == "HIT" && nearEnd.header("Age") == "96")
+            #expect(await eventually { Self.prefetches(origin, "/api/items/1").count == 1 })
+            let refresh = try #require(Self.prefetches(origin, "/api/items/1").first)
+            // Conditional, with the key's fields, never the client's credentials.
+            #expect(refresh.method == .GET && refresh.headers.first(name: "if-none-match") == "\"v1\"")
+            #expect(refresh.headers.first(name: "x-tenant") == "t1")
+            #expect(refresh.headers.first(name: "authorization") == nil && refresh.headers.first(name: "cookie") == nil)
+            // Past the old expiry the entry is fresh again (the 304 renewed it): still a hit.
+            proxy.clock.advance(seconds: 10)
+            let after = try await get(proxy.port, "/api/items/1", private_)
+            #expect(after.xCache == "HIT" && after.header("Age") == "10")
+            #expect(origin.count("/api/items/1") == 2)
+            // One refresh per lifetime: more hits now start none.
+            for _ in 0..<5 { _ = try await get(proxy.port, "/api/items/1", private_) }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(origin.count("/api/items/1") == 2)
+
+            let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
+            let warming = try #require(stats["warming"] as? [String: Any])
+            let refreshes = try #require(((warming["routes"] as? [String: Any])?["items"] as? [String: Any])?["refresh"] as? [String: Any])
+            #expect(refreshes["issued"] as? Int == 1 && refreshes["not_modified"] as? Int == 1 && refreshes["completed"] as? Int == 1)
+            #expect(refreshes["used"] as? Int == 1 && refreshes["precision"] as? Double == 1)
+            let hot = try #require(warming["hot_keys"] as? [[String: Any]])
+            #expect(hot.first?["key"] as? String == "test.local/api/items/1 x-tenant=t1")
+            let metrics = AdminTests.samples(String(decoding: proxy.runtime.renderMetrics(), as: UTF8.self))
+            #expect(AdminTests.value(metrics, "sidecache_warm_requests_total", ["route": "items", "source": "refresh", "result": "not_modified"]) == 1)
+            #expect(AdminTests.value(metrics, "sidecache_warm_used_total", ["route": "items", "source": "refresh"]) == 1)
+        }
+    }
+
+    @Test func aChangedEntryIsStoredByTheRefreshAndServedNext() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes(), Self.origin(version)) { origin, proxy in
+            for _ in 0..<10 { _ = try await get(proxy.port, "/api/items/2") }
+            version.withLockedValue { $0 = 2 }
+            proxy.clock.advance(seconds: 97)
+            #expect(try await get(proxy.port, "/api/items/2").text.contains("v1"))
+            #expect(await eventually { Self.prefetches(origin, "/api/items/2").count == 1 })
+            let next = try await eventually({ try await get(proxy.port, "/api/items/2") }, until: { $0.text.contains("v2") })
+            #expect(next.xCache == "HIT" && next.text.contains("v2"))
+            #expect(origin.count("/api/items/2") == 2)
+        }
+    }
+
+    @Test func aColdEntryOrARouteWithoutWarmIsLeftToExpire() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes(), Self.origin(version)) { origin, proxy in
+            // One request per lifetime: far below min_rate.
+            _ = try await get(proxy.port, "/api/items/3")
+            // Hot, but on a route without warm.
+            for _ in 0..<10 { _ = try await get(proxy.port, "/plain/a") }
+            proxy.clock.advance(seconds: 97)
+            #expect(try await get(proxy.port, "/api/items/3").xCache == "HIT")
+            #expect(try await get(proxy.port, "/plain/a").xCache == "HIT")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(origin.count("/api/items/3") == 1 && origin.count("/plain/a") == 1)
+            proxy.clock.advance(seconds: 5)
+            // Expired now: this client waits for the origin, as without warming.
+            #expect(try await get(proxy.port, "/api/items/3").xCache != "HIT")
+            #expect(Self.prefetches(origin, "/api/items/3").isEmpty)
+        }
+    }
+
+    @Test func theBudgetPacesRefreshesAndNothingIsLostWhileTheyWait() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: "warming: { max_rps: 5, max_concurrent: 2 }", routes: Self.routes(), Self.origin(version)) { origin, proxy in
+            let keys = (0..<12).map { "/api/items/b\($0)" }
+            for key in keys { for _ in 0..<10 { _ = try await get(proxy.port, key) } }
+            proxy.clock.advance(seconds: 97)
+            let start = ContinuousClock.now
+            for key in keys { #expect(try await get(proxy.port, key).xCache == "HIT") }
+            // One at once, then five a second: after a second at most 6 (7 allows for the
+            // moment this test reads them).
+            try await Task.sleep(until: start + .seconds(1))
+            let early = keys.map { Self.prefetches(origin, $0).count }.reduce(0, +)
+            #expect(early <= 7, "\(early) refreshes within the first second at max_rps 5")
+            #expect(await eventually(timeout: .seconds(10), interval: .milliseconds(100)) {
+                keys.allSatisfy { Self.prefetches(origin, $0).count == 1 }
+            })
+        }
+    }
+}

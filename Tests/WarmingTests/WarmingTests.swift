@@ -1,0 +1,187 @@
+import TestSupport
+import Testing
+import Warming
+
+/// The pure parts of warming, with explicit times (nanoseconds) instead of a clock.
+@Suite struct HotSetTests {
+    static let second: Int64 = 1_000_000_000
+
+    @Test func aSteadyRateReadsAsThatRate() {
+        var set = HotSet<String>(capacity: 10, tau: 10)
+        // 2 requests a second for 100 s (ten time constants).
+        for i in 0..<200 { set.record("a", at: Int64(i) * Self.second / 2) }
+        let rate = set.rate(of: "a", at: 100 * Self.second)
+        #expect(abs(rate - 2) < 0.1, "\(rate)")
+        // Unasked, it decays: after one time constant to about 1/e.
+        let later = set.rate(of: "a", at: 110 * Self.second)
+        #expect(abs(later - 2 / 2.718281828) < 0.1, "\(later)")
+        #expect(set.rate(of: "unknown", at: 0) == 0)
+    }
+
+    @Test func theHottestComeFirstAndTheThresholdFilters() {
+        var set = HotSet<String>(capacity: 10, tau: 30)
+        for i in 0..<300 {
+            let t = Int64(i) * Self.second / 10
+            set.record("hot", at: t)  // 10/s
+            if i % 10 == 0 { set.record("warm", at: t) }  // 1/s
+            if i % 100 == 0 { set.record("cold", at: t) }  // 0.1/s
+        }
+        let now = 30 * Self.second
+        let top = set.hottest(10, at: now)
+        #expect(top.map(\.key) == ["hot", "warm", "cold"])
+        #expect(set.hottest(10, atLeast: 0.5, at: now).map(\.key) == ["hot", "warm"])
+        #expect(set.hottest(1, at: now).map(\.key) == ["hot"])
+    }
+
+    @Test func aScanOfOneTimeKeysMakesNoneHotAndKeepsTheHotOnes() {
+        var set = HotSet<String>(capacity: 100, tau: 30)
+        var t: Int64 = 0
+        for i in 0..<20_000 {
+            t = Int64(i) * Self.second / 100  // 100 requests a second for 200 s
+            if i % 4 == 0 { set.record("hot-\(i / 4 % 10)", at: t) }  // ten keys at 2.5/s each
+            else { set.record("scan-\(i)", at: t) }  // each once
+        }
+        #expect(set.count == 100)
+        let hot = set.hottest(100, atLeast: 0.5, at: t)
+        #expect(Set(hot.map(\.key)) == Set((0..<10).map { "hot-\($0)" }), "\(hot.prefix(12))")
+        for h in hot { #expect(abs(h.rate - 2.5) < 0.3, "\(h)") }
+    }
+
+    @Test func weightsAreRescaledWithoutChangingRatesOrOrder() {
+        var set = HotSet<Int>(capacity: 4, tau: 1)
+        // 400 time constants later (past the rescaling point), rates still read right.
+        let start: Int64 = 0
+        set.record(1, at: start)
+        var t = start
+        for i in 0..<800 {
+            t = Int64(i) * Self.second / 2
+            set.record(2, at: t)
+            if i % 2 == 0 { set.record(3, at: t) }
+        }
+        #expect(set.hottest(4, at: t).map(\.key) == [2, 3])
+        let rate2 = set.rate(of: 2, at: t)
+        #expect(rate2 > 1.5 && rate2 < 2.6, "\(rate2)")
+        #expect(set.rate(of: 1, at: t) < 1e-100)
+        set.remove(2)
+        #expect(set.rate(of: 2, at: t) == 0 && set.count == 2)
+        set.removeAll()
+        #expect(set.count == 0)
+    }
+}
+
+@Suite struct RefreshAheadTests {
+    @Test func aRefreshIsDueInTheLastPartOfTheLifetimeOnly() {
+        let ahead = RefreshAhead(fraction: 0.1)
+        // Lifetime 100 s, jitter 0: the last 10 s.
+        #expect(!ahead.isDue(age: 89, lifetime: 100, jitter: 0))
+        #expect(ahead.isDue(age: 90, lifetime: 100, jitter: 0))
+        #expect(ahead.isDue(age: 99.9, lifetime: 100, jitter: 0))
+        // Stale: the stale-while-revalidate path's, not this one's.
+        #expect(!ahead.isDue(age: 100, lifetime: 100, jitter: 0))
+        // The largest jitter halves the window.
+        #expect(!ahead.isDue(age: 94, lifetime: 100, jitter: 0.999))
+        #expect(ahead.isDue(age: 95.1, lifetime: 100, jitter: 0.999))
+        #expect(!RefreshAhead(fraction: 0).isDue(age: 99, lifetime: 100, jitter: 0))
+        #expect(!ahead.isDue(age: 0, lifetime: 0, jitter: 0))
+    }
+
+    @Test func keysFilledTogetherSpreadTheirRefreshes() {
+        let jitters = (0..<1000).map { RefreshAhead.jitter(for: UInt64($0)) }
+        #expect(jitters.allSatisfy { $0 >= 0 && $0 < 1 })
+        // Spread over [0, 1): every tenth has some.
+        let deciles = Set(jitters.map { Int($0 * 10) })
+        #expect(deciles.count == 10)
+        #expect(RefreshAhead.jitter(for: 42) == RefreshAhead.jitter(for: 42))
+    }
+}
+
+@Suite struct WarmBudgetTests {
+    static let ms: Int64 = 1_000_000
+
+    @Test func noSecondStartsMoreThanTheRatePlusOne() {
+        var budget = WarmBudget<Int>(.init(maxPerSecond: 50, maxConcurrent: 1000), at: 0)
+        for i in 0..<1000 { _ = budget.submit(i, .refresh) }
+        var starts: [Int64] = []
+        var now: Int64 = 0
+        while now < 5_000 * Self.ms {
+            while let started = budget.next(at: now) {
+                starts.append(now)
+                budget.finished(latency: Self.ms)
+                _ = started
+            }
+            now = budget.nextStart(at: now) ?? (now + Self.ms)
+        }
+        // Every window of one second, wherever it starts.
+        for (i, start) in starts.enumerated() {
+            let inWindow = starts[i...].prefix { $0 < start + 1_000 * Self.ms }.count
+            #expect(inWindow <= 51)
+        }
+        #expect(starts.count >= 245 && starts.count <= 251, "\(starts.count)")
+    }
+
+    @Test func concurrencyIsBoundedAndHigherPrioritiesGoFirst() {
+        var budget = WarmBudget<String>(.init(maxPerSecond: 1000, maxConcurrent: 2), at: 0)
+        _ = budget.submit("list", .list)
+        _ = budget.submit("predict", .predict)
+        _ = budget.submit("refresh", .refresh)
+        _ = budget.submit("rewarm", .rewarm)
+        var now: Int64 = 0
+        var order: [String] = []
+        for _ in 0..<2 {
+            now += 10 * Self.ms
+            if let next = budget.next(at: now) { order.append(next.job) }
+        }
+        now += 10 * Self.ms
+        #expect(budget.next(at: now) == nil && budget.inFlight == 2)  // two at once at most
+        #expect(budget.nextStart(at: now) == nil)  // waits for a running one, not for time
+        budget.finished(latency: Self.ms)
+        if let next = budget.next(at: now) { order.append(next.job) }
+        budget.finished(latency: Self.ms)
+        if let next = budget.next(at: now + 10 * Self.ms) { order.append(next.job) }
+        #expect(order == ["refresh", "rewarm", "predict", "list"])
+    }
+
+    @Test func aFullQueueDropsTheLowestFirst() {
+        var budget = WarmBudget<String>(.init(maxPerSecond: 1, maxConcurrent: 1, queueCapacity: 2), at: 0)
+        #expect(isQueued(budget.submit("a", .list)))
+        #expect(isQueued(budget.submit("b", .prefetch)))
+        // Full: a refresh pushes out the list job; another list job is itself dropped.
+        guard case .queuedDropping(let dropped, let source) = budget.submit("c", .refresh) else {
+            Issue.record("the refresh was not queued")
+            return
+        }
+        #expect(dropped == "a" && source == .list)
+        guard case .dropped = budget.submit("d", .list) else {
+            Issue.record("a list job was queued over more important ones")
+            return
+        }
+        #expect(budget.queued == 2 && budget.queued(.refresh) == 1 && budget.queued(.prefetch) == 1)
+        #expect(budget.drain().map(\.job) == ["c", "b"] && budget.queued == 0)
+    }
+
+    func isQueued(_ s: WarmBudget<String>.Submitted) -> Bool {
+        if case .queued = s { return true }
+        return false
+    }
+
+    @Test func nothingStartsWhileTheUpstreamRefuses() {
+        var budget = WarmBudget<Int>(.init(maxPerSecond: 100, maxConcurrent: 4), at: 0)
+        _ = budget.submit(1, .refresh)
+        #expect(budget.next(at: Self.ms * 100, upstreamRefusing: true) == nil)
+        #expect(budget.next(at: Self.ms * 100)?.job == 1)
+    }
+
+    @Test func failuresAndSlowAnswersSlowItDownAndSuccessesBringItBack() {
+        var budget = WarmBudget<Int>(.init(maxPerSecond: 64, maxConcurrent: 4), at: 0)
+        budget.finished(latency: 10 * Self.ms)
+        #expect(budget.pace == 1 && budget.effectiveRate == 64)
+        budget.finished(latency: nil)
+        #expect(budget.pace == 0.5)
+        budget.finished(latency: 50 * Self.ms)  // five times the usual: slow
+        #expect(budget.pace == 0.25 && budget.effectiveRate == 16)
+        for _ in 0..<20 { budget.finished(latency: nil) }
+        #expect(budget.pace == WarmBudget<Int>.minimumPace)
+        for _ in 0..<40 { budget.finished(latency: 10 * Self.ms) }
+        #expect(budget.pace == 1)
+    }
+}
