@@ -382,10 +382,10 @@ public enum ConfigParser {
         return w
     }
 
-    /// A route's `warm: { min_rate, refresh_ahead }`.
+    /// A route's `warm: { min_rate, refresh_ahead, rewarm_after_purge }`.
     private static func readWarm(_ node: Node?, at path: String, warming: Bool, _ r: inout ConfigReader) -> SidecacheConfiguration.Warm? {
         guard let node, !r.isNull(node) else { return nil }
-        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead"]) else { return nil }
+        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead", "rewarm_after_purge"]) else { return nil }
         if !warming { r.fail(path, node, "needs a top-level warming section (its budget: max_rps, max_concurrent), even an empty one") }
         var w = SidecacheConfiguration.Warm()
         if let v = m["min_rate"] {
@@ -396,6 +396,7 @@ public enum ConfigParser {
             if v > 90 { r.fail("\(path).refresh_ahead", m["refresh_ahead"], "at most 90%: a refresh is for the end of an entry's lifetime") }
             else { w.refreshAhead = Double(v) / 100 }
         }
+        w.rewarmAfterPurge = r.bool(m["rewarm_after_purge"], at: "\(path).rewarm_after_purge") ?? (w.refreshAhead != nil)
         return w
     }
 

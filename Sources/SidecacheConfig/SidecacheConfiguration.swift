@@ -47,11 +47,13 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         /// Refetch a hot entry when less than this part of its freshness lifetime is left (0.1
         /// for 10%); nil for no refresh-ahead.
         public var refreshAhead: Double? = nil
+        /// Refetch hot entries a purge removed or marked (default: where refresh_ahead is set).
+        public var rewarmAfterPurge = false
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
-            case minRate = "min_rate_per_second", refreshAhead = "refresh_ahead"
+            case minRate = "min_rate_per_second", refreshAhead = "refresh_ahead", rewarmAfterPurge = "rewarm_after_purge"
         }
     }
 

@@ -20,19 +20,15 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         public let rate: Double
     }
 
-    private struct Slot: Sendable {
-        var key: Key
-        var weight: Double
-        /// The weight inherited from the key evicted for this one.
-        var error: Double
-    }
-
     public let capacity: Int
     /// The decay's time constant in seconds: a burst's weight falls to 1/e after it.
     public let tau: Double
     private var landmark: Int64
-    /// A min-heap on weight.
-    private var heap: [Slot] = []
+    /// A min-heap on weight, kept as three parallel arrays so that sifting and reading rates
+    /// touch only numbers; `errors` is the weight inherited from the key evicted for this one.
+    private var keys: [Key] = []
+    private var weights: [Double] = []
+    private var errors: [Double] = []
     private var position: [Key: Int] = [:]
 
     public init(capacity: Int, tau: Double = 60, startingAt now: Int64 = 0) {
@@ -41,30 +37,37 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         landmark = now
     }
 
-    public var count: Int { heap.count }
+    public var count: Int { keys.count }
 
-    /// Counts one request for `key` at `now` and returns the key's rate after it.
+    /// Counts one request for `key` at `now`: the key's rate after it, and the key it pushed out
+    /// of a full table, if any.
     @discardableResult
-    public mutating func record(_ key: Key, at now: Int64) -> Double {
+    public mutating func record(_ key: Key, at now: Int64) -> (rate: Double, evicted: Key?) {
         rebaseIfNeeded(now)
         let added = exp(Double(now - landmark) / 1e9 / tau)
         if let i = position[key] {
-            heap[i].weight += added
-            siftDown(i)
-            return rate(atIndex: position[key] ?? i, now: now)
+            weights[i] += added
+            let at = siftDown(i)
+            return (rate(atIndex: at, now: now), nil)
         }
-        if heap.count < capacity {
-            heap.append(Slot(key: key, weight: added, error: 0))
-            position[key] = heap.count - 1
-            siftUp(heap.count - 1)
+        var evicted: Key?
+        let at: Int
+        if keys.count < capacity {
+            keys.append(key)
+            weights.append(added)
+            errors.append(0)
+            position[key] = keys.count - 1
+            at = siftUp(keys.count - 1)
         } else {
-            let coldest = heap[0]
-            position[coldest.key] = nil
-            heap[0] = Slot(key: key, weight: coldest.weight + added, error: coldest.weight)
+            evicted = keys[0]
+            position[keys[0]] = nil
+            errors[0] = weights[0]
+            weights[0] += added
+            keys[0] = key
             position[key] = 0
-            siftDown(0)
+            at = siftDown(0)
         }
-        return rate(atIndex: position[key] ?? 0, now: now)
+        return (rate(atIndex: at, now: now), evicted)
     }
 
     /// The key's rate at `now` (0 for a key not tracked).
@@ -77,7 +80,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
 
     /// Keys whose rate is at least `minimum`, hottest first, at most `limit`.
     public func hottest(_ limit: Int, atLeast minimum: Double = 0, at now: Int64) -> [Hot] {
-        heap.indices.map { Hot(key: heap[$0].key, rate: rate(atIndex: $0, now: now)) }
+        keys.indices.map { Hot(key: keys[$0], rate: rate(atIndex: $0, now: now)) }
             .filter { $0.rate >= max(minimum, Self.negligibleRate) }
             .sorted { $0.rate > $1.rate }
             .prefix(limit).map { $0 }
@@ -86,23 +89,27 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     /// Forgets `key`.
     public mutating func remove(_ key: Key) {
         guard let i = position.removeValue(forKey: key) else { return }
-        let last = heap.removeLast()
-        guard i < heap.count else { return }
-        heap[i] = last
-        position[last.key] = i
-        siftUp(i)
-        siftDown(position[last.key] ?? i)
+        let lastKey = keys.removeLast()
+        let lastWeight = weights.removeLast()
+        let lastError = errors.removeLast()
+        guard i < keys.count else { return }
+        keys[i] = lastKey
+        weights[i] = lastWeight
+        errors[i] = lastError
+        position[lastKey] = i
+        siftDown(siftUp(i))
     }
 
     /// Forgets every key.
     public mutating func removeAll() {
-        heap.removeAll()
+        keys.removeAll()
+        weights.removeAll()
+        errors.removeAll()
         position.removeAll()
     }
 
     private func rate(atIndex i: Int, now: Int64) -> Double {
-        let slot = heap[i]
-        return max(0, slot.weight - slot.error) * exp(-Double(now - landmark) / 1e9 / tau) / tau
+        max(0, weights[i] - errors[i]) * exp(-Double(now - landmark) / 1e9 / tau) / tau
     }
 
     /// Past e^300 the weights are scaled down to a landmark at `now`.
@@ -110,40 +117,48 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         let exponent = Double(now - landmark) / 1e9 / tau
         guard exponent > 300 || exponent < -300 else { return }
         let scale = exp(-exponent)
-        for i in heap.indices {
-            heap[i].weight *= scale
-            heap[i].error *= scale
+        for i in weights.indices {
+            weights[i] *= scale
+            errors[i] *= scale
         }
         landmark = now
     }
 
-    private mutating func siftUp(_ start: Int) {
+    /// Moves the entry at `start` up to its place; returns where it ended.
+    @discardableResult
+    private mutating func siftUp(_ start: Int) -> Int {
         var i = start
         while i > 0 {
             let parent = (i - 1) / 2
-            guard heap[i].weight < heap[parent].weight else { return }
+            guard weights[i] < weights[parent] else { break }
             swapAt(i, parent)
             i = parent
         }
+        return i
     }
 
-    private mutating func siftDown(_ start: Int) {
+    /// Moves the entry at `start` down to its place; returns where it ended.
+    @discardableResult
+    private mutating func siftDown(_ start: Int) -> Int {
         var i = start
+        let n = weights.count
         while true {
             let left = 2 * i + 1
             let right = left + 1
             var smallest = i
-            if left < heap.count, heap[left].weight < heap[smallest].weight { smallest = left }
-            if right < heap.count, heap[right].weight < heap[smallest].weight { smallest = right }
-            guard smallest != i else { return }
+            if left < n, weights[left] < weights[smallest] { smallest = left }
+            if right < n, weights[right] < weights[smallest] { smallest = right }
+            guard smallest != i else { return i }
             swapAt(i, smallest)
             i = smallest
         }
     }
 
     private mutating func swapAt(_ a: Int, _ b: Int) {
-        heap.swapAt(a, b)
-        position[heap[a].key] = a
-        position[heap[b].key] = b
+        keys.swapAt(a, b)
+        weights.swapAt(a, b)
+        errors.swapAt(a, b)
+        position[keys[a]] = a
+        position[keys[b]] = b
     }
 }

@@ -1,4 +1,5 @@
 import HTTPCaching
+import Warming
 @testable import Sidecache
 import Testing
 
@@ -142,5 +143,20 @@ import Testing
         #expect(points.times == [3_000, 4_000, 5_000])
         #expect(points.global["requests"] == [2, 2, 2])
         for (name, values) in points.global { #expect(values.count == 3, "\(name)") }
+    }
+
+    @Test func backgroundFetchesAreCountedBySourceOnlyWithWarming() {
+        var before = Self.reading(at: 0)
+        before.warmIssued = [.refresh: 2]
+        var after = Self.reading(at: 1_000)
+        after.warmIssued = [.refresh: 5, .rewarm: 1]
+        after.warmUsed = 3
+        var series = StatsSeries(capacity: 4, baseline: before)
+        series.record(after)
+        var without = StatsSeries(capacity: 4, baseline: Self.reading(at: 0))
+        without.record(Self.reading(at: 1_000))
+        let p = series.points(sinceMilliseconds: nil).global
+        #expect(p["warm_refresh"] == [3] && p["warm_rewarm"] == [1] && p["warm_list"] == [0] && p["warm_used"] == [3])
+        #expect(without.points(sinceMilliseconds: nil).global["warm_refresh"] == [nil])
     }
 }

@@ -15,6 +15,7 @@ import Testing
             match: { methods: [GET, HEAD], path: "/api/items/{id}" }
             ttl: 100s
             key: { headers: [X-Tenant] }
+            tags: ["items", "item:{id}"]
             warm: \(warm)
           - name: plain
             match: { path: "/plain/*" }
@@ -130,6 +131,61 @@ import Testing
             #expect(await eventually(timeout: .seconds(10), interval: .milliseconds(100)) {
                 keys.allSatisfy { Self.prefetches(origin, $0).count == 1 }
             })
+        }
+    }
+
+    static func purge(_ proxy: Sidecar, _ body: String) async throws {
+        let answer = try await request(try #require(proxy.adminPort), "POST", "/purge", body: body)
+        #expect(answer.status == 200, "\(answer.text)")
+    }
+
+    @Test func hotEntriesAPurgeRemovedAreFetchedAgainBeforeAnyClientAsks() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes(), Self.origin(version)) { origin, proxy in
+            for id in ["r1", "r2"] { for _ in 0..<10 { _ = try await get(proxy.port, "/api/items/\(id)", [("X-Tenant", "t9")]) } }
+            _ = try await get(proxy.port, "/api/items/cold")
+            // A hard purge of every item: the two hot ones come back without a client.
+            try await Self.purge(proxy, #"{"tags": ["items"]}"#)
+            #expect(await eventually { Self.prefetches(origin, "/api/items/r1").count == 1 && Self.prefetches(origin, "/api/items/r2").count == 1 })
+            let refetch = try #require(Self.prefetches(origin, "/api/items/r1").first)
+            #expect(refetch.headers.first(name: "if-none-match") == nil && refetch.headers.first(name: "x-tenant") == "t9")
+            let next = try await get(proxy.port, "/api/items/r1", [("X-Tenant", "t9")])
+            #expect(next.xCache == "HIT" && next.header("Age") == "0")
+            #expect(origin.count("/api/items/r1") == 2)
+            // The cold one was left gone: its next client fills it.
+            #expect(Self.prefetches(origin, "/api/items/cold").isEmpty)
+            #expect(try await get(proxy.port, "/api/items/cold").xCache == "MISS")
+
+            // A soft purge: the refetch is conditional, and a 304 makes the entry fresh again.
+            try await Self.purge(proxy, #"{"url": "/api/items/r2", "soft": true}"#)
+            #expect(await eventually { Self.prefetches(origin, "/api/items/r2").count == 2 })
+            #expect(Self.prefetches(origin, "/api/items/r2").last?.headers.first(name: "if-none-match") == "\"v1\"")
+            #expect(try await eventually({ try await get(proxy.port, "/api/items/r2", [("X-Tenant", "t9")]) },
+                                         until: { $0.xCache == "HIT" }).xCache == "HIT")
+
+            // "rewarm": false leaves them to the next client.
+            try await Self.purge(proxy, #"{"tags": ["item:r1"], "rewarm": false}"#)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(Self.prefetches(origin, "/api/items/r1").count == 1)
+            #expect(try await get(proxy.port, "/api/items/r1", [("X-Tenant", "t9")]).xCache == "MISS")
+
+            let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
+            let rewarms = ((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any]
+            let counted = try #require(rewarms?["rewarm"] as? [String: Any])
+            #expect(counted["issued"] as? Int == 3 && counted["stored"] as? Int == 2 && counted["not_modified"] as? Int == 1)
+            // r1's and r2's second were served; r2's first was replaced before any client came.
+            #expect(counted["used"] as? Int == 2 && counted["wasted"] as? Int == 1)
+        }
+    }
+
+    @Test func aRouteCanRefreshAheadWithoutReWarming() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes("{ min_rate: 0.05/s, refresh_ahead: 10%, rewarm_after_purge: false }"),
+                            Self.origin(version)) { origin, proxy in
+            for _ in 0..<10 { _ = try await get(proxy.port, "/api/items/n1") }
+            try await Self.purge(proxy, #"{"tags": ["items"]}"#)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(Self.prefetches(origin, "/api/items/n1").isEmpty)
         }
     }
 }

@@ -57,6 +57,17 @@ enum DashboardPage {
       <figure class="card chart" id="chart-upstream"><figcaption>Upstream connections and breaker failures</figcaption></figure>
       <figure class="card chart" id="chart-rate-limited"><figcaption>Rate-limit refusals/s</figcaption></figure>
       <figure class="card chart" id="chart-redis"><figcaption>Redis errors/s</figcaption></figure>
+      <figure class="card chart" id="chart-warming"><figcaption>Background fetches/s by source, and fetched entries used/s</figcaption></figure>
+    </section>
+
+    <section class="card" id="warming">
+      <h2>Warming</h2>
+      <p id="warm-budget">–</p>
+      <table id="warm-table">
+        <thead><tr><th>route</th><th>source</th><th>issued</th><th>completed</th><th>not stored</th><th>failed</th><th>dropped</th>
+          <th>used</th><th>precision</th></tr></thead>
+        <tbody></tbody>
+      </table>
     </section>
 
     <section class="card">

@@ -8,6 +8,7 @@ enum DashboardScript {
     (() => {
       const TOKEN_KEY = "sidecache-admin-token";
       const SVG = "http://www.w3.org/2000/svg";
+      const WARM_SOURCES = ["refresh", "rewarm", "start", "prefetch", "links", "predict", "list"];
       const OUTCOMES = ["hit", "stale", "revalidated", "coalesced", "miss", "bypass", "local", "rate_limited", "errors"];
       const $ = (id) => document.getElementById(id);
       const data = { capacity: 900, interval: 1, times: [], series: {}, routes: {} };
@@ -260,6 +261,29 @@ enum DashboardScript {
           { name: "breaker failures (window)", values: series("breaker_failures"), color: 8 }]);
         draw("chart-rate-limited", routeNames.map((r) => ({ name: r, values: rates(data.routes[r].rate_limited), text: num(recentRate(data.routes[r].rate_limited, 10)) })));
         draw("chart-redis", [{ name: redis ? "errors/s" : "not configured", values: rates(series("redis_errors")) }]);
+
+        const warming = stats.warming;
+        const warmRows = $("warm-table").tBodies[0];
+        warmRows.replaceChildren();
+        if (!warming) {
+          $("warm-budget").textContent = "Off: the config has no warming section.";
+        } else {
+          const b = warming.budget;
+          $("warm-budget").textContent = "budget: " + num(b.in_flight, 0) + " of " + num(b.max_concurrent, 0) + " under way · " +
+            num(b.effective_rps) + " of " + num(b.max_rps) + " requests/s allowed (pace " + pct(b.pace) + ") · " + num(b.queued, 0) + " queued";
+          for (const route of Object.keys(warming.routes).sort()) {
+            for (const source of WARM_SOURCES) {
+              const c = warming.routes[route][source];
+              if (!c) continue;
+              cells(warmRows, [route, source, num(c.issued, 0), num(c.completed, 0), num(c.not_stored, 0), num(c.failed, 0), num(c.dropped, 0),
+                num(c.used, 0), pct(c.precision)]);
+            }
+          }
+          if (!warmRows.rows.length) cells(warmRows, ["no background fetch yet", "", "", "", "", "", "", "", ""]);
+        }
+        draw("chart-warming", WARM_SOURCES.filter((w) => warming && (w === "refresh" || series("warm_" + w).some((v) => v)))
+          .map((w) => ({ name: w, values: rates(series("warm_" + w)) }))
+          .concat([{ name: "used", values: rates(series("warm_used")), color: 6 }]));
 
         const tbody = $("routes-table").tBodies[0];
         tbody.replaceChildren();

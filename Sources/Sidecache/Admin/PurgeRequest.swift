@@ -14,20 +14,28 @@ struct PurgeRequest: Equatable {
     let target: Target
     /// Mark stale instead of removing.
     let soft: Bool
+    /// Refetch the hot entries it matches on routes that re-warm (`"rewarm": false` skips it).
+    let rewarm: Bool
 
     struct Invalid: Error, CustomStringConvertible {
         let description: String
     }
 
     static let forms = ["all", "pattern", "regex", "tags", "url"]
-    static let usage = #"{"url": "/path"}, {"pattern": "/api/*"}, {"regex": "^/api/[0-9]+$"}, {"tags": ["a"]} or {"all": true}, optionally with "soft": true"#
+    static let usage = #"{"url": "/path"}, {"pattern": "/api/*"}, {"regex": "^/api/[0-9]+$"}, {"tags": ["a"]} or {"all": true}, optionally with "soft": true and "rewarm": false"#
 
     init(json: ByteBuffer) throws(Invalid) {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.readableBytesView)), var fields = object as? [String: Any] else {
             throw Invalid(description: "the body must be a JSON object: \(Self.usage)")
         }
-        if let unknown = fields.keys.sorted().first(where: { $0 != "soft" && !Self.forms.contains($0) }) {
-            throw Invalid(description: "unknown field \"\(unknown)\" (expected one of: \(Self.forms.joined(separator: ", ")), soft)")
+        if let unknown = fields.keys.sorted().first(where: { $0 != "soft" && $0 != "rewarm" && !Self.forms.contains($0) }) {
+            throw Invalid(description: "unknown field \"\(unknown)\" (expected one of: \(Self.forms.joined(separator: ", ")), soft, rewarm)")
+        }
+        if let flag = fields.removeValue(forKey: "rewarm") {
+            guard let rewarm = flag as? Bool else { throw Invalid(description: "rewarm must be true or false") }
+            self.rewarm = rewarm
+        } else {
+            rewarm = true
         }
         if let flag = fields.removeValue(forKey: "soft") {
             guard let soft = flag as? Bool else { throw Invalid(description: "soft must be true or false") }

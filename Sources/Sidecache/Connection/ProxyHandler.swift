@@ -413,7 +413,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// On a warm route: the key's hotness, and a refresh ahead of expiry when it is due.
     private func warmed(_ entry: CachedResponse, for r: ActiveRequest, by warmer: Warmer, now: CacheInstant) {
         guard let route = r.route, let warm = route.warm, let key = r.key else { return }
-        warmer.served(entry, key: key, route: route, warm: warm, request: r, now: now, runtime: runtime)
+        warmer.served(entry, key: key, route: route, warm: warm, request: r, now: now)
     }
 
     private func refreshInBackground(_ r: ActiveRequest, _ target: CacheTarget, entry: CachedResponse) {

@@ -2,6 +2,7 @@ import Foundation
 import HTTPCaching
 import NIOConcurrencyHelpers
 import NIOCore
+import Warming
 
 /// Reads the counters once a second into a `StatsSeries`, for the dashboard's `GET /stats/series`.
 /// Nothing on the request path changes: a reading only loads counters that exist anyway.
@@ -49,7 +50,7 @@ final class StatsSampler: Sendable {
 extension StatsReading {
     /// What the runtime's counters say now.
     init(stats: TrafficStats, store: MemoryStore, pools: UpstreamPools, redis: ProxyRuntime.RedisStatus?, breaker: UpstreamBreaker?,
-         unixMilliseconds: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+         warmer: Warmer?, unixMilliseconds: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
         self.init(unixMilliseconds: unixMilliseconds)
         for tally in stats.all {
             routes[tally.route] = Route(outcomes: tally.byOutcome, serverErrors: tally.serverErrorsByOutcome, rateLimited: tally.rateLimited,
@@ -66,5 +67,13 @@ extension StatsReading {
         let pool = pools.counts
         upstreamInUse = pool.inUse
         upstreamOpen = pool.open
+        if let counts = warmer?.report.counts {
+            var issued: [WarmSource: Int] = [:]
+            for (key, c) in counts {
+                issued[key.source, default: 0] += c.issued
+                warmUsed += c.used
+            }
+            warmIssued = issued
+        }
     }
 }

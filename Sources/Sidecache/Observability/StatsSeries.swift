@@ -1,4 +1,5 @@
 import HTTPCaching
+import Warming
 
 /// One reading of the counters (cumulative since start) and gauges the dashboard charts.
 struct StatsReading: Sendable {
@@ -33,6 +34,10 @@ struct StatsReading: Sendable {
     var breakerFailures = 0
     var upstreamInUse = 0
     var upstreamOpen = 0
+    /// Background fetches issued by source, and fetched entries served, since start; nil
+    /// without a warming section.
+    var warmIssued: [WarmSource: Int]?
+    var warmUsed = 0
 }
 
 /// A fixed number of values, oldest dropped first; nil where a value is unknown.
@@ -78,7 +83,8 @@ struct StatsSeries: Sendable {
         "p50_ms", "p99_ms", "upstream_p50_ms", "upstream_p99_ms",
         "cache_bytes", "cache_entries", "max_bytes", "evictions", "small_bytes", "main_bytes", "ghost_keys",
         "redis_connected", "redis_subscribed", "redis_errors", "breaker_state", "breaker_failures", "upstream_in_use", "upstream_open",
-    ]
+        "warm_used",
+    ] + WarmSource.allCases.map { "warm_\($0.rawValue)" }
     /// Series of each route.
     static let routeNames = ["requests", "hit_ratio", "errors", "rate_limited", "p50_ms", "p99_ms", "upstream_p50_ms", "upstream_p99_ms"]
 
@@ -178,7 +184,12 @@ struct StatsSeries: Sendable {
             "redis_errors": later.redis.map { Double(delta($0.errors, earlier.redis?.errors ?? 0)) },
             "breaker_state": later.breakerState.map(Double.init), "breaker_failures": later.breakerState.map { _ in Double(later.breakerFailures) },
             "upstream_in_use": Double(later.upstreamInUse), "upstream_open": Double(later.upstreamOpen),
+            "warm_used": later.warmIssued.map { _ in Double(delta(later.warmUsed, earlier.warmUsed)) },
         ]
+        for source in WarmSource.allCases {
+            // updateValue: a nil (no warming) stays a point, where assigning nil would drop the series.
+            point.updateValue(later.warmIssued.map { Double(delta($0[source] ?? 0, earlier.warmIssued?[source] ?? 0)) }, forKey: "warm_\(source.rawValue)")
+        }
         // The outcomes stack to `requests`: a 5xx answer counts as an error, a rate-limit refusal
         // (answered locally) as rate_limited, whatever its cache outcome.
         for outcome in CacheOutcome.allCases {

@@ -15,22 +15,30 @@ final class InvalidationService: Sendable {
     private let metrics: SidecacheMetrics
     private let clock: @Sendable () -> CacheInstant
     private let tier: @Sendable () -> (any SharedCacheTier)?
+    /// Re-warms the hot entries a purge started here removed or marked.
+    private let warmer: @Sendable () -> Warmer?
 
-    init(store: MemoryStore, metrics: SidecacheMetrics, clock: @escaping @Sendable () -> CacheInstant, tier: @escaping @Sendable () -> (any SharedCacheTier)?) {
+    init(store: MemoryStore, metrics: SidecacheMetrics, clock: @escaping @Sendable () -> CacheInstant, tier: @escaping @Sendable () -> (any SharedCacheTier)?,
+         warmer: @escaping @Sendable () -> Warmer? = { nil }) {
         self.store = store
         self.metrics = metrics
         self.clock = clock
         self.tier = tier
+        self.warmer = warmer
     }
 
     /// Evicts from L1 (or with `soft`, marks stale), and does the same in L2 and every other
     /// instance's L1 through Redis when it is configured (best effort: with Redis down only this
     /// instance's L1 is changed). The future completes on `loop` once both are done, Redis within
-    /// its timeout.
-    func invalidate(_ target: InvalidationMessage.Target, soft: Bool = false, on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
+    /// its timeout. With `rewarm`, the hot entries it matched on routes that re-warm are fetched
+    /// again in the background once memory is done (a purge heard from another instance is that
+    /// instance's to re-warm: with Redis its fetch lands in L2 for all).
+    func invalidate(_ target: InvalidationMessage.Target, soft: Bool = false, rewarm: Bool = true,
+                    on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
         let now = clock()
         metrics.recordPurge(kind: target.kind, soft: soft)
         let memory = invalidateMemory(target, soft: soft, now: now, on: loop)
+        if rewarm, let warmer = warmer() { memory.whenSuccess { _ in warmer.invalidated(target, at: now) } }
         guard let tier = tier() else { return memory.map { PurgeCount(memory: $0, redis: nil) } }
         let redis = tier.invalidate(target, soft: soft, now: now, on: loop).map(Optional.some).recover { _ in nil }
         return memory.and(redis).map { PurgeCount(memory: $0, redis: $1) }

@@ -54,7 +54,9 @@ public final class ProxyRuntime: Sendable {
         let store = MemoryStore(limits: snapshot.configuration.cache.memory)
         self.store = store
         let tier = self.tier
-        self.invalidation = InvalidationService(store: store, metrics: metrics, clock: clock, tier: { tier.withLockedValue { $0 } })
+        let active = self.active
+        self.invalidation = InvalidationService(store: store, metrics: metrics, clock: clock, tier: { tier.withLockedValue { $0 } },
+                                                warmer: { active.withLockedValue { $0.warmer } })
         self.reloader = ConfigReloader(logger: logger, metrics: metrics)
         self.pools = UpstreamPools(group: group)
         self.logger = logger
@@ -62,15 +64,15 @@ public final class ProxyRuntime: Sendable {
         self.accessLog = AccessLog(sink: logSink)
         self.accessEnabled = Synchronization.Atomic(snapshot.configuration.logging.access)
         self.group = group
-        let active = self.active
         self.sweeper = RateLimitSweeper(on: group.next(), clock: monotonic, limiters: { active.withLockedValue { $0.limiters.all } })
         let (stats, pools, guardBox) = (self.stats, self.pools, self.guardBox)
         self.sampler = StatsSampler(on: group.next()) {
             StatsReading(stats: stats, store: store, pools: pools, redis: tier.withLockedValue { $0 }.map(RedisStatus.init),
-                         breaker: guardBox.withLockedValue { $0.breaker })
+                         breaker: guardBox.withLockedValue { $0.breaker }, warmer: active.withLockedValue { $0.warmer })
         }
         levelBox.level = Logger.Level(rawValue: snapshot.configuration.logging.level) ?? .info
         if let redis = snapshot.configuration.cache.redis { tier.withLockedValue { $0 = makeTier(redis) } }
+        current.warmer?.attach(to: self)
     }
 
     /// The invalidation log the fills consult.
@@ -208,7 +210,9 @@ public final class ProxyRuntime: Sendable {
             var stopped: Warmer?
             switch (warmer, next.configuration.warming) {
             case (let kept?, let settings?): kept.update(settings)
-            case (nil, let settings?): warmer = Warmer(settings, loop: group.next(), clock: monotonic)
+            case (nil, let settings?):
+                warmer = Warmer(settings, loop: group.next(), clock: monotonic)
+                warmer?.attach(to: self)
             case (let old?, nil): (warmer, stopped) = (nil, old)
             case (nil, nil): break
             }

@@ -21,8 +21,20 @@ final class Warmer: Sendable {
         let route: CompiledRoute
         let head: HTTPRequestHead
         let uri: String
-        /// The entry served when the fetch was decided; a newer one by then makes it needless.
+        /// The entry served when the fetch was decided (a refresh), or nil (a re-warm).
         let entry: CachedResponse?
+        /// A stored entry newer than this (a client's fill, another fetch) makes the job needless.
+        let since: CacheInstant
+    }
+
+    /// How to ask for a hot key again, kept while the key is tracked: for re-warming it after a
+    /// purge removed or marked it.
+    struct Recipe: Sendable {
+        let key: CacheKey
+        let route: CompiledRoute
+        let head: HTTPRequestHead
+        let uri: String
+        let tags: [String]
     }
 
     /// What the fetches of one route and source did.
@@ -55,6 +67,8 @@ final class Warmer: Sendable {
         var hot: HotSet<String>
         /// Keys whose entry a fetch stored and no client has been served since, with who fetched it.
         var unused: [String: CountKey] = [:]
+        /// Hot keys of routes that re-warm after purges: at most one per tracked key.
+        var recipes: [String: Recipe] = [:]
     }
 
     private struct Schedule {
@@ -74,6 +88,19 @@ final class Warmer: Sendable {
     private let schedule: NIOLockedValueBox<Schedule>
     private let loop: any EventLoop
     private let clock: MonotonicClock
+    /// The runtime whose cache, pools and fills the fetches use; it holds the warmer.
+    private let owner = NIOLockedValueBox(WeakRuntime())
+
+    private struct WeakRuntime {
+        weak var runtime: ProxyRuntime?
+    }
+
+    /// The runtime that holds this warmer: set once it exists.
+    func attach(to runtime: ProxyRuntime) {
+        owner.withLockedValue { $0.runtime = runtime }
+    }
+
+    private var runtime: ProxyRuntime? { owner.withLockedValue { $0.runtime } }
 
     init(_ settings: SidecacheConfiguration.Warming, loop: any EventLoop, clock: MonotonicClock) {
         self.loop = loop
@@ -117,9 +144,15 @@ final class Warmer: Sendable {
     /// A client was served `entry` for `key` on a warm route: counts the request, marks a fetched
     /// entry used, and queues a refresh when the key is hot and the entry near its end.
     func served(_ entry: CachedResponse, key: CacheKey, route: CompiledRoute, warm: SidecacheConfiguration.Warm, request: ActiveRequest,
-                now: CacheInstant, runtime: ProxyRuntime) {
-        let (rate, fetchedBy) = shard(for: key.value).withLockedValue { s in
-            (s.hot.record(key.value, at: clock.nanoseconds()), s.unused.removeValue(forKey: key.value))
+                now: CacheInstant) {
+        let (rate, fetchedBy) = shard(for: key.value).withLockedValue { s -> (Double, CountKey?) in
+            let (rate, evicted) = s.hot.record(key.value, at: clock.nanoseconds())
+            if let evicted { s.recipes[evicted] = nil }
+            if warm.rewarmAfterPurge, rate >= warm.minRate, s.recipes[key.value] == nil,
+               let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) {
+                s.recipes[key.value] = Recipe(key: key, route: route, head: head, uri: request.uri, tags: entry.tags)
+            }
+            return (rate, s.unused.isEmpty ? nil : s.unused.removeValue(forKey: key.value))
         }
         if let fetchedBy { schedule.withLockedValue { $0.counts[fetchedBy, default: Counts()].used += 1 } }
         guard let fraction = warm.refreshAhead, rate >= warm.minRate else { return }
@@ -128,7 +161,35 @@ final class Warmer: Sendable {
         let jitter = RefreshAhead.jitter(for: UInt64(bitPattern: Int64(key.value.hashValue)))
         guard RefreshAhead(fraction: fraction).isDue(age: age, lifetime: lifetime, jitter: jitter),
               let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) else { return }
-        submit(Job(key: key, route: route, head: head, uri: request.uri, entry: entry), .refresh, runtime: runtime)
+        submit(Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime), .refresh)
+    }
+
+    // MARK: Purges
+
+    /// A purge here removed or marked entries: the hot keys it matched on routes that re-warm are
+    /// fetched again in the background (`rewarm`), so the next client finds a fresh entry. Clients
+    /// that come before a fetch starts fill the key themselves, and the fetch is then skipped.
+    func invalidated(_ target: InvalidationMessage.Target, at now: CacheInstant) {
+        let matches: (Recipe) -> Bool
+        switch target {
+        case .path(let path): matches = { $0.key.path == path }
+        case .tag(let tag): matches = { $0.tags.contains(tag) }
+        case .pattern(let pattern):
+            let test = pattern.matcher()
+            matches = { test($0.key.path) }
+        case .all: matches = { _ in true }
+        }
+        let t = clock.nanoseconds()
+        var jobs: [Job] = []
+        for shard in shards {
+            shard.withLockedValue { s in
+                for recipe in s.recipes.values where matches(recipe) {
+                    guard let warm = recipe.route.warm, s.hot.rate(of: recipe.key.value, at: t) >= warm.minRate else { continue }
+                    jobs.append(Job(key: recipe.key, route: recipe.route, head: recipe.head, uri: recipe.uri, entry: nil, since: now))
+                }
+            }
+        }
+        for job in jobs { submit(job, .rewarm) }
     }
 
     /// The head of a background fetch for what `request` asked: GET, its target and Host, the
@@ -145,7 +206,7 @@ final class Warmer: Sendable {
 
     // MARK: Scheduling
 
-    func submit(_ job: Job, _ source: WarmSource, runtime: ProxyRuntime) {
+    func submit(_ job: Job, _ source: WarmSource) {
         let queued = schedule.withLockedValue { s -> Bool in
             guard !s.stopped, s.scheduled.insert(job.key.value).inserted else { return false }
             let counted = CountKey(route: job.route.name, source: source)
@@ -162,11 +223,12 @@ final class Warmer: Sendable {
                 return false
             }
         }
-        if queued { loop.execute { self.pump(runtime) } }
+        if queued { loop.execute { self.pump() } }
     }
 
     /// Starts what the budget allows now, and sets a wake-up for the next start.
-    private func pump(_ runtime: ProxyRuntime) {
+    private func pump() {
+        guard let runtime else { return }
         let refusing = runtime.upstreamGuard.breaker?.status.state == "open"
         let now = clock.nanoseconds()
         let ready = schedule.withLockedValue { s -> [(Job, WarmSource)] in
@@ -178,9 +240,7 @@ final class Warmer: Sendable {
             // While the breaker is open nothing starts; look again in a second.
             let at = refusing && s.budget.queued > 0 ? now + 1_000_000_000 : s.budget.nextStart(at: now)
             if let at {
-                s.wake = loop.scheduleTask(in: .nanoseconds(max(1_000_000, at - now))) { [weak runtime] in
-                    if let runtime { self.pump(runtime) }
-                }
+                s.wake = loop.scheduleTask(in: .nanoseconds(max(1_000_000, at - now))) { self.pump() }
             }
             return ready
         }
@@ -195,21 +255,21 @@ final class Warmer: Sendable {
         // Needless now: the route went away in a reload, or a client's fill or another refresh
         // stored a newer entry already, or a fill of the key is under way.
         let current = runtime.store.lookup(job.key, requestHeaders: job.head.headers, now: runtime.now())
-        let newer = current.map { stored in job.entry.map { stored.responseTime > $0.responseTime } ?? true } ?? false
+        let newer = current.map { $0.responseTime > job.since } ?? false
         guard request.route?.name == job.route.name, !newer, runtime.coalescer.join(job.key.value, waiter: nil) == .leader else {
-            finished(job, counted, ending: nil, latency: nil, runtime: runtime)
+            finished(job, counted, ending: nil, latency: nil)
             return
         }
         schedule.withLockedValue { $0.counts[counted, default: Counts()].issued += 1 }
         request.key = job.key
         CacheFill(runtime: runtime, key: job.key, route: job.route, request: request, owner: nil, clientAddress: "127.0.0.1",
                   validating: current ?? job.entry, eventLoop: loop) { [self] ending in
-            finished(job, counted, ending: ending, latency: clock.nanoseconds() - started, runtime: runtime)
+            finished(job, counted, ending: ending, latency: clock.nanoseconds() - started)
         }.start()
     }
 
     /// `ending` nil: the job was skipped without a fetch.
-    private func finished(_ job: Job, _ counted: CountKey, ending: CacheFill.Ending?, latency: Int64?, runtime: ProxyRuntime) {
+    private func finished(_ job: Job, _ counted: CountKey, ending: CacheFill.Ending?, latency: Int64?) {
         var replacedUnused: CountKey?
         if let ending, ending != .failed, ending != .notStored {
             replacedUnused = shard(for: job.key.value).withLockedValue { s in
@@ -239,7 +299,7 @@ final class Warmer: Sendable {
                 s.budget.finished(latency: nil)
             }
         }
-        pump(runtime)
+        pump()
     }
 
     // MARK: Reports
