@@ -23,13 +23,16 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     public let capacity: Int
     /// The decay's time constant in seconds: a burst's weight falls to 1/e after it.
     public let tau: Double
-    private var landmark: Int64
+    @usableFromInline var landmark: Int64
     /// A min-heap on weight, kept as three parallel arrays so that sifting and reading rates
     /// touch only numbers; `errors` is the weight inherited from the key evicted for this one.
-    private var keys: [Key] = []
-    private var weights: [Double] = []
-    private var errors: [Double] = []
-    private var position: [Key: Int] = [:]
+    @usableFromInline var keys: [Key] = []
+    @usableFromInline var weights: [Double] = []
+    @usableFromInline var errors: [Double] = []
+    /// Eight bits per key for the caller (what it keeps elsewhere about the key), cleared when
+    /// the key is pushed out.
+    @usableFromInline var flags: [UInt8] = []
+    @usableFromInline var position: [Key: Int] = [:]
 
     public init(capacity: Int, tau: Double = 60, startingAt now: Int64 = 0) {
         self.capacity = max(1, capacity)
@@ -39,16 +42,17 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
 
     public var count: Int { keys.count }
 
-    /// Counts one request for `key` at `now`: the key's rate after it, and the key it pushed out
-    /// of a full table, if any.
+    /// Counts one request for `key` at `now`: the key's rate after it, the key it pushed out of
+    /// a full table (if any), and its flags.
     @discardableResult
-    public mutating func record(_ key: Key, at now: Int64) -> (rate: Double, evicted: Key?) {
+    @inlinable
+    public mutating func record(_ key: Key, at now: Int64) -> (rate: Double, evicted: Key?, flags: UInt8) {
         rebaseIfNeeded(now)
         let added = exp(Double(now - landmark) / 1e9 / tau)
         if let i = position[key] {
             weights[i] += added
             let at = siftDown(i)
-            return (rate(atIndex: at, now: now), nil)
+            return (rate(atIndex: at, now: now), nil, flags[at])
         }
         var evicted: Key?
         let at: Int
@@ -56,6 +60,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
             keys.append(key)
             weights.append(added)
             errors.append(0)
+            flags.append(0)
             position[key] = keys.count - 1
             at = siftUp(keys.count - 1)
         } else {
@@ -63,14 +68,32 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
             position[keys[0]] = nil
             errors[0] = weights[0]
             weights[0] += added
+            flags[0] = 0
             keys[0] = key
             position[key] = 0
             at = siftDown(0)
         }
-        return (rate(atIndex: at, now: now), evicted)
+        return (rate(atIndex: at, now: now), evicted, 0)
+    }
+
+    @inlinable
+    public func contains(_ key: Key) -> Bool { position[key] != nil }
+
+    /// The caller's flags of `key` (0 for a key not tracked).
+    @inlinable
+    public func flags(of key: Key) -> UInt8 {
+        position[key].map { flags[$0] } ?? 0
+    }
+
+    /// Sets (`on`) or clears the bits of `mask` on `key`; nothing for a key not tracked.
+    @inlinable
+    public mutating func setFlags(_ mask: UInt8, on: Bool = true, of key: Key) {
+        guard let i = position[key] else { return }
+        flags[i] = on ? flags[i] | mask : flags[i] & ~mask
     }
 
     /// The key's rate at `now` (0 for a key not tracked).
+    @inlinable
     public func rate(of key: Key, at now: Int64) -> Double {
         position[key].map { rate(atIndex: $0, now: now) } ?? 0
     }
@@ -92,10 +115,12 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         let lastKey = keys.removeLast()
         let lastWeight = weights.removeLast()
         let lastError = errors.removeLast()
+        let lastFlags = flags.removeLast()
         guard i < keys.count else { return }
         keys[i] = lastKey
         weights[i] = lastWeight
         errors[i] = lastError
+        flags[i] = lastFlags
         position[lastKey] = i
         siftDown(siftUp(i))
     }
@@ -105,15 +130,18 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         keys.removeAll()
         weights.removeAll()
         errors.removeAll()
+        flags.removeAll()
         position.removeAll()
     }
 
-    private func rate(atIndex i: Int, now: Int64) -> Double {
+    @inlinable
+    func rate(atIndex i: Int, now: Int64) -> Double {
         max(0, weights[i] - errors[i]) * exp(-Double(now - landmark) / 1e9 / tau) / tau
     }
 
     /// Past e^300 the weights are scaled down to a landmark at `now`.
-    private mutating func rebaseIfNeeded(_ now: Int64) {
+    @inlinable
+    mutating func rebaseIfNeeded(_ now: Int64) {
         let exponent = Double(now - landmark) / 1e9 / tau
         guard exponent > 300 || exponent < -300 else { return }
         let scale = exp(-exponent)
@@ -125,8 +153,8 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Moves the entry at `start` up to its place; returns where it ended.
-    @discardableResult
-    private mutating func siftUp(_ start: Int) -> Int {
+    @inlinable @discardableResult
+    mutating func siftUp(_ start: Int) -> Int {
         var i = start
         while i > 0 {
             let parent = (i - 1) / 2
@@ -138,8 +166,8 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Moves the entry at `start` down to its place; returns where it ended.
-    @discardableResult
-    private mutating func siftDown(_ start: Int) -> Int {
+    @inlinable @discardableResult
+    mutating func siftDown(_ start: Int) -> Int {
         var i = start
         let n = weights.count
         while true {
@@ -154,10 +182,12 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    private mutating func swapAt(_ a: Int, _ b: Int) {
+    @inlinable
+    mutating func swapAt(_ a: Int, _ b: Int) {
         keys.swapAt(a, b)
         weights.swapAt(a, b)
         errors.swapAt(a, b)
+        flags.swapAt(a, b)
         position[keys[a]] = a
         position[keys[b]] = b
     }

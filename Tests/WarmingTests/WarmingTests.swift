@@ -69,6 +69,28 @@ import Warming
     }
 }
 
+@Suite struct HotSetFlagsTests {
+    @Test func flagsFollowTheirKeyThroughTheHeapAndAreClearedWhenItIsPushedOut() {
+        var set = HotSet<String>(capacity: 2, tau: 10)
+        set.record("a", at: 0)
+        set.setFlags(0b01, of: "a")
+        set.setFlags(0b10, of: "a")
+        set.setFlags(0b01, of: "missing")
+        #expect(set.flags(of: "a") == 0b11 && set.flags(of: "missing") == 0 && !set.contains("missing"))
+        // b overtakes a; the heap reorders and the flags move with the keys.
+        for i in 0..<5 { set.record("b", at: Int64(i)) }
+        set.setFlags(0b100, of: "b")
+        #expect(set.record("a", at: 10).flags == 0b11)
+        set.setFlags(0b01, on: false, of: "a")
+        #expect(set.flags(of: "a") == 0b10 && set.flags(of: "b") == 0b100)
+        // c pushes out the coldest (a): a's flags go with it, c starts with none.
+        let pushed = set.record("c", at: 20)
+        #expect(pushed.evicted == "a" && pushed.flags == 0 && set.flags(of: "c") == 0 && set.flags(of: "b") == 0b100)
+        set.remove("b")
+        #expect(set.flags(of: "b") == 0 && set.count == 1 && set.contains("c"))
+    }
+}
+
 @Suite struct RefreshAheadTests {
     @Test func aRefreshIsDueInTheLastPartOfTheLifetimeOnly() {
         let ahead = RefreshAhead(fraction: 0.1)

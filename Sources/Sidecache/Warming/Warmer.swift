@@ -37,6 +37,21 @@ final class Warmer: Sendable {
         let tags: [String]
     }
 
+    /// A cache key as the hot set tracks it: hashed once per request, then compared and
+    /// hashed again by that number alone (two keys whose 64-bit hashes collide share a rate).
+    struct HotKey: Hashable, Sendable {
+        let hash: Int
+        let name: String
+
+        init(_ name: String) {
+            self.name = name
+            hash = name.hashValue
+        }
+
+        static func == (a: HotKey, b: HotKey) -> Bool { a.hash == b.hash }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
+
     /// What the fetches of one route and source did.
     struct Counts: Sendable, Equatable {
         var issued = 0
@@ -64,11 +79,11 @@ final class Warmer: Sendable {
     }
 
     private struct Shard {
-        var hot: HotSet<String>
+        var hot: HotSet<HotKey>
         /// Keys whose entry a fetch stored and no client has been served since, with who fetched it.
-        var unused: [String: CountKey] = [:]
+        var unused: [HotKey: CountKey] = [:]
         /// Hot keys of routes that re-warm after purges: at most one per tracked key.
-        var recipes: [String: Recipe] = [:]
+        var recipes: [HotKey: Recipe] = [:]
     }
 
     private struct Schedule {
@@ -133,11 +148,13 @@ final class Warmer: Sendable {
         }
     }
 
-    private func shard(for key: String) -> NIOLockedValueBox<Shard> {
-        var hasher = Hasher()
-        hasher.combine(key)
-        return shards[Int(UInt(bitPattern: hasher.finalize()) % UInt(shards.count))]
+    private func shard(hash: Int) -> NIOLockedValueBox<Shard> {
+        shards[Int(UInt(bitPattern: hash) % UInt(shards.count))]
     }
+
+    /// `HotSet` flags: the key has a recipe in `recipes`; its entry was fetched and is in `unused`.
+    private static let hasRecipe: UInt8 = 1
+    private static let fetchedUnused: UInt8 = 2
 
     // MARK: The hit path
 
@@ -145,20 +162,30 @@ final class Warmer: Sendable {
     /// entry used, and queues a refresh when the key is hot and the entry near its end.
     func served(_ entry: CachedResponse, key: CacheKey, route: CompiledRoute, warm: SidecacheConfiguration.Warm, request: ActiveRequest,
                 now: CacheInstant) {
-        let (rate, fetchedBy) = shard(for: key.value).withLockedValue { s -> (Double, CountKey?) in
-            let (rate, evicted) = s.hot.record(key.value, at: clock.nanoseconds())
-            if let evicted { s.recipes[evicted] = nil }
-            if warm.rewarmAfterPurge, rate >= warm.minRate, s.recipes[key.value] == nil,
-               let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) {
-                s.recipes[key.value] = Recipe(key: key, route: route, head: head, uri: request.uri, tags: entry.tags)
+        // One hash of the key picks the shard and the refresh jitter; the flags say, without
+        // another lookup, whether the key has a recipe and whether a fetched entry waits for use.
+        let hot = HotKey(key.value)
+        let hash = hot.hash
+        let (rate, fetchedBy) = shard(hash: hash).withLockedValue { s -> (Double, CountKey?) in
+            let (rate, evicted, flags) = s.hot.record(hot, at: clock.nanoseconds())
+            if let evicted {
+                s.recipes[evicted] = nil
+                s.unused[evicted] = nil
             }
-            return (rate, s.unused.isEmpty ? nil : s.unused.removeValue(forKey: key.value))
+            if warm.rewarmAfterPurge, rate >= warm.minRate, flags & Self.hasRecipe == 0,
+               let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) {
+                s.recipes[hot] = Recipe(key: key, route: route, head: head, uri: request.uri, tags: entry.tags)
+                s.hot.setFlags(Self.hasRecipe, of: hot)
+            }
+            guard flags & Self.fetchedUnused != 0 else { return (rate, nil) }
+            s.hot.setFlags(Self.fetchedUnused, on: false, of: hot)
+            return (rate, s.unused.removeValue(forKey: hot))
         }
         if let fetchedBy { schedule.withLockedValue { $0.counts[fetchedBy, default: Counts()].used += 1 } }
         guard let fraction = warm.refreshAhead, rate >= warm.minRate else { return }
         let lifetime = Double(entry.terms.freshnessLifetime.milliseconds) / 1000
         let age = Double(entry.age(at: now).milliseconds) / 1000
-        let jitter = RefreshAhead.jitter(for: UInt64(bitPattern: Int64(key.value.hashValue)))
+        let jitter = RefreshAhead.jitter(for: UInt64(bitPattern: Int64(hash)))
         guard RefreshAhead(fraction: fraction).isDue(age: age, lifetime: lifetime, jitter: jitter),
               let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) else { return }
         submit(Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime), .refresh)
@@ -184,7 +211,7 @@ final class Warmer: Sendable {
         for shard in shards {
             shard.withLockedValue { s in
                 for recipe in s.recipes.values where matches(recipe) {
-                    guard let warm = recipe.route.warm, s.hot.rate(of: recipe.key.value, at: t) >= warm.minRate else { continue }
+                    guard let warm = recipe.route.warm, s.hot.rate(of: HotKey(recipe.key.value), at: t) >= warm.minRate else { continue }
                     jobs.append(Job(key: recipe.key, route: recipe.route, head: recipe.head, uri: recipe.uri, entry: nil, since: now))
                 }
             }
@@ -272,9 +299,15 @@ final class Warmer: Sendable {
     private func finished(_ job: Job, _ counted: CountKey, ending: CacheFill.Ending?, latency: Int64?) {
         var replacedUnused: CountKey?
         if let ending, ending != .failed, ending != .notStored {
-            replacedUnused = shard(for: job.key.value).withLockedValue { s in
-                defer { s.unused[job.key.value] = counted }
-                return s.unused[job.key.value]
+            let hot = HotKey(job.key.value)
+            replacedUnused = shard(hash: hot.hash).withLockedValue { s in
+                // Only a tracked key can be found used (an untracked one counts as not used).
+                guard s.hot.contains(hot) else { return nil }
+                defer {
+                    s.unused[hot] = counted
+                    s.hot.setFlags(Self.fetchedUnused, of: hot)
+                }
+                return s.unused[hot]
             }
         }
         schedule.withLockedValue { s in
@@ -310,8 +343,9 @@ final class Warmer: Sendable {
     }
 
     /// The hottest keys of all routes now, hottest first.
-    func hottest(_ limit: Int) -> [HotSet<String>.Hot] {
+    func hottest(_ limit: Int) -> [(key: String, rate: Double)] {
         let now = clock.nanoseconds()
-        return shards.flatMap { $0.withLockedValue { $0.hot.hottest(limit, at: now) } }.sorted { $0.rate > $1.rate }.prefix(limit).map { $0 }
+        return shards.flatMap { $0.withLockedValue { $0.hot.hottest(limit, at: now) } }.sorted { $0.rate > $1.rate }.prefix(limit)
+            .map { (key: $0.key.name, rate: $0.rate) }
     }
 }
