@@ -43,7 +43,7 @@ import Testing
 
     @Test func aHotEntryIsRefreshedBeforeItExpiresAndNoClientWaits() async throws {
         let version = NIOLockedValueBox(1)
-        try await withProxy(extra: Self.warming, routes: Self.routes(), Self.origin(version)) { origin, proxy in
+        try await withProxy(extra: Self.warming, routes: Self.routes(), access: true, Self.origin(version)) { origin, proxy in
             // A request with Authorization is not stored (RFC 9111 §3.5); a cookie does not stop it.
             let private_ = [("X-Tenant", "t1"), ("Cookie", "session=1")]
             #expect(try await get(proxy.port, "/api/items/1", private_).xCache == "MISS")
@@ -78,6 +78,12 @@ import Testing
             #expect(hot.first?["key"] as? String == "test.local/api/items/1 x-tenant=t1")
             let metrics = AdminTests.samples(String(decoding: proxy.runtime.renderMetrics(), as: UTF8.self))
             #expect(AdminTests.value(metrics, "sidecache_warm_requests_total", ["route": "items", "source": "refresh", "result": "not_modified"]) == 1)
+            // The background fetch has its access log line, with its purpose.
+            let lines = proxy.logLines.filter { $0.contains("\"type\":\"access\"") && $0.contains("\"purpose\":\"refresh\"") }
+            #expect(lines.count == 1 && lines.first?.contains("\"status\":304") == true && lines.first?.contains("\"cache\":\"revalidated\"") == true,
+                    "\(lines)")
+            // No client line has a purpose.
+            #expect(proxy.logLines.filter { $0.contains("\"type\":\"access\"") && !$0.contains("\"purpose\"") }.count == 17)
             #expect(AdminTests.value(metrics, "sidecache_warm_used_total", ["route": "items", "source": "refresh"]) == 1)
         }
     }

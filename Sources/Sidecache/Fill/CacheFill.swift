@@ -38,7 +38,9 @@ final class CacheFill: UpstreamResponseDelegate {
     /// The invalidation log's epoch when the fill began: one matching it since then wins.
     private let startEpoch: UInt64
     /// Told how the fill ended, once: a background fetch's scheduler (the warmer) counts it.
-    private var onEnd: ((Ending) -> Void)?
+    private var onEnd: ((Ending, _ status: UInt) -> Void)?
+    /// The upstream's status, once its head came (0 before).
+    private var upstreamStatus: UInt = 0
 
     /// How a fill ended, for whoever started it in the background.
     enum Ending: Equatable {
@@ -52,7 +54,8 @@ final class CacheFill: UpstreamResponseDelegate {
     }
 
     init(runtime: ProxyRuntime, key: CacheKey, route: CompiledRoute, request: ActiveRequest, owner: (any ClientResponder)?,
-         clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop, onEnd: ((Ending) -> Void)? = nil) {
+         clientAddress: String, validating: CachedResponse?, eventLoop: any EventLoop,
+         onEnd: ((Ending, _ status: UInt) -> Void)? = nil) {
         self.onEnd = onEnd
         self.runtime = runtime
         self.key = key
@@ -116,6 +119,7 @@ final class CacheFill: UpstreamResponseDelegate {
             return
         }
         if owner != nil { request.markUpstreamEnd() }
+        upstreamStatus = head.status.code
         let now = runtime.now()
         if validating != nil, head.status == .notModified {
             mode = .notModified(head)
@@ -270,7 +274,7 @@ final class CacheFill: UpstreamResponseDelegate {
     private func ended(_ ending: Ending) {
         let told = onEnd
         onEnd = nil
-        told?(ending)
+        told?(ending, upstreamStatus)
     }
 
     /// The client that started the fill left. A response being buffered for the cache is still

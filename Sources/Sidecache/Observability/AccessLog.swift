@@ -13,6 +13,8 @@ struct AccessRecord {
     var totalMicroseconds: Int64
     var bytes: Int
     var client: String
+    /// Why a background fetch was made (`refresh`, `rewarm`, ...); nil for a client's request.
+    var purpose: String? = nil
 }
 
 /// One JSON line per request, written off the event loop by the shared `LogSink`. Each connection
@@ -57,6 +59,10 @@ final class AccessLog: Sendable {
         line.milliseconds(fromMicroseconds: r.totalMicroseconds)
         line.raw(",\"bytes\":")
         line.decimal(Int64(r.bytes))
+        if let purpose = r.purpose {
+            line.raw(",\"purpose\":")
+            line.string(purpose)
+        }
         scratch = line.finish()
     }
 }

@@ -93,6 +93,9 @@ final class Warmer: Sendable {
         var counts: [CountKey: Counts] = [:]
         var wake: Scheduled<Void>?
         var stopped = false
+        /// The access log's per-writer state, for the lines of background fetches.
+        var timestamps = TimestampCache()
+        var logScratch: [UInt8] = []
     }
 
     /// Never sent to the upstream on a background fetch, whatever the entry varies on.
@@ -289,9 +292,21 @@ final class Warmer: Sendable {
         }
         schedule.withLockedValue { $0.counts[counted, default: Counts()].issued += 1 }
         request.key = job.key
+        let validating = current ?? job.entry
         CacheFill(runtime: runtime, key: job.key, route: job.route, request: request, owner: nil, clientAddress: "127.0.0.1",
-                  validating: current ?? job.entry, eventLoop: loop) { [self] ending in
-            finished(job, counted, ending: ending, latency: clock.nanoseconds() - started)
+                  validating: validating, eventLoop: loop) { [self] ending, status in
+            let latency = clock.nanoseconds() - started
+            if runtime.accessLogEnabled {
+                var bytes = 0
+                if case .stored(let stored) = ending { bytes = stored }
+                let record = AccessRecord(requestID: request.requestID, method: .GET, path: request.path, route: job.route.name, status: status,
+                                          outcome: validating == nil ? .miss : .revalidated, upstreamMicroseconds: latency / 1000,
+                                          totalMicroseconds: latency / 1000, bytes: bytes, client: "-", purpose: source.rawValue)
+                schedule.withLockedValue { s in
+                    runtime.accessLog.write(record, time: runtime.now(), timestamps: &s.timestamps, scratch: &s.logScratch)
+                }
+            }
+            finished(job, counted, ending: ending, latency: latency)
         }.start()
     }
 
