@@ -17,6 +17,9 @@ import Testing
             key: { headers: [X-Tenant] }
             tags: ["items", "item:{id}"]
             warm: \(warm)
+          - name: item-writes
+            match: { methods: [PUT], path: "/api/items/{id}" }
+            invalidates: { tags: ["item:{id}"], patterns: ["/api/search*"] }
           - name: plain
             match: { path: "/plain/*" }
             ttl: 100s
@@ -192,6 +195,22 @@ import Testing
             try await Self.purge(proxy, #"{"tags": ["items"]}"#)
             try await Task.sleep(for: .milliseconds(300))
             #expect(Self.prefetches(origin, "/api/items/n1").isEmpty)
+        }
+    }
+
+    @Test func aWriteThatInvalidatesAHotEntryGetsItRefetchedAndStored() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes(), Self.origin(version)) { origin, proxy in
+            for _ in 0..<10 { _ = try await get(proxy.port, "/api/items/w1") }
+            version.withLockedValue { $0 = 2 }
+            // The write purges the URL, the tag and a pattern: one refetch after all three, stored.
+            #expect(try await request(proxy.port, "PUT", "/api/items/w1", body: "new").status == 200)
+            #expect(await eventually { Self.prefetches(origin, "/api/items/w1").count == 1 })
+            let next = try await eventually({ try await get(proxy.port, "/api/items/w1") }, until: { $0.xCache == "HIT" })
+            #expect(next.xCache == "HIT" && next.text.contains("v2"))
+            let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
+            let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["rewarm"] as? [String: Any]
+            #expect(counted?["issued"] as? Int == 1 && counted?["stored"] as? Int == 1 && counted?["not_stored"] as? Int == 0)
         }
     }
 }

@@ -142,8 +142,7 @@ final class AdminHandler: ChannelInboundHandler {
         case .all: targets = [.all]
         }
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let all = targets.map { runtime.invalidation.invalidate($0, soft: request.soft, rewarm: request.rewarm, on: loop) }
-        EventLoopFuture.whenAllSucceed(all, on: loop).whenSuccess { counts in
+        runtime.invalidation.invalidate(targets, soft: request.soft, rewarm: request.rewarm, on: loop).whenSuccess { counts in
             let (handler, context) = bound.value
             handler.respond(context, head, .ok, Self.summary(ProxyRuntime.PurgeCount(adding: counts), kind: targets[0].kind, soft: request.soft))
         }

@@ -35,13 +35,33 @@ final class InvalidationService: Sendable {
     /// instance's to re-warm: with Redis its fetch lands in L2 for all).
     func invalidate(_ target: InvalidationMessage.Target, soft: Bool = false, rewarm: Bool = true,
                     on loop: any EventLoop) -> EventLoopFuture<PurgeCount> {
+        invalidate([target], soft: soft, rewarm: rewarm, on: loop).map { $0.first ?? PurgeCount(memory: 0, redis: nil) }
+    }
+
+    /// Several targets of one purge (a write's invalidations, a list of tags): each as above, and
+    /// the re-warming once for all of them, after the last is done in memory, so that no refetch
+    /// starts between two of them (the second would keep it from being stored).
+    func invalidate(_ targets: [InvalidationMessage.Target], soft: Bool = false, rewarm: Bool = true,
+                    on loop: any EventLoop) -> EventLoopFuture<[PurgeCount]> {
         let now = clock()
-        metrics.recordPurge(kind: target.kind, soft: soft)
-        let memory = invalidateMemory(target, soft: soft, now: now, on: loop)
-        if rewarm, let warmer = warmer() { memory.whenSuccess { _ in warmer.invalidated(target, at: now) } }
-        guard let tier = tier() else { return memory.map { PurgeCount(memory: $0, redis: nil) } }
-        let redis = tier.invalidate(target, soft: soft, now: now, on: loop).map(Optional.some).recover { _ in nil }
-        return memory.and(redis).map { PurgeCount(memory: $0, redis: $1) }
+        let tier = self.tier()
+        var memories: [EventLoopFuture<Int>] = []
+        var counts: [EventLoopFuture<PurgeCount>] = []
+        for target in targets {
+            metrics.recordPurge(kind: target.kind, soft: soft)
+            let memory = invalidateMemory(target, soft: soft, now: now, on: loop)
+            memories.append(memory)
+            if let tier {
+                let redis = tier.invalidate(target, soft: soft, now: now, on: loop).map(Optional.some).recover { _ in nil }
+                counts.append(memory.and(redis).map { PurgeCount(memory: $0, redis: $1) })
+            } else {
+                counts.append(memory.map { PurgeCount(memory: $0, redis: nil) })
+            }
+        }
+        if rewarm, let warmer = warmer() {
+            EventLoopFuture.andAllComplete(memories, on: loop).whenComplete { _ in warmer.invalidated(targets, at: now) }
+        }
+        return EventLoopFuture.whenAllSucceed(counts, on: loop)
     }
 
     /// Another instance's invalidation, heard through Redis: this instance's memory only.

@@ -180,9 +180,9 @@ final class ForwardExchange: UpstreamResponseDelegate {
         }
         // Purge before the response ends, so a client reads its own write: from L1 at once (a
         // pattern on the thread pool) and from L2 once Redis confirms (or fails, within its timeout).
-        let done = purges.map { runtime.invalidation.invalidate($0, on: eventLoop) }
+        let done = runtime.invalidation.invalidate(purges, on: eventLoop)
         let request = self.request
-        EventLoopFuture.andAllComplete(done, on: eventLoop).assumeIsolated().whenComplete { [weak client] _ in
+        done.assumeIsolated().whenComplete { [weak client] _ in
             client?.endStreamedResponse(request)
         }
     }

@@ -199,16 +199,18 @@ final class Warmer: Sendable {
     /// A purge here removed or marked entries: the hot keys it matched on routes that re-warm are
     /// fetched again in the background (`rewarm`), so the next client finds a fresh entry. Clients
     /// that come before a fetch starts fill the key themselves, and the fetch is then skipped.
-    func invalidated(_ target: InvalidationMessage.Target, at now: CacheInstant) {
-        let matches: (Recipe) -> Bool
-        switch target {
-        case .path(let path): matches = { $0.key.path == path }
-        case .tag(let tag): matches = { $0.tags.contains(tag) }
-        case .pattern(let pattern):
-            let test = pattern.matcher()
-            matches = { test($0.key.path) }
-        case .all: matches = { _ in true }
+    func invalidated(_ targets: [InvalidationMessage.Target], at now: CacheInstant) {
+        let tests: [(Recipe) -> Bool] = targets.map { target in
+            switch target {
+            case .path(let path): return { $0.key.path == path }
+            case .tag(let tag): return { $0.tags.contains(tag) }
+            case .pattern(let pattern):
+                let test = pattern.matcher()
+                return { test($0.key.path) }
+            case .all: return { _ in true }
+            }
         }
+        let matches: (Recipe) -> Bool = { recipe in tests.contains { $0(recipe) } }
         let t = clock.nanoseconds()
         var jobs: [Job] = []
         for shard in shards {
