@@ -367,12 +367,19 @@ public enum ConfigParser {
         )
     }
 
-    /// The top-level `warming: { max_rps, max_concurrent, max_tracked_keys }` (every key optional).
+    /// The top-level `warming: { max_rps, max_concurrent, max_tracked_keys, state_file }` (every key optional).
     private static func readWarming(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Warming? {
         guard let node else { return nil }
         var w = SidecacheConfiguration.Warming()
         if r.isNull(node) { return w }
-        guard let m = r.mapping(node, at: "warming", allowed: ["max_rps", "max_concurrent", "max_tracked_keys"]) else { return nil }
+        guard let m = r.mapping(node, at: "warming", allowed: ["max_rps", "max_concurrent", "max_tracked_keys", "state_file"]) else { return nil }
+        if let path = r.string(m["state_file"], at: "warming.state_file") {
+            if path.isEmpty || path.contains("\0") {
+                r.fail("warming.state_file", m["state_file"], "expected a file path")
+            } else {
+                w.stateFile = path
+            }
+        }
         if let v = m["max_rps"] {
             if case .scalar(let s) = v, let rps = Double(s.string), rps > 0, rps <= 100_000 { w.maxRequestsPerSecond = rps }
             else { r.fail("warming.max_rps", v, "expected background requests per second, more than 0 and at most 100000 (e.g. 50)") }

@@ -32,11 +32,13 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var maxConcurrent = 8
         /// Keys whose request rate is tracked, over all routes.
         public var maxTrackedKeys = 100_000
+        /// Where the hot set is kept across restarts (written every few seconds and at shutdown).
+        public var stateFile: String? = nil
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
-            case maxRequestsPerSecond = "max_rps", maxConcurrent = "max_concurrent", maxTrackedKeys = "max_tracked_keys"
+            case maxRequestsPerSecond = "max_rps", maxConcurrent = "max_concurrent", maxTrackedKeys = "max_tracked_keys", stateFile = "state_file"
         }
     }
 

@@ -76,6 +76,30 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         return (rate(atIndex: at, now: now), evicted, 0)
     }
 
+    /// Starts tracking `key` at `rate` requests per second (a rate saved before a restart); a
+    /// key tracked already keeps its own, and a full table takes it only over its coldest key.
+    public mutating func seed(_ key: Key, rate: Double, at now: Int64) {
+        guard position[key] == nil, rate > 0, rate.isFinite else { return }
+        rebaseIfNeeded(now)
+        let weight = rate * tau * exp(Double(now - landmark) / 1e9 / tau)
+        if keys.count < capacity {
+            keys.append(key)
+            weights.append(weight)
+            errors.append(0)
+            flags.append(0)
+            position[key] = keys.count - 1
+            siftUp(keys.count - 1)
+        } else if weight > weights[0] {
+            position[keys[0]] = nil
+            keys[0] = key
+            weights[0] = weight
+            errors[0] = 0
+            flags[0] = 0
+            position[key] = 0
+            siftDown(0)
+        }
+    }
+
     @inlinable
     public func contains(_ key: Key) -> Bool { position[key] != nil }
 

@@ -15,9 +15,10 @@ import Testing
     }
 
     @Test func theSectionsAndTheirDefaults() throws {
-        let c = try parse(Self.yaml(warming: "{ max_rps: 20, max_concurrent: 3, max_tracked_keys: 5000 }",
+        let c = try parse(Self.yaml(warming: "{ max_rps: 20, max_concurrent: 3, max_tracked_keys: 5000, state_file: /var/lib/sidecache/hot }",
                                     warm: "{ min_rate: 12/m, refresh_ahead: 10% }"))
         #expect(c.warming?.maxRequestsPerSecond == 20 && c.warming?.maxConcurrent == 3 && c.warming?.maxTrackedKeys == 5000)
+        #expect(c.warming?.stateFile == "/var/lib/sidecache/hot")
         #expect(c.routes[0].warm?.minRate == 0.2 && c.routes[0].warm?.refreshAhead == 0.1)
         let defaults = try parse(Self.yaml(warming: "{}", warm: "{}"))
         #expect(defaults.warming == SidecacheConfiguration.Warming())
@@ -31,11 +32,12 @@ import Testing
     }
 
     @Test func everyMistakeNamesItsPathAndLine() {
-        let e = errors(Self.yaml(warming: "{ max_rps: 0, max_concurrent: many, extra: 1 }",
+        let e = errors(Self.yaml(warming: "{ max_rps: 0, max_concurrent: many, extra: 1, state_file: \"\" }",
                                  warm: "{ min_rate: fast, refresh_ahead: 95%, prefetch_everything: true }"))
         #expect(e.contains { $0.path == "warming.max_rps" && $0.line == 2 })
         #expect(e.contains { $0.path == "warming.max_concurrent" && $0.line == 2 })
         #expect(e.contains { $0.path == "warming.extra" })
+        #expect(e.contains { $0.path == "warming.state_file" })
         #expect(e.contains { $0.path == "routes[0].warm.min_rate" && $0.line == 7 && $0.message.contains("0.2/s") })
         #expect(e.contains { $0.path == "routes[0].warm.refresh_ahead" && $0.message.contains("90%") })
         #expect(e.contains { $0.path == "routes[0].warm.prefetch_everything" })

@@ -213,4 +213,41 @@ import Testing
             #expect(counted?["issued"] as? Int == 1 && counted?["stored"] as? Int == 1 && counted?["not_stored"] as? Int == 0)
         }
     }
+
+    @Test func theHotSetSurvivesARestartThroughTheStateFile() async throws {
+        let version = NIOLockedValueBox(1)
+        let origin = try await TestOrigin.start(Self.origin(version))
+        let file = NSTemporaryDirectory() + "sidecache-hot-\(UUID().uuidString)"
+        let extra = "warming: { max_rps: 100, state_file: \"\(file)\" }\nadmin: { listen: \"127.0.0.1:0\" }"
+        let first = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        for id in ["s1", "s2"] { for _ in 0..<10 { _ = try await get(first.port, "/api/items/\(id)", [("X-Tenant", "t3"), ("Cookie", "c=1")]) } }
+        _ = try await get(first.port, "/api/items/cold")
+        await first.stop()
+        // Written at shutdown: the two hot keys, with their fields, never the cookie.
+        let saved = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(saved.hasPrefix("sidecache-hot-keys 1\n") && saved.contains("/api/items/s1") && saved.contains("/api/items/s2"))
+        #expect(!saved.contains("/api/items/cold") && !saved.lowercased().contains("cookie") && saved.contains("t3"))
+
+        // A new instance fetches them before any client asks, and serves them as hits.
+        let before = origin.count("/api/items/s1")
+        let second = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        #expect(await eventually { Self.prefetches(origin, "/api/items/s1").count == 1 && Self.prefetches(origin, "/api/items/s2").count == 1 })
+        #expect(origin.count("/api/items/s1") == before + 1)
+        #expect(Self.prefetches(origin, "/api/items/s1").first?.headers.first(name: "x-tenant") == "t3")
+        let hit = try await get(second.port, "/api/items/s1", [("X-Tenant", "t3")])
+        #expect(hit.xCache == "HIT")
+        let stats = try AdminTests.json(try await get(try #require(second.adminPort), "/stats"))
+        let started = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["start"] as? [String: Any]
+        #expect(started?["stored"] as? Int == 2 && started?["used"] as? Int == 1)
+        await second.stop()
+
+        // A damaged file is logged and ignored: the instance starts and serves.
+        try "sidecache-hot-keys 1\n{\"route\":\"items\"".write(toFile: file, atomically: true, encoding: .utf8)
+        let third = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        #expect(try await get(third.port, "/api/items/s1", [("X-Tenant", "t3")]).status == 200)
+        #expect(third.logLines.contains { $0.contains("state_file is damaged") })
+        await third.stop()
+        await origin.stop()
+        try? FileManager.default.removeItem(atPath: file)
+    }
 }

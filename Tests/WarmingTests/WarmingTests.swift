@@ -1,3 +1,4 @@
+import Foundation
 import TestSupport
 import Testing
 import Warming
@@ -205,5 +206,41 @@ import Warming
         #expect(budget.pace == WarmBudget<Int>.minimumPace)
         for _ in 0..<40 { budget.finished(latency: 10 * Self.ms) }
         #expect(budget.pace == 1)
+    }
+}
+
+@Suite struct HotStateTests {
+    @Test func aSavedStateReadsBackAndCredentialsAreNeverWritten() throws {
+        let state = HotState(entries: [
+            .init(route: "items", target: "/api/items/1?lang=en", fields: [["Host", "a.test"], ["Cookie", "s=1"], ["X-Tenant", "t"]], rate: 2.5),
+            .init(route: "items", target: "/api/items/2", fields: [], rate: 0.5),
+        ])
+        let data = state.encoded()
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(!text.contains("Cookie") && text.hasSuffix("end 2\n"))
+        let read = try HotState.decode(data)
+        #expect(read.entries.count == 2 && read.entries[0].fields == [["Host", "a.test"], ["X-Tenant", "t"]] && read.entries[1].rate == 0.5)
+        #expect(try HotState.decode(HotState(entries: []).encoded()).entries.isEmpty)
+    }
+
+    @Test func aDamagedFileIsRefusedWhole() {
+        let good = String(decoding: HotState(entries: [.init(route: "r", target: "/a", fields: [], rate: 1)]).encoded(), as: UTF8.self)
+        for damaged in ["", "something else\n", String(good.dropLast(7)), good.replacingOccurrences(of: "end 1", with: "end 2"),
+                        good.replacingOccurrences(of: "\"/a\"", with: "\"a\""), good.replacingOccurrences(of: "{", with: "[")] {
+            #expect(throws: HotState.Damaged.self, "\(damaged)") { try HotState.decode(Data(damaged.utf8)) }
+        }
+    }
+
+    @Test func aSeededKeyReadsAtItsSavedRate() {
+        var set = HotSet<String>(capacity: 2, tau: 60)
+        set.seed("a", rate: 3, at: 0)
+        #expect(abs(set.rate(of: "a", at: 0) - 3) < 1e-9)
+        set.record("b", at: 0)
+        set.seed("b", rate: 50, at: 0)  // tracked already: keeps its own
+        #expect(set.rate(of: "b", at: 0) < 1)
+        set.seed("c", rate: 0.001, at: 0)  // colder than the coldest of a full table
+        #expect(!set.contains("c"))
+        set.seed("d", rate: 9, at: 0)
+        #expect(set.contains("d") && !set.contains("b"))
     }
 }

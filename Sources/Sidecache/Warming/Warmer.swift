@@ -1,7 +1,9 @@
+import Foundation
 import HTTPCaching
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import SidecacheConfig
 import Warming
 
@@ -82,7 +84,7 @@ final class Warmer: Sendable {
         var hot: HotSet<HotKey>
         /// Keys whose entry a fetch stored and no client has been served since, with who fetched it.
         var unused: [HotKey: CountKey] = [:]
-        /// Hot keys of routes that re-warm after purges: at most one per tracked key.
+        /// Hot keys of warm routes: at most one per tracked key (for re-warming and the state file).
         var recipes: [HotKey: Recipe] = [:]
     }
 
@@ -113,16 +115,106 @@ final class Warmer: Sendable {
         weak var runtime: ProxyRuntime?
     }
 
-    /// The runtime that holds this warmer: set once it exists.
+    /// The runtime that holds this warmer: set once it exists. Loads the state file, if one is
+    /// configured, and saves it from then on.
     func attach(to runtime: ProxyRuntime) {
         owner.withLockedValue { $0.runtime = runtime }
+        loadState()
+        let task = loop.scheduleRepeatedTask(initialDelay: Self.saveInterval, delay: Self.saveInterval) { [weak self] _ in
+            self?.save(blocking: false)
+        }
+        saver.withLockedValue { $0 = task }
+    }
+
+    // MARK: The state file
+
+    /// The hot keys of warm routes, hottest first, as the state file keeps them.
+    func hotState() -> HotState {
+        let t = clock.nanoseconds()
+        var entries: [HotState.Entry] = []
+        for shard in shards {
+            shard.withLockedValue { s in
+                for (hot, recipe) in s.recipes {
+                    let rate = s.hot.rate(of: hot, at: t)
+                    guard let warm = recipe.route.warm, rate >= warm.minRate else { continue }
+                    let fields = recipe.head.headers.filter { $0.name.lowercased() != "sec-purpose" }.map { [$0.name, $0.value] }
+                    entries.append(HotState.Entry(route: recipe.route.name, target: recipe.uri, fields: fields, rate: rate))
+                }
+            }
+        }
+        entries.sort { $0.rate > $1.rate }
+        return HotState(entries: Array(entries.prefix(Self.savedKeys)))
+    }
+
+    /// Writes the state file atomically (a new file renamed over the old), on the thread pool
+    /// unless `blocking` (at shutdown).
+    func save(blocking: Bool) {
+        guard let path = stateFile.withLockedValue({ $0 }) else { return }
+        let data = hotState().encoded()
+        let logger = runtime?.logger
+        let write: @Sendable () -> Void = {
+            let temporary = path + ".tmp"
+            do {
+                try data.write(to: URL(fileURLWithPath: temporary))
+                guard rename(temporary, path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            } catch {
+                logger?.warning("cannot write warming.state_file", metadata: ["file": "\(path)", "error": "\(error)"])
+            }
+        }
+        if blocking { write() } else { NIOThreadPool.singleton.submit { _ in write() } }
+    }
+
+    /// Reads the state file and warms what it lists, hottest first, under the budget: each key
+    /// counts as hot again at its saved rate, and is fetched (`start`) unless the cache has it.
+    /// A missing file is the first start; a damaged one is logged and ignored.
+    private func loadState() {
+        guard let path = stateFile.withLockedValue({ $0 }), let runtime else { return }
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        let state: HotState
+        do throws(HotState.Damaged) {
+            state = try HotState.decode(data)
+        } catch {
+            runtime.logger.warning("warming.state_file is damaged; starting without it", metadata: ["file": "\(path)", "error": "\(error.description)"])
+            return
+        }
+        let snapshot = runtime.config
+        let t = clock.nanoseconds()
+        var jobs: [Job] = []
+        for entry in state.entries {
+            var headers = HTTPHeaders(entry.fields.compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil })
+            let (path, query) = CacheKeyPolicy.split(uri: entry.target)
+            guard let route = snapshot.routes.first(where: { $0.name == entry.route }), route.warm != nil,
+                  route.matches(method: .GET, path: path), snapshot.route(method: .GET, path: path) === route else { continue }
+            let key = route.keyPolicy.key(host: headers.first(name: "host") ?? "", path: path, query: query, headers: headers)
+            headers.add(name: "Sec-Purpose", value: "prefetch")
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: entry.target, headers: headers)
+            let hot = HotKey(key.value)
+            shard(hash: hot.hash).withLockedValue { s in
+                s.hot.seed(hot, rate: entry.rate, at: t)
+                guard s.hot.contains(hot) else { return }
+                // Without the flag: the key's next hit replaces this recipe with one that knows
+                // the entry's tags (for re-warming after a tag purge).
+                s.recipes[hot] = Recipe(key: key, route: route, head: head, uri: entry.target, tags: [])
+            }
+            jobs.append(Job(key: key, route: route, head: head, uri: entry.target, entry: nil, since: CacheInstant(milliseconds: 0)))
+        }
+        runtime.logger.notice("warming from warming.state_file", metadata: ["file": "\(path)", "keys": "\(jobs.count)"])
+        for job in jobs { submit(job, .start) }
     }
 
     private var runtime: ProxyRuntime? { owner.withLockedValue { $0.runtime } }
 
+    /// Where the hot set is saved, and the task that saves it every `saveInterval`.
+    private let stateFile: NIOLockedValueBox<String?>
+    private let saver = NIOLockedValueBox<RepeatedTask?>(nil)
+    static let saveInterval = TimeAmount.seconds(5)
+    /// At most this many keys are saved, hottest first.
+    static let savedKeys = 100_000
+
     init(_ settings: SidecacheConfiguration.Warming, loop: any EventLoop, clock: MonotonicClock) {
         self.loop = loop
         self.clock = clock
+        stateFile = NIOLockedValueBox(settings.stateFile)
         let now = clock.nanoseconds()
         let perShard = max(1, settings.maxTrackedKeys / Self.shardCount)
         shards = (0..<Self.shardCount).map { _ in NIOLockedValueBox(Shard(hot: HotSet(capacity: perShard, startingAt: now))) }
@@ -136,10 +228,14 @@ final class Warmer: Sendable {
     /// A reload kept a `warming` section: its budget's new limits (the tracked keys stay).
     func update(_ settings: SidecacheConfiguration.Warming) {
         schedule.withLockedValue { $0.budget.update(Self.budgetSettings(settings)) }
+        stateFile.withLockedValue { $0 = settings.stateFile }
     }
 
-    /// Stops starting fetches and drops the queued ones (fetches under way finish).
+    /// Stops starting fetches and drops the queued ones (fetches under way finish); the hot set
+    /// is saved a last time.
     func stop() {
+        saver.withLockedValue { $0?.cancel() }
+        save(blocking: true)
         schedule.withLockedValue { s in
             s.stopped = true
             s.wake?.cancel()
@@ -175,7 +271,7 @@ final class Warmer: Sendable {
                 s.recipes[evicted] = nil
                 s.unused[evicted] = nil
             }
-            if warm.rewarmAfterPurge, rate >= warm.minRate, flags & Self.hasRecipe == 0,
+            if rate >= warm.minRate, flags & Self.hasRecipe == 0,
                let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) {
                 s.recipes[hot] = Recipe(key: key, route: route, head: head, uri: request.uri, tags: entry.tags)
                 s.hot.setFlags(Self.hasRecipe, of: hot)
@@ -216,7 +312,8 @@ final class Warmer: Sendable {
         for shard in shards {
             shard.withLockedValue { s in
                 for recipe in s.recipes.values where matches(recipe) {
-                    guard let warm = recipe.route.warm, s.hot.rate(of: HotKey(recipe.key.value), at: t) >= warm.minRate else { continue }
+                    guard let warm = recipe.route.warm, warm.rewarmAfterPurge,
+                          s.hot.rate(of: HotKey(recipe.key.value), at: t) >= warm.minRate else { continue }
                     jobs.append(Job(key: recipe.key, route: recipe.route, head: recipe.head, uri: recipe.uri, entry: nil, since: now))
                 }
             }
