@@ -351,7 +351,7 @@ public enum ConfigParser {
         let retryUnsafe = r.bool(m["retry_unsafe_idempotent"], at: "\(path).retry_unsafe_idempotent") ?? false
         let heuristic = r.bool(m["heuristic"], at: "\(path).heuristic") ?? (ttl == nil)
         let heuristicMax = r.duration(m["heuristic_max"], at: "\(path).heuristic_max", allowZero: false) ?? .seconds(86_400)
-        let warm = readWarm(m["warm"], at: "\(path).warm", warming: warming, &r)
+        let warm = readWarm(m["warm"], at: "\(path).warm", warming: warming, pattern: pattern, &r)
         if !cache {
             for key in ["ttl", "stale_while_revalidate", "stale_if_error", "key", "tags", "override_origin", "heuristic", "heuristic_max", "warm"] where m[key] != nil {
                 r.fail("\(path).\(key)", m[key], "has no effect on a route with cache: false")
@@ -389,10 +389,11 @@ public enum ConfigParser {
         return w
     }
 
-    /// A route's `warm: { min_rate, refresh_ahead, rewarm_after_purge }`.
-    private static func readWarm(_ node: Node?, at path: String, warming: Bool, _ r: inout ConfigReader) -> SidecacheConfiguration.Warm? {
+    /// A route's `warm: { min_rate, refresh_ahead, rewarm_after_purge, prefetch }`.
+    private static func readWarm(_ node: Node?, at path: String, warming: Bool, pattern: PathPattern?,
+                                 _ r: inout ConfigReader) -> SidecacheConfiguration.Warm? {
         guard let node, !r.isNull(node) else { return nil }
-        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead", "rewarm_after_purge"]) else { return nil }
+        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead", "rewarm_after_purge", "prefetch"]) else { return nil }
         if !warming { r.fail(path, node, "needs a top-level warming section (its budget: max_rps, max_concurrent), even an empty one") }
         var w = SidecacheConfiguration.Warm()
         if let v = m["min_rate"] {
@@ -404,6 +405,7 @@ public enum ConfigParser {
             else { w.refreshAhead = Double(v) / 100 }
         }
         w.rewarmAfterPurge = r.bool(m["rewarm_after_purge"], at: "\(path).rewarm_after_purge") ?? (w.refreshAhead != nil)
+        w.prefetch = readTemplates(m["prefetch"], at: "\(path).prefetch", kind: .url, pattern: pattern, &r)
         return w
     }
 
@@ -519,7 +521,7 @@ public enum ConfigParser {
         return blocks
     }
 
-    private enum TemplateKind { case tag, pathGlob }
+    private enum TemplateKind { case tag, pathGlob, url }
 
     /// A list of tag or path-glob templates whose `{name}` placeholders are parameters of the route's path.
     private static func readTemplates(_ node: Node?, at path: String, kind: TemplateKind, pattern: PathPattern?,
@@ -531,10 +533,14 @@ public enum ConfigParser {
             switch kind {
             case .tag: valid = !text.isEmpty && !text.contains(" ")
             case .pathGlob: valid = (text.hasPrefix("/") || text.hasPrefix("*")) && !text.contains(" ")
+            case .url: valid = text.hasPrefix("/") && !text.hasPrefix("//") && !text.contains(where: { $0 == " " || $0 == "*" || $0 == "#" })
             }
             guard valid, let t = TagTemplate(text) else {
-                let expected = kind == .tag ? "a tag template (no spaces; placeholders like {id})"
-                    : "a path glob starting with / (e.g. \"/api/search*\", placeholders like {id})"
+                let expected = switch kind {
+                case .tag: "a tag template (no spaces; placeholders like {id})"
+                case .pathGlob: "a path glob starting with / (e.g. \"/api/search*\", placeholders like {id})"
+                case .url: "a path on this origin, with an optional query (e.g. \"/api/items/{id}/reviews\")"
+                }
                 r.fail("\(path)[\(j)]", node, "'\(text)' is not \(expected)")
                 continue
             }

@@ -51,11 +51,22 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var refreshAhead: Double? = nil
         /// Refetch hot entries a purge removed or marked (default: where refresh_ahead is set).
         public var rewarmAfterPurge = false
+        /// URLs fetched after a request on the route when the cache has no fresh entry for them,
+        /// their `{name}` filled from the request's path.
+        public var prefetch: [TagTemplate] = []
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
-            case minRate = "min_rate_per_second", refreshAhead = "refresh_ahead", rewarmAfterPurge = "rewarm_after_purge"
+            case minRate = "min_rate_per_second", refreshAhead = "refresh_ahead", rewarmAfterPurge = "rewarm_after_purge", prefetch
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(minRate, forKey: .minRate)
+            try c.encodeIfPresent(refreshAhead, forKey: .refreshAhead)
+            try c.encode(rewarmAfterPurge, forKey: .rewarmAfterPurge)
+            if !prefetch.isEmpty { try c.encode(prefetch.map(\.source), forKey: .prefetch) }
         }
     }
 

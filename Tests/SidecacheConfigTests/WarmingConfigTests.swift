@@ -27,13 +27,15 @@ import Testing
         #expect(try parse(Self.yaml(warming: "{}", warm: "{ min_rate: 0.5/s }")).routes[0].warm?.minRate == 0.5)
         #expect(try parse(Self.yaml(warming: "{}", warm: "{ min_rate: 3600/h }")).routes[0].warm?.minRate == 1)
         #expect(try parse(Self.yaml(warming: "{}", warm: "{ min_rate: 2 }")).routes[0].warm?.minRate == 2)
+        #expect(try parse(Self.yaml(warming: "{}", warm: "{ prefetch: [\"/api/items/{id}/reviews\"] }")).routes[0].warm?.prefetch.map(\.source)
+            == ["/api/items/{id}/reviews"])
         // No warming section: nothing in the background at all.
         #expect(try parse(Self.yaml(warming: nil, warm: "null")).warming == nil)
     }
 
     @Test func everyMistakeNamesItsPathAndLine() {
         let e = errors(Self.yaml(warming: "{ max_rps: 0, max_concurrent: many, extra: 1, state_file: \"\" }",
-                                 warm: "{ min_rate: fast, refresh_ahead: 95%, prefetch_everything: true }"))
+                                 warm: "{ min_rate: fast, refresh_ahead: 95%, prefetch_everything: true, prefetch: [\"reviews\", \"/x/{nope}\"] }"))
         #expect(e.contains { $0.path == "warming.max_rps" && $0.line == 2 })
         #expect(e.contains { $0.path == "warming.max_concurrent" && $0.line == 2 })
         #expect(e.contains { $0.path == "warming.extra" })
@@ -41,6 +43,8 @@ import Testing
         #expect(e.contains { $0.path == "routes[0].warm.min_rate" && $0.line == 7 && $0.message.contains("0.2/s") })
         #expect(e.contains { $0.path == "routes[0].warm.refresh_ahead" && $0.message.contains("90%") })
         #expect(e.contains { $0.path == "routes[0].warm.prefetch_everything" })
+        #expect(e.contains { $0.path == "routes[0].warm.prefetch[0]" && $0.message.contains("path on this origin") })
+        #expect(e.contains { $0.path == "routes[0].warm.prefetch[1]" && $0.message.contains("{nope}") })
     }
 
     @Test func aWarmRouteNeedsTheBudgetAndACachedRoute() {

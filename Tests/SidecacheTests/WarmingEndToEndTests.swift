@@ -250,4 +250,25 @@ import Testing
         await origin.stop()
         try? FileManager.default.removeItem(atPath: file)
     }
+
+    @Test func declaredPrefetchFetchesWhatTheNextRequestWillAskFor() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes("{ prefetch: [\"/api/items/{id}/reviews?sort=new\"] }"),
+                            Self.origin(version)) { origin, proxy in
+            let item = try await get(proxy.port, "/api/items/7", [("X-Tenant", "t1"), ("Cookie", "c=1")])
+            #expect(item.status == 200 && item.xCache == "MISS")
+            #expect(await eventually { Self.prefetches(origin, "/api/items/7/reviews").count == 1 })
+            let fetched = try #require(Self.prefetches(origin, "/api/items/7/reviews").first)
+            #expect(fetched.uri == "/api/items/7/reviews?sort=new" && fetched.headers.first(name: "cookie") == nil)
+            let reviews = try await get(proxy.port, "/api/items/7/reviews?sort=new")
+            #expect(reviews.xCache == "HIT")
+            // Fresh in the cache now: the next request on the route prefetches nothing.
+            _ = try await get(proxy.port, "/api/items/7", [("X-Tenant", "t1")])
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(origin.count("/api/items/7/reviews") == 1)
+            let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
+            let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["default"] as? [String: Any])?["prefetch"] as? [String: Any]
+            #expect(counted?["stored"] as? Int == 1 && counted?["used"] as? Int == 1 && counted?["precision"] as? Double == 1)
+        }
+    }
 }

@@ -19,7 +19,8 @@ final class ActiveRequest {
     let tally: RequestTally
     /// The route's rate limit, from the same config as the route.
     let limiter: RouteRateLimiter?
-    /// Counts the request's key toward its hotness and refreshes it ahead; nil off warm routes.
+    /// Counts the request's key toward its hotness and refreshes it ahead (warm routes), and
+    /// whether a background fetch's entry was used (every cached route); nil without warming.
     let warmer: Warmer?
     let requestID: RequestID
     let started: NIODeadline
@@ -61,7 +62,8 @@ final class ActiveRequest {
         self.route = routed ? config.snapshot.route(method: head.method, path: path) : nil
         self.tally = config.tallies.tally(for: route)
         self.limiter = route.flatMap { config.limiters.limiter(for: $0) }
-        self.warmer = route?.warm == nil ? nil : config.warmer
+        // Every cached route's hits may use what a prefetch stored; warm routes' count toward hotness.
+        self.warmer = route?.cacheEnabled == true ? config.warmer : nil
         self.requestID = requestID
         self.started = started
         self.keepAlive = head.isKeepAlive

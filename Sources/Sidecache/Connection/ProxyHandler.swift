@@ -412,8 +412,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// On a warm route: the key's hotness, and a refresh ahead of expiry when it is due.
     private func warmed(_ entry: CachedResponse, for r: ActiveRequest, by warmer: Warmer, now: CacheInstant) {
-        guard let route = r.route, let warm = route.warm, let key = r.key else { return }
-        warmer.served(entry, key: key, route: route, warm: warm, request: r, now: now)
+        guard let route = r.route, let key = r.key else { return }
+        warmer.served(entry, key: key, route: route, warm: route.warm, request: r, now: now)
     }
 
     private func refreshInBackground(_ r: ActiveRequest, _ target: CacheTarget, entry: CachedResponse) {
@@ -498,6 +498,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.exchange = nil
         let finished = NIODeadline.now()
         runtime.recordCompleted(r, finishedAt: finished)
+        if let warmer = r.warmer, (200..<300).contains(r.status), r.route?.warm?.prefetch.isEmpty == false { warmer.prefetchDeclared(after: r) }
         if runtime.accessLogEnabled {
             let total = (finished - r.started).nanoseconds / 1000
             runtime.accessLog.write(AccessRecord(

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SidecacheConfig
+import Synchronization
 import Warming
 
 /// Background fetching for hot entries (the top-level `warming` section, routes' `warm`).
@@ -84,6 +85,9 @@ final class Warmer: Sendable {
         var hot: HotSet<HotKey>
         /// Keys whose entry a fetch stored and no client has been served since, with who fetched it.
         var unused: [HotKey: CountKey] = [:]
+        /// Of those, the keys the hot set did not track when their fetch ended (a prefetch of a
+        /// key not yet asked for): looked up on every hit while there are any.
+        var untracked = 0
         /// Hot keys of warm routes: at most one per tracked key (for re-warming and the state file).
         var recipes: [HotKey: Recipe] = [:]
     }
@@ -251,6 +255,11 @@ final class Warmer: Sendable {
         shards[Int(UInt(bitPattern: hash) % UInt(shards.count))]
     }
 
+    static let maxUntrackedPerShard = 10_000
+    /// Fetched entries of keys the hot set does not track, over all shards: while there are none,
+    /// a hit on a route without `warm` costs one load of this.
+    private let untrackedTotal = Atomic<Int>(0)
+
     /// `HotSet` flags: the key has a recipe in `recipes`; its entry was fetched and is in `unused`.
     private static let hasRecipe: UInt8 = 1
     private static let fetchedUnused: UInt8 = 2
@@ -259,8 +268,23 @@ final class Warmer: Sendable {
 
     /// A client was served `entry` for `key` on a warm route: counts the request, marks a fetched
     /// entry used, and queues a refresh when the key is hot and the entry near its end.
-    func served(_ entry: CachedResponse, key: CacheKey, route: CompiledRoute, warm: SidecacheConfiguration.Warm, request: ActiveRequest,
+    func served(_ entry: CachedResponse, key: CacheKey, route: CompiledRoute, warm: SidecacheConfiguration.Warm?, request: ActiveRequest,
                 now: CacheInstant) {
+        guard let warm else {
+            // A route without warm: only whether a prefetch stored what was served.
+            guard untrackedTotal.load(ordering: .relaxed) > 0 else { return }
+            let hot = HotKey(key.value)
+            let fetchedBy = shard(hash: hot.hash).withLockedValue { s -> CountKey? in
+                guard s.untracked > 0, !s.hot.contains(hot), let by = s.unused.removeValue(forKey: hot) else { return nil }
+                s.untracked -= 1
+                return by
+            }
+            if let fetchedBy {
+                untrackedTotal.wrappingSubtract(1, ordering: .relaxed)
+                schedule.withLockedValue { $0.counts[fetchedBy, default: Counts()].used += 1 }
+            }
+            return
+        }
         // One hash of the key picks the shard and the refresh jitter; the flags say, without
         // another lookup, whether the key has a recipe and whether a fetched entry waits for use.
         let hot = HotKey(key.value)
@@ -276,9 +300,14 @@ final class Warmer: Sendable {
                 s.recipes[hot] = Recipe(key: key, route: route, head: head, uri: request.uri, tags: entry.tags)
                 s.hot.setFlags(Self.hasRecipe, of: hot)
             }
-            guard flags & Self.fetchedUnused != 0 else { return (rate, nil) }
-            s.hot.setFlags(Self.fetchedUnused, on: false, of: hot)
-            return (rate, s.unused.removeValue(forKey: hot))
+            if flags & Self.fetchedUnused != 0 {
+                s.hot.setFlags(Self.fetchedUnused, on: false, of: hot)
+                return (rate, s.unused.removeValue(forKey: hot))
+            }
+            guard s.untracked > 0, let by = s.unused.removeValue(forKey: hot) else { return (rate, nil) }
+            s.untracked -= 1
+            untrackedTotal.wrappingSubtract(1, ordering: .relaxed)
+            return (rate, by)
         }
         if let fetchedBy { schedule.withLockedValue { $0.counts[fetchedBy, default: Counts()].used += 1 } }
         guard let fraction = warm.refreshAhead, rate >= warm.minRate else { return }
@@ -288,6 +317,30 @@ final class Warmer: Sendable {
         guard RefreshAhead(fraction: fraction).isDue(age: age, lifetime: lifetime, jitter: jitter),
               let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) else { return }
         submit(Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime), .refresh)
+    }
+
+    // MARK: Declared prefetch
+
+    /// After a request on a route with `warm.prefetch`: each listed URL, filled from the request's
+    /// path, that the cache holds no fresh entry for is fetched (`prefetch`), with the request's
+    /// `Host`, the fields the target route's key depends on and the content negotiation ones.
+    func prefetchDeclared(after request: ActiveRequest) {
+        guard let route = request.route, let templates = route.warm?.prefetch, !templates.isEmpty, let runtime else { return }
+        let parameters = route.pattern.match(request.path) ?? []
+        let now = runtime.now()
+        for template in templates {
+            let uri = template.render(parameters)
+            let (path, query) = CacheKeyPolicy.split(uri: uri)
+            guard let target = request.snapshot.route(method: .GET, path: path), target.cacheEnabled else { continue }
+            let names = Set(target.keyPolicy.headers + ["host", "accept", "accept-encoding", "accept-language"]).subtracting(Self.privateFields)
+            var headers = HTTPHeaders()
+            for (name, value) in request.head.headers where names.contains(name.lowercased()) { headers.add(name: name, value: value) }
+            let key = target.keyPolicy.key(host: headers.first(name: "host") ?? "", path: path, query: query, headers: headers)
+            if let stored = runtime.store.lookup(key, requestHeaders: headers, now: now), case .fresh = stored.freshness(at: now) { continue }
+            headers.add(name: "Sec-Purpose", value: "prefetch")
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
+            submit(Job(key: key, route: target, head: head, uri: uri, entry: nil, since: now), .prefetch)
+        }
     }
 
     // MARK: Purges
@@ -415,13 +468,17 @@ final class Warmer: Sendable {
         if let ending, ending != .failed, ending != .notStored {
             let hot = HotKey(job.key.value)
             replacedUnused = shard(hash: hot.hash).withLockedValue { s in
-                // Only a tracked key can be found used (an untracked one counts as not used).
-                guard s.hot.contains(hot) else { return nil }
-                defer {
-                    s.unused[hot] = counted
+                let replaced = s.unused[hot]
+                if s.hot.contains(hot) {
                     s.hot.setFlags(Self.fetchedUnused, of: hot)
+                } else if replaced == nil {
+                    // Bounded: past this many, fetched keys nobody asked for go uncounted.
+                    guard s.untracked < Self.maxUntrackedPerShard else { return nil }
+                    s.untracked += 1
+                    untrackedTotal.wrappingAdd(1, ordering: .relaxed)
                 }
-                return s.unused[hot]
+                s.unused[hot] = counted
+                return replaced
             }
         }
         schedule.withLockedValue { s in
