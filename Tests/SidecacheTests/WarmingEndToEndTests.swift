@@ -271,4 +271,35 @@ import Testing
             #expect(counted?["stored"] as? Int == 1 && counted?["used"] as? Int == 1 && counted?["precision"] as? Double == 1)
         }
     }
+
+    @Test func instancesSharingARedisRefreshAHotKeyOncePerLifetime() async throws {
+        let version = NIOLockedValueBox(1)
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let origin = try await TestOrigin.start(Self.origin(version))
+        let extra = RedisTierTests.redisSection(redis) + "\n" + Self.warming
+        let a = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        let b = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        try await RedisTierTests.waitForRedis(a)
+        try await RedisTierTests.waitForRedis(b)
+        _ = try await get(a.port, "/api/items/L")
+        try await RedisTierTests.waitForL2(redis, keyContaining: "/api/items/L")
+        for proxy in [a, b] { for _ in 0..<10 { _ = try await get(proxy.port, "/api/items/L") } }
+        #expect(origin.count("/api/items/L") == 1)
+        // Both near the end of the lifetime, both hit: one takes the lease, one refresh.
+        a.clock.advance(seconds: 96)
+        b.clock.advance(seconds: 96)
+        #expect(try await get(a.port, "/api/items/L").xCache == "HIT")
+        #expect(await eventually { Self.prefetches(origin, "/api/items/L").count == 1 })
+        #expect(try await get(b.port, "/api/items/L").xCache == "HIT")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(Self.prefetches(origin, "/api/items/L").count == 1)
+        let stats = try AdminTests.json(try await get(try #require(b.adminPort), "/stats"))
+        let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["refresh"] as? [String: Any]
+        #expect(counted?["leased_elsewhere"] as? Int == 1 && counted?["issued"] as? Int == 0)
+        #expect(try redis.command("KEYS t:lease:*/api/items/L*") == "*1")
+        await a.stop()
+        await b.stop()
+        await origin.stop()
+    }
 }

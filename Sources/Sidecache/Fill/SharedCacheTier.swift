@@ -19,6 +19,9 @@ protocol SharedCacheTier: AnyObject, Sendable {
     /// Removes (or with `soft`, marks stale) what `target` names, and tells the other instances;
     /// the count of variants it changed.
     func invalidate(_ target: InvalidationMessage.Target, soft: Bool, now: CacheInstant, on loop: any EventLoop) -> EventLoopFuture<Int>
+    /// Takes the lease to refresh `key` for `milliseconds`, unless another instance holds it:
+    /// true when taken, false when held elsewhere, nil when the tier did not answer. On `loop`.
+    func lease(_ key: CacheKey, milliseconds: Int64, holder: String, on loop: any EventLoop, _ done: @escaping (Bool?) -> Void)
 }
 
 extension RedisTier: SharedCacheTier {}

@@ -7,7 +7,8 @@ import HTTPCaching
 ///   encoded entry);
 /// - `<prefix>p:<path>`: the set of entry keys for a URL path (purge by URL, by pattern);
 /// - `<prefix>t:<tag>`: the set of entry keys carrying a tag (purge by tag);
-/// - `<prefix>rl:<route>:<client key>`: a shared rate limit's state.
+/// - `<prefix>rl:<route>:<client key>`: a shared rate limit's state;
+/// - `<prefix>lease:<cache key>`: which instance refreshes a hot entry ahead of its expiry.
 ///
 /// With the lifetime of what is stored and the variant field, this is all the layout there is.
 struct RedisKeySchema: Sendable, Equatable {
@@ -17,6 +18,7 @@ struct RedisKeySchema: Sendable, Equatable {
     func path(_ path: String) -> String { prefix + "p:" + path }
     func tag(_ tag: String) -> String { prefix + "t:" + tag }
     func rateLimit(route: String, key: String) -> String { prefix + "rl:" + route + ":" + key }
+    func lease(_ key: CacheKey) -> String { prefix + "lease:" + key.value }
 
     /// What every entry key, and every path set key, begins with.
     var entryPrefix: String { prefix + "e:" }

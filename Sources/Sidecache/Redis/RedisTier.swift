@@ -153,6 +153,24 @@ final class RedisTier: Sendable {
     private func tagKey(_ tag: String) -> String { keys.tag(tag) }
     private func pathKey(_ path: String) -> String { keys.path(path) }
 
+    // MARK: Leases
+
+    /// `SET <prefix>lease:<key> <holder> NX PX <ms>`: one instance of N refreshes a hot entry.
+    func lease(_ key: CacheKey, milliseconds: Int64, holder: String, on loop: any EventLoop, _ done: @escaping (Bool?) -> Void) {
+        let command = RedisCommand("SET", [keys.lease(key), holder, "NX", "PX", String(max(1, milliseconds))])
+        let bound = NIOLoopBound(done, eventLoop: loop)
+        client.send(command, preferring: loop).whenComplete { result in
+            let answer: Bool?
+            switch result {
+            case .success(let reply): answer = reply.string == "OK"
+            case .failure(let error):
+                self.recordFailure(error)
+                answer = nil
+            }
+            loop.execute { bound.value(answer) }
+        }
+    }
+
     // MARK: Lookup
 
     /// The stored variant matching the request, if Redis has one that can still serve; nil on a

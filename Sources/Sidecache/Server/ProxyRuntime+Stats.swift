@@ -67,7 +67,8 @@ extension ProxyRuntime {
         for (key, c) in report.counts {
             routes[key.route, default: [:]][key.source.rawValue] = [
                 "issued": c.issued, "completed": c.completed, "stored": c.stored, "not_modified": c.notModified, "not_stored": c.notStored,
-                "failed": c.failed, "dropped": c.dropped, "skipped": c.skipped, "used": c.used, "wasted": c.wasted, "bytes": c.bytes,
+                "failed": c.failed, "dropped": c.dropped, "skipped": c.skipped, "leased_elsewhere": c.leasedElsewhere, "used": c.used,
+                "wasted": c.wasted, "bytes": c.bytes,
                 "precision": c.precision.map { $0 as Any } ?? NSNull(),
             ] as [String: Any]
         }

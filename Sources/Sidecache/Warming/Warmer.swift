@@ -65,6 +65,8 @@ final class Warmer: Sendable {
         /// Dropped by the full queue, or needless by the time the budget allowed them.
         var dropped = 0
         var skipped = 0
+        /// Refreshes another instance took the Redis lease for (it stores the result in L2).
+        var leasedElsewhere = 0
         /// A stored or refreshed entry served at least one client before the next fetch of its key.
         var used = 0
         /// One that was replaced by the next fetch of its key without serving anyone.
@@ -442,6 +444,28 @@ final class Warmer: Sendable {
             finished(job, counted, ending: nil, latency: nil)
             return
         }
+        // With Redis, one instance of all those sharing it refreshes a key per lifetime: the
+        // lease lasts until the entry would expire. A Redis that does not answer leases nothing
+        // and stops nothing: the refresh goes on.
+        if source == .refresh, let tier = runtime.sharedTier, let entry = job.entry,
+           case .fresh(let remaining) = entry.freshness(at: runtime.now()) {
+            tier.lease(job.key, milliseconds: remaining.milliseconds + 1000, holder: runtime.instanceID, on: loop) { [self] taken in
+                guard taken == false else { return fetch(job, counted, request: request, current: current, started: started, source: source) }
+                runtime.coalescer.finish(job.key.value, with: .retry)
+                schedule.withLockedValue { $0.counts[counted, default: Counts()].leasedElsewhere += 1 }
+                finished(job, counted, ending: nil, latency: nil, countSkipped: false)
+            }
+            return
+        }
+        fetch(job, counted, request: request, current: current, started: started, source: source)
+    }
+
+    /// Fetches for a job whose key this warmer leads (the coalescer's leader).
+    private func fetch(_ job: Job, _ counted: CountKey, request: ActiveRequest, current: CachedResponse?, started: Int64, source: WarmSource) {
+        guard let runtime else {
+            finished(job, counted, ending: nil, latency: nil)
+            return
+        }
         schedule.withLockedValue { $0.counts[counted, default: Counts()].issued += 1 }
         request.key = job.key
         let validating = current ?? job.entry
@@ -463,7 +487,7 @@ final class Warmer: Sendable {
     }
 
     /// `ending` nil: the job was skipped without a fetch.
-    private func finished(_ job: Job, _ counted: CountKey, ending: CacheFill.Ending?, latency: Int64?) {
+    private func finished(_ job: Job, _ counted: CountKey, ending: CacheFill.Ending?, latency: Int64?, countSkipped: Bool = true) {
         var replacedUnused: CountKey?
         if let ending, ending != .failed, ending != .notStored {
             let hot = HotKey(job.key.value)
@@ -486,7 +510,7 @@ final class Warmer: Sendable {
             if let replacedUnused { s.counts[replacedUnused, default: Counts()].wasted += 1 }
             switch ending {
             case nil:
-                s.counts[counted, default: Counts()].skipped += 1
+                if countSkipped { s.counts[counted, default: Counts()].skipped += 1 }
                 s.budget.skipped()
             case .stored(let bytes):
                 s.counts[counted, default: Counts()].stored += 1
