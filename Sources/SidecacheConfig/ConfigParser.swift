@@ -389,11 +389,11 @@ public enum ConfigParser {
         return w
     }
 
-    /// A route's `warm: { min_rate, refresh_ahead, rewarm_after_purge, prefetch }`.
+    /// A route's `warm: { min_rate, refresh_ahead, rewarm_after_purge, prefetch, prefetch_links }`.
     private static func readWarm(_ node: Node?, at path: String, warming: Bool, pattern: PathPattern?,
                                  _ r: inout ConfigReader) -> SidecacheConfiguration.Warm? {
         guard let node, !r.isNull(node) else { return nil }
-        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead", "rewarm_after_purge", "prefetch"]) else { return nil }
+        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead", "rewarm_after_purge", "prefetch", "prefetch_links"]) else { return nil }
         if !warming { r.fail(path, node, "needs a top-level warming section (its budget: max_rps, max_concurrent), even an empty one") }
         var w = SidecacheConfiguration.Warm()
         if let v = m["min_rate"] {
@@ -406,6 +406,7 @@ public enum ConfigParser {
         }
         w.rewarmAfterPurge = r.bool(m["rewarm_after_purge"], at: "\(path).rewarm_after_purge") ?? (w.refreshAhead != nil)
         w.prefetch = readTemplates(m["prefetch"], at: "\(path).prefetch", kind: .url, pattern: pattern, &r)
+        w.prefetchLinks = r.bool(m["prefetch_links"], at: "\(path).prefetch_links") ?? false
         return w
     }
 

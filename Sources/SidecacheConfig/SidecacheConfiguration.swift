@@ -54,11 +54,15 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         /// URLs fetched after a request on the route when the cache has no fresh entry for them,
         /// their `{name}` filled from the request's path.
         public var prefetch: [TagTemplate] = []
+        /// Fetch what the origin's responses announce with `Link: <...>; rel=prefetch` (or
+        /// `preload`), same-origin only.
+        public var prefetchLinks = false
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
             case minRate = "min_rate_per_second", refreshAhead = "refresh_ahead", rewarmAfterPurge = "rewarm_after_purge", prefetch
+            case prefetchLinks = "prefetch_links"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -67,6 +71,7 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encodeIfPresent(refreshAhead, forKey: .refreshAhead)
             try c.encode(rewarmAfterPurge, forKey: .rewarmAfterPurge)
             if !prefetch.isEmpty { try c.encode(prefetch.map(\.source), forKey: .prefetch) }
+            try c.encode(prefetchLinks, forKey: .prefetchLinks)
         }
     }
 

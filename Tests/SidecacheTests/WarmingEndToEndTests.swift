@@ -302,4 +302,26 @@ import Testing
         await b.stop()
         await origin.stop()
     }
+
+    @Test func linksTheOriginAnnouncesAreFetchedOnRoutesThatFollowThem() async throws {
+        let responder: TestOrigin.Responder = { request in
+            if request.path == "/api/items/9" {
+                return .ok("item", [("Link", "</api/items/9/photos>; rel=prefetch, <https://elsewhere.test/x>; rel=prefetch, </next>; rel=next")])
+            }
+            return .ok("other \(request.path)")
+        }
+        try await withProxy(extra: Self.warming, routes: Self.routes("{ prefetch_links: true }"), responder) { origin, proxy in
+            #expect(try await get(proxy.port, "/api/items/9").xCache == "MISS")
+            #expect(await eventually { Self.prefetches(origin, "/api/items/9/photos").count == 1 })
+            #expect(try await get(proxy.port, "/api/items/9/photos").xCache == "HIT")
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(origin.count("/next") == 0 && origin.count("/x") == 0)
+        }
+        // A route that does not follow them fetches nothing.
+        try await withProxy(extra: Self.warming, routes: Self.routes("{ min_rate: 1/s }"), responder) { origin, proxy in
+            _ = try await get(proxy.port, "/api/items/9")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(origin.count("/api/items/9/photos") == 0)
+        }
+    }
 }

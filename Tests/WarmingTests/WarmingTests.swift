@@ -244,3 +244,19 @@ import Warming
         #expect(set.contains("d") && !set.contains("b"))
     }
 }
+
+@Suite struct LinkHintsTests {
+    @Test func prefetchAndPreloadLinksOnThisOriginOnly() {
+        let values = [
+            #"</api/items/1/reviews>; rel=prefetch, </static/app.js>; rel="preload"; as=script"#,
+            #"<https://api.test/api/items/2?x=1#top>; rel="next prefetch", <https://other.test/a>; rel=prefetch"#,
+            #"<//cdn.test/b>; rel=prefetch, </api/items/3>; rel=next, </api/items/1/reviews>; rel=prefetch"#,
+            #"<http://API.test/c>; REL=Prefetch; title="a, b", </d>; rel=preload"#,
+        ]
+        #expect(LinkHints.prefetchTargets(values, host: "api.test")
+            == ["/api/items/1/reviews", "/static/app.js", "/api/items/2?x=1", "/c", "/d"])
+        // Without a Host, only relative references are this origin's.
+        #expect(LinkHints.prefetchTargets([values[1]], host: nil).isEmpty)
+        #expect(LinkHints.prefetchTargets(["garbage", "<unclosed; rel=prefetch", ""], host: "api.test").isEmpty)
+    }
+}

@@ -190,6 +190,11 @@ final class CacheFill: UpstreamResponseDelegate {
                                                detail: verdict == .removed ? .invalidated : (stored ? nil : .notStored(.tooLarge)))
             liveOwner?.serve(entry, to: request, cacheStatus: status, now: now)
             ended(stored ? .stored(bytes: entry.body.readableBytes) : .notStored)
+            // A client's fill on a route that follows Link hints: what the origin announced.
+            if owner != nil, route.warm?.prefetchLinks == true, let warmer = request.warmer {
+                let links = head.headers["link"]
+                if !links.isEmpty { warmer.prefetchAnnounced(links, after: request) }
+            }
         case .notModified(let head):
             mode = .finished
             guard let validating else { return finishAbandoned() }

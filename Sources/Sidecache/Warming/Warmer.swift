@@ -327,11 +327,23 @@ final class Warmer: Sendable {
     /// path, that the cache holds no fresh entry for is fetched (`prefetch`), with the request's
     /// `Host`, the fields the target route's key depends on and the content negotiation ones.
     func prefetchDeclared(after request: ActiveRequest) {
-        guard let route = request.route, let templates = route.warm?.prefetch, !templates.isEmpty, let runtime else { return }
+        guard let route = request.route, let templates = route.warm?.prefetch, !templates.isEmpty else { return }
         let parameters = route.pattern.match(request.path) ?? []
+        prefetch(templates.map { $0.render(parameters) }, after: request, source: .prefetch)
+    }
+
+    /// What an origin's response to `request` announced with `Link: rel=prefetch` / `preload`.
+    func prefetchAnnounced(_ linkValues: [String], after request: ActiveRequest) {
+        let targets = LinkHints.prefetchTargets(linkValues, host: request.head.headers.first(name: "host"))
+        if !targets.isEmpty { prefetch(targets, after: request, source: .links) }
+    }
+
+    /// Fetches each of `uris` (path and query on this origin) that the cache holds no fresh entry
+    /// for, with the request's `Host`, the target route's key fields and content negotiation ones.
+    private func prefetch(_ uris: [String], after request: ActiveRequest, source: WarmSource) {
+        guard let runtime else { return }
         let now = runtime.now()
-        for template in templates {
-            let uri = template.render(parameters)
+        for uri in uris {
             let (path, query) = CacheKeyPolicy.split(uri: uri)
             guard let target = request.snapshot.route(method: .GET, path: path), target.cacheEnabled else { continue }
             let names = Set(target.keyPolicy.headers + ["host", "accept", "accept-encoding", "accept-language"]).subtracting(Self.privateFields)
@@ -341,7 +353,7 @@ final class Warmer: Sendable {
             if let stored = runtime.store.lookup(key, requestHeaders: headers, now: now), case .fresh = stored.freshness(at: now) { continue }
             headers.add(name: "Sec-Purpose", value: "prefetch")
             let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
-            submit(Job(key: key, route: target, head: head, uri: uri, entry: nil, since: now), .prefetch)
+            submit(Job(key: key, route: target, head: head, uri: uri, entry: nil, since: now), source)
         }
     }
 
