@@ -367,12 +367,13 @@ public enum ConfigParser {
         )
     }
 
-    /// The top-level `warming: { max_rps, max_concurrent, max_tracked_keys, state_file }` (every key optional).
+    /// The top-level `warming: { max_rps, max_concurrent, max_tracked_keys, state_file, start_timeout }` (every key optional).
     private static func readWarming(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Warming? {
         guard let node else { return nil }
         var w = SidecacheConfiguration.Warming()
         if r.isNull(node) { return w }
-        guard let m = r.mapping(node, at: "warming", allowed: ["max_rps", "max_concurrent", "max_tracked_keys", "state_file"]) else { return nil }
+        guard let m = r.mapping(node, at: "warming", allowed: ["max_rps", "max_concurrent", "max_tracked_keys", "state_file", "start_timeout"]) else { return nil }
+        if let v = r.duration(m["start_timeout"], at: "warming.start_timeout") { w.startTimeout = v }
         if let path = r.string(m["state_file"], at: "warming.state_file") {
             if path.isEmpty || path.contains("\0") {
                 r.fail("warming.state_file", m["state_file"], "expected a file path")

@@ -34,11 +34,23 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var maxTrackedKeys = 100_000
         /// Where the hot set is kept across restarts (written every few seconds and at shutdown).
         public var stateFile: String? = nil
+        /// `/readyz` says `warming` while the warm start runs, at most this long.
+        public var startTimeout = CacheDuration.seconds(30)
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
             case maxRequestsPerSecond = "max_rps", maxConcurrent = "max_concurrent", maxTrackedKeys = "max_tracked_keys", stateFile = "state_file"
+            case startTimeout = "start_timeout"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(maxRequestsPerSecond, forKey: .maxRequestsPerSecond)
+            try c.encode(maxConcurrent, forKey: .maxConcurrent)
+            try c.encode(maxTrackedKeys, forKey: .maxTrackedKeys)
+            try c.encodeIfPresent(stateFile, forKey: .stateFile)
+            try c.encode(DurationText.format(startTimeout), forKey: .startTimeout)
         }
     }
 

@@ -228,9 +228,21 @@ import Testing
         #expect(saved.hasPrefix("sidecache-hot-keys 1\n") && saved.contains("/api/items/s1") && saved.contains("/api/items/s2"))
         #expect(!saved.contains("/api/items/cold") && !saved.lowercased().contains("cookie") && saved.contains("t3"))
 
-        // A new instance fetches them before any client asks, and serves them as hits.
+        // A new instance fetches them before any client asks, and serves them as hits; /readyz
+        // says warming meanwhile (the origin takes its time with them here).
         let before = origin.count("/api/items/s1")
+        let answer = Self.origin(version)
+        origin.respond { request in
+            var reply = answer(request)
+            if request.headers.first(name: "sec-purpose") == "prefetch" { reply.delay = .milliseconds(700) }
+            return reply
+        }
         let second = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        let secondAdmin = try #require(second.adminPort)
+        let warming = try await get(secondAdmin, "/readyz")
+        let warmingStatus = try AdminTests.json(warming)["status"] as? String
+        #expect(warming.status == 503 && warmingStatus == "warming")
+        #expect(await eventually(timeout: .seconds(10)) { (try? await get(secondAdmin, "/readyz").status) == 200 })
         #expect(await eventually { Self.prefetches(origin, "/api/items/s1").count == 1 && Self.prefetches(origin, "/api/items/s2").count == 1 })
         #expect(origin.count("/api/items/s1") == before + 1)
         #expect(Self.prefetches(origin, "/api/items/s1").first?.headers.first(name: "x-tenant") == "t3")

@@ -102,8 +102,14 @@ final class AdminHandler: ChannelInboundHandler {
 
     // MARK: Endpoints
 
-    /// Ready when a config is loaded and the upstream accepts a TCP connection.
+    /// Ready when a config is loaded and the upstream accepts a TCP connection; 503 `warming`
+    /// while the warm start's fetches run (at most `warming.start_timeout`).
     private func readiness(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if let pending = runtime.current.warmer?.warmingStart {
+            respond(context, head, .serviceUnavailable, ["status": "warming", "pending": pending,
+                                                         "reason": "fetching the hot keys of warming.state_file"])
+            return
+        }
         let snapshot = runtime.config
         let upstream = snapshot.configuration.upstream
         let loop = context.eventLoop

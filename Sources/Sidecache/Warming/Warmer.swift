@@ -101,6 +101,9 @@ final class Warmer: Sendable {
         var counts: [CountKey: Counts] = [:]
         var wake: Scheduled<Void>?
         var stopped = false
+        /// Warm-start fetches queued or under way, and until when `/readyz` waits for them.
+        var startPending = 0
+        var startDeadline: Int64 = 0
         /// The access log's per-writer state, for the lines of background fetches.
         var timestamps = TimestampCache()
         var logScratch: [UInt8] = []
@@ -205,6 +208,7 @@ final class Warmer: Sendable {
             jobs.append(Job(key: key, route: route, head: head, uri: entry.target, entry: nil, since: CacheInstant(milliseconds: 0)))
         }
         runtime.logger.notice("warming from warming.state_file", metadata: ["file": "\(path)", "keys": "\(jobs.count)"])
+        schedule.withLockedValue { $0.startDeadline = clock.nanoseconds() + startTimeout }
         for job in jobs { submit(job, .start) }
     }
 
@@ -212,6 +216,7 @@ final class Warmer: Sendable {
 
     /// Where the hot set is saved, and the task that saves it every `saveInterval`.
     private let stateFile: NIOLockedValueBox<String?>
+    private let startTimeout: Int64
     private let saver = NIOLockedValueBox<RepeatedTask?>(nil)
     static let saveInterval = TimeAmount.seconds(5)
     /// At most this many keys are saved, hottest first.
@@ -221,6 +226,7 @@ final class Warmer: Sendable {
         self.loop = loop
         self.clock = clock
         stateFile = NIOLockedValueBox(settings.stateFile)
+        startTimeout = settings.startTimeout.milliseconds * 1_000_000
         let now = clock.nanoseconds()
         let perShard = max(1, settings.maxTrackedKeys / Self.shardCount)
         shards = (0..<Self.shardCount).map { _ in NIOLockedValueBox(Shard(hot: HotSet(capacity: perShard, startingAt: now))) }
@@ -246,6 +252,7 @@ final class Warmer: Sendable {
             s.stopped = true
             s.wake?.cancel()
             s.wake = nil
+            s.startPending = 0
             for (job, source) in s.budget.drain() {
                 s.scheduled.remove(job.key.value)
                 s.counts[CountKey(route: job.route.name, source: source), default: Counts()].dropped += 1
@@ -408,8 +415,11 @@ final class Warmer: Sendable {
             let counted = CountKey(route: job.route.name, source: source)
             switch s.budget.submit(job, source) {
             case .queued:
+                if source == .start { s.startPending += 1 }
                 return true
             case .queuedDropping(let dropped, let droppedSource):
+                if source == .start { s.startPending += 1 }
+                if droppedSource == .start { s.startPending -= 1 }
                 s.scheduled.remove(dropped.key.value)
                 s.counts[CountKey(route: dropped.route.name, source: droppedSource), default: Counts()].dropped += 1
                 return true
@@ -519,6 +529,7 @@ final class Warmer: Sendable {
         }
         schedule.withLockedValue { s in
             s.scheduled.remove(job.key.value)
+            if counted.source == .start { s.startPending = max(0, s.startPending - 1) }
             if let replacedUnused { s.counts[replacedUnused, default: Counts()].wasted += 1 }
             switch ending {
             case nil:
@@ -543,6 +554,13 @@ final class Warmer: Sendable {
     }
 
     // MARK: Reports
+
+    /// The warm start's fetches still queued or under way, while `warming.start_timeout` has not
+    /// passed since it began; nil once it is done (or there was none).
+    var warmingStart: Int? {
+        let now = clock.nanoseconds()
+        return schedule.withLockedValue { s in s.startPending > 0 && now < s.startDeadline ? s.startPending : nil }
+    }
 
     /// The counts by route and source, and the budget's state.
     var report: (counts: [CountKey: Counts], queued: Int, inFlight: Int, pace: Double, rate: Double) {
