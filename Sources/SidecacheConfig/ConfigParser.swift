@@ -372,7 +372,18 @@ public enum ConfigParser {
         guard let node else { return nil }
         var w = SidecacheConfiguration.Warming()
         if r.isNull(node) { return w }
-        guard let m = r.mapping(node, at: "warming", allowed: ["max_rps", "max_concurrent", "max_tracked_keys", "state_file", "start_timeout"]) else { return nil }
+        guard let m = r.mapping(node, at: "warming", allowed: ["max_rps", "max_concurrent", "max_tracked_keys", "state_file", "start_timeout", "on_start"]) else { return nil }
+        if let node = m["on_start"], let start = r.mapping(node, at: "warming.on_start", allowed: ["urls", "file"]) {
+            if let urls = r.stringList(start["urls"], at: "warming.on_start.urls") {
+                for (i, url) in urls.enumerated() where !url.hasPrefix("/") || url.hasPrefix("//") || url.contains(" ") {
+                    r.fail("warming.on_start.urls[\(i)]", start["urls"], "'\(url)' is not a path on this origin (\"/api/items/1\")")
+                }
+                w.onStartURLs = urls
+            }
+            if let file = r.string(start["file"], at: "warming.on_start.file") {
+                if file.isEmpty { r.fail("warming.on_start.file", start["file"], "expected a file path") } else { w.onStartFile = file }
+            }
+        }
         if let v = r.duration(m["start_timeout"], at: "warming.start_timeout") { w.startTimeout = v }
         if let path = r.string(m["state_file"], at: "warming.state_file") {
             if path.isEmpty || path.contains("\0") {

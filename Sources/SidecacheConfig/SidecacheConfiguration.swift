@@ -36,12 +36,15 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var stateFile: String? = nil
         /// `/readyz` says `warming` while the warm start runs, at most this long.
         public var startTimeout = CacheDuration.seconds(30)
+        /// Paths warmed at start (`on_start.urls`), and a file of more, one per line (`on_start.file`).
+        public var onStartURLs: [String] = []
+        public var onStartFile: String? = nil
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
             case maxRequestsPerSecond = "max_rps", maxConcurrent = "max_concurrent", maxTrackedKeys = "max_tracked_keys", stateFile = "state_file"
-            case startTimeout = "start_timeout"
+            case startTimeout = "start_timeout", onStart = "on_start"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -51,6 +54,9 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(maxTrackedKeys, forKey: .maxTrackedKeys)
             try c.encodeIfPresent(stateFile, forKey: .stateFile)
             try c.encode(DurationText.format(startTimeout), forKey: .startTimeout)
+            if !onStartURLs.isEmpty || onStartFile != nil {
+                try c.encode(["urls": onStartURLs.joined(separator: " "), "file": onStartFile ?? ""], forKey: .onStart)
+            }
         }
     }
 

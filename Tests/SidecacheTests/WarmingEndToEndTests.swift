@@ -336,4 +336,78 @@ import Testing
             #expect(origin.count("/api/items/9/photos") == 0)
         }
     }
+
+    @Test func postWarmFetchesAListOrASitemapAndGetWarmShowsTheProgress() async throws {
+        let version = NIOLockedValueBox(1)
+        let items = Self.origin(version)
+        let responder: TestOrigin.Responder = { request in
+            if request.path == "/nope.xml" { return OriginReply(status: .notFound, body: "no") }
+            guard request.path == "/sitemap.xml" else { return items(request) }
+            return .ok("""
+                <?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+                <url><loc>https://www.example.com/api/items/m1</loc></url><url><loc> /api/items/m2?lang=en&amp;x=1 </loc></url>
+                </urlset>
+                """, [("Content-Type", "application/xml")])
+        }
+        try await withProxy(extra: Self.warming, routes: Self.routes(), responder) { origin, proxy in
+            let admin = try #require(proxy.adminPort)
+            let accepted = try await request(admin, "POST", "/warm",
+                                             body: #"{"urls": ["/api/items/p1", "/api/items/p2", "/plain/x"], "headers": {"Host": "test.local", "X-Tenant": "t7"}}"#)
+            #expect(accepted.status == 202)
+            let job = try #require(try AdminTests.json(accepted)["job"] as? Int)
+            let done = try await eventually(timeout: .seconds(10), interval: .milliseconds(50), {
+                try AdminTests.json(try await get(admin, "/warm"))
+            }, until: { (($0["jobs"] as? [[String: Any]])?.first { $0["job"] as? Int == job }?["state"] as? String) == "done" })
+            let progress = try #require((done["jobs"] as? [[String: Any]])?.first { $0["job"] as? Int == job })
+            #expect(progress["urls"] as? Int == 3 && progress["stored"] as? Int == 3 && progress["kind"] as? String == "urls")
+            #expect(Self.prefetches(origin, "/api/items/p1").first?.headers.first(name: "x-tenant") == "t7")
+            #expect(try await get(proxy.port, "/api/items/p1", [("X-Tenant", "t7")]).xCache == "HIT")
+            #expect(try await get(proxy.port, "/plain/x").xCache == "HIT")
+
+            // A sitemap's <loc> paths, fetched through the upstream.
+            let sitemap = try await request(admin, "POST", "/warm", body: #"{"sitemap": "/sitemap.xml", "headers": {"Host": "test.local"}}"#)
+            #expect(sitemap.status == 202)
+            #expect(await eventually(timeout: .seconds(10)) {
+                Self.prefetches(origin, "/api/items/m1").count == 1 && Self.prefetches(origin, "/api/items/m2").count == 1
+            })
+            #expect(Self.prefetches(origin, "/api/items/m2").first?.uri == "/api/items/m2?lang=en&x=1")
+            #expect(try await get(proxy.port, "/api/items/m1").xCache == "HIT")
+
+            // Mistakes are 400s with a reason.
+            for body in [#"{"urls": []}"#, #"{"urls": ["http://other/x"]}"#, #"{"urls": ["/a"], "headers": {"Cookie": "s=1"}}"#,
+                         #"{"sitemap": "/s.xml", "urls": ["/a"]}"#, #"[1]"#] {
+                let refused = try await request(admin, "POST", "/warm", body: body)
+                let reason = try AdminTests.json(refused)["error"] as? String
+                #expect(refused.status == 400 && reason != nil, "\(body)")
+            }
+            // A sitemap the upstream does not have: the job says why.
+            let missing = try AdminTests.json(try await request(admin, "POST", "/warm", body: #"{"sitemap": "/nope.xml"}"#))
+            let missingJob = try #require(missing["job"] as? Int)
+            let failed = try await eventually(timeout: .seconds(10), interval: .milliseconds(50), {
+                try AdminTests.json(try await get(admin, "/warm"))
+            }, until: { (($0["jobs"] as? [[String: Any]])?.first { $0["job"] as? Int == missingJob }?["state"] as? String) == "failed" })
+            let failedJob = (failed["jobs"] as? [[String: Any]])?.first { $0["job"] as? Int == missingJob }
+            #expect((failedJob?["error"] as? String)?.contains("/nope.xml") == true, "\(String(describing: failedJob))")
+        }
+    }
+
+    @Test func warmingOnStartFetchesItsListAndFile() async throws {
+        let version = NIOLockedValueBox(1)
+        let list = NSTemporaryDirectory() + "sidecache-warm-\(UUID().uuidString).txt"
+        try "# hot pages\n/api/items/f1\n\n/api/items/f2\nnot a path\n".write(toFile: list, atomically: true, encoding: .utf8)
+        let extra = "warming: { on_start: { urls: [\"/api/items/u1\"], file: \"\(list)\" } }\nadmin: { listen: \"127.0.0.1:0\" }"
+        try await withProxy(extra: extra, routes: Self.routes(), Self.origin(version)) { origin, proxy in
+            #expect(await eventually { ["/api/items/u1", "/api/items/f1", "/api/items/f2"].allSatisfy { Self.prefetches(origin, $0).count == 1 } })
+            let jobs = try AdminTests.json(try await get(try #require(proxy.adminPort), "/warm"))["jobs"] as? [[String: Any]]
+            #expect(jobs?.first?["kind"] as? String == "on_start" && jobs?.first?["urls"] as? Int == 3)
+        }
+        try? FileManager.default.removeItem(atPath: list)
+    }
+
+    @Test func postWarmWithoutAWarmingSectionIsRefused() async throws {
+        try await AdminTests.withAdmin { _, _, admin in
+            let refused = try await request(admin, "POST", "/warm", body: #"{"urls": ["/a"]}"#)
+            #expect(refused.status == 409)
+        }
+    }
 }

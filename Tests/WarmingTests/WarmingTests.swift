@@ -260,3 +260,16 @@ import Warming
         #expect(LinkHints.prefetchTargets(["garbage", "<unclosed; rel=prefetch", ""], host: "api.test").isEmpty)
     }
 }
+
+@Suite struct SitemapTests {
+    @Test func locationsArePathsWithEntitiesDecoded() {
+        let xml = """
+            <urlset><url><loc>https://www.example.com/a?x=1&amp;y=2</loc></url>
+            <url><loc>/b#top</loc></url><url><loc>ftp://x/c</loc></url><url><loc>https://www.example.com</loc></url>
+            <url><loc>//cdn/d</loc></url><url><loc>/b</loc></url><url><loc>/e
+            """
+        #expect(Sitemap.paths(in: xml) == ["/a?x=1&y=2", "/b", "/"])
+        #expect(Sitemap.paths(in: xml, limit: 1) == ["/a?x=1&y=2"])
+        #expect(Sitemap.paths(in: "not xml").isEmpty)
+    }
+}

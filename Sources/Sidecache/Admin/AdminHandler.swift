@@ -83,14 +83,18 @@ final class AdminHandler: ChannelInboundHandler {
             metrics(head, context: context)
         case (.GET, "/stats/series"), (.HEAD, "/stats/series"):
             series(head, context: context)
-        case (_, "/purge"), (_, "/reload"), (_, "/config"), (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"), (_, "/stats/series"):
+        case (.POST, "/warm"):
+            warm(head, body: body, context: context)
+        case (.GET, "/warm"), (.HEAD, "/warm"):
+            warmJobs(head, context: context)
+        case (_, "/purge"), (_, "/reload"), (_, "/config"), (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"), (_, "/stats/series"), (_, "/warm"):
             respond(context, head, .methodNotAllowed, ["error": "\(head.method.rawValue) is not allowed on \(path)"])
         case (_, _) where DashboardAssets.asset(at: path) != nil:
             respond(context, head, .methodNotAllowed, ["error": "\(head.method.rawValue) is not allowed on \(path)"])
         default:
             respond(context, head, .notFound, ["error": "no admin endpoint \(path)",
                                                "endpoints": ["GET / (dashboard)", "POST /purge", "PURGE /<path>", "POST /reload", "GET /config", "GET /stats",
-                                                             "GET /stats/series", "GET /metrics", "GET /healthz", "GET /readyz"]])
+                                                             "GET /stats/series", "GET /metrics", "POST /warm", "GET /warm", "GET /healthz", "GET /readyz"]])
         }
     }
 
@@ -189,6 +193,46 @@ final class AdminHandler: ChannelInboundHandler {
         } catch {
             respond(context, head, .internalServerError, ["error": "cannot encode the config: \(error)"])
         }
+    }
+
+    /// `{"urls": [...]}` or `{"sitemap": "/sitemap.xml"}` (with optional `"headers"`): answered
+    /// at once (202) with the job's id; the fetches go through the warming budget.
+    private func warm(_ head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        guard let warmer = runtime.current.warmer else {
+            respond(context, head, .conflict, ["error": "warming is off: the config has no warming section"])
+            return
+        }
+        let request: WarmRequest
+        do {
+            request = try WarmRequest(json: body)
+        } catch {
+            respond(context, head, .badRequest, ["error": error.description])
+            return
+        }
+        let id: Int
+        switch request.target {
+        case .urls(let urls): id = warmer.warm(urls, fields: request.headers, kind: "urls")
+        case .sitemap(let path): id = warmer.warm(sitemap: path, fields: request.headers)
+        }
+        respond(context, head, .accepted, ["job": id, "status": "accepted", "progress": "GET /warm"])
+    }
+
+    /// Every explicit warming job kept (the last 50), newest first, with its progress.
+    private func warmJobs(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard let warmer = runtime.current.warmer else {
+            respond(context, head, .ok, ["jobs": [Any](), "warming": "off"])
+            return
+        }
+        let formatter = ISO8601DateFormatter()
+        respond(context, head, .ok, ["jobs": warmer.lists.map { job -> [String: Any] in
+            var entry: [String: Any] = [
+                "job": job.id, "kind": job.kind, "state": job.state, "created": formatter.string(from: job.created), "urls": job.urls,
+                "pending": job.pending, "stored": job.counts.stored, "not_modified": job.counts.notModified, "not_stored": job.counts.notStored,
+                "failed": job.counts.failed, "dropped": job.counts.dropped, "skipped": job.counts.skipped, "bytes": job.counts.bytes,
+            ]
+            if let error = job.error { entry["error"] = error }
+            return entry
+        }])
     }
 
     /// The dashboard's points: `?since=<unix ms>` gives only the points after that time.

@@ -28,6 +28,25 @@ final class Warmer: Sendable {
         let entry: CachedResponse?
         /// A stored entry newer than this (a client's fill, another fetch) makes the job needless.
         let since: CacheInstant
+        /// The `POST /warm` (or `warming.on_start`) job it belongs to.
+        var list: Int? = nil
+    }
+
+    /// One explicit warming job: its URLs' fetches, counted together.
+    struct ListJob: Sendable {
+        let id: Int
+        /// `urls`, `sitemap` or `on_start`.
+        let kind: String
+        let created: Date
+        var urls = 0
+        /// Fetches not yet finished (queued or under way).
+        var pending = 0
+        var counts = Counts()
+        /// Why the job stopped early (a sitemap that could not be read).
+        var error: String?
+        var reading = false
+
+        var state: String { error != nil ? "failed" : reading ? "reading sitemap" : pending > 0 ? "running" : "done" }
     }
 
     /// How to ask for a hot key again, kept while the key is tracked: for re-warming it after a
@@ -101,6 +120,9 @@ final class Warmer: Sendable {
         var counts: [CountKey: Counts] = [:]
         var wake: Scheduled<Void>?
         var stopped = false
+        /// Explicit warming jobs, the newest `keptLists`.
+        var lists: [Int: ListJob] = [:]
+        var nextList = 1
         /// Warm-start fetches queued or under way, and until when `/readyz` waits for them.
         var startPending = 0
         var startDeadline: Int64 = 0
@@ -129,10 +151,27 @@ final class Warmer: Sendable {
     func attach(to runtime: ProxyRuntime) {
         owner.withLockedValue { $0.runtime = runtime }
         loadState()
+        warmOnStart(runtime)
         let task = loop.scheduleRepeatedTask(initialDelay: Self.saveInterval, delay: Self.saveInterval) { [weak self] _ in
             self?.save(blocking: false)
         }
         saver.withLockedValue { $0 = task }
+    }
+
+    /// `warming.on_start`: its URLs and its file's (one path per line; `#` starts a comment) as
+    /// one warming job. An unreadable file is logged and skipped.
+    private func warmOnStart(_ runtime: ProxyRuntime) {
+        var urls = onStart.urls
+        if let file = onStart.file {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8) {
+                urls += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { !$0.isEmpty && !$0.hasPrefix("#") && WarmRequest.isPath($0) }
+            } else {
+                runtime.logger.warning("cannot read warming.on_start.file; warming without it", metadata: ["file": "\(file)"])
+            }
+        }
+        guard !urls.isEmpty else { return }
+        warm(urls, fields: [], kind: "on_start")
     }
 
     // MARK: The state file
@@ -217,6 +256,8 @@ final class Warmer: Sendable {
     /// Where the hot set is saved, and the task that saves it every `saveInterval`.
     private let stateFile: NIOLockedValueBox<String?>
     private let startTimeout: Int64
+    /// `warming.on_start`: paths, and a file of more.
+    private let onStart: (urls: [String], file: String?)
     private let saver = NIOLockedValueBox<RepeatedTask?>(nil)
     static let saveInterval = TimeAmount.seconds(5)
     /// At most this many keys are saved, hottest first.
@@ -227,6 +268,7 @@ final class Warmer: Sendable {
         self.clock = clock
         stateFile = NIOLockedValueBox(settings.stateFile)
         startTimeout = settings.startTimeout.milliseconds * 1_000_000
+        onStart = (settings.onStartURLs, settings.onStartFile)
         let now = clock.nanoseconds()
         let perShard = max(1, settings.maxTrackedKeys / Self.shardCount)
         shards = (0..<Self.shardCount).map { _ in NIOLockedValueBox(Shard(hot: HotSet(capacity: perShard, startingAt: now))) }
@@ -254,6 +296,10 @@ final class Warmer: Sendable {
             s.wake = nil
             s.startPending = 0
             for (job, source) in s.budget.drain() {
+                if let list = job.list {
+                    s.lists[list]?.pending -= 1
+                    s.lists[list]?.counts.dropped += 1
+                }
                 s.scheduled.remove(job.key.value)
                 s.counts[CountKey(route: job.route.name, source: source), default: Counts()].dropped += 1
             }
@@ -351,17 +397,120 @@ final class Warmer: Sendable {
         guard let runtime else { return }
         let now = runtime.now()
         for uri in uris {
-            let (path, query) = CacheKeyPolicy.split(uri: uri)
-            guard let target = request.snapshot.route(method: .GET, path: path), target.cacheEnabled else { continue }
-            let names = Set(target.keyPolicy.headers + ["host", "accept", "accept-encoding", "accept-language"]).subtracting(Self.privateFields)
-            var headers = HTTPHeaders()
-            for (name, value) in request.head.headers where names.contains(name.lowercased()) { headers.add(name: name, value: value) }
-            let key = target.keyPolicy.key(host: headers.first(name: "host") ?? "", path: path, query: query, headers: headers)
-            if let stored = runtime.store.lookup(key, requestHeaders: headers, now: now), case .fresh = stored.freshness(at: now) { continue }
-            headers.add(name: "Sec-Purpose", value: "prefetch")
-            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
-            submit(Job(key: key, route: target, head: head, uri: uri, entry: nil, since: now), source)
+            guard case .fetch(let job) = Self.job(for: uri, fields: request.head.headers, in: request.snapshot, runtime: runtime, now: now) else { continue }
+            submit(job, source)
         }
+    }
+
+    enum Planned {
+        case fetch(Job)
+        /// Fresh in the cache already.
+        case fresh
+        /// No cached route takes a GET of it.
+        case notCached
+    }
+
+    /// The background fetch of `uri` with what of `fields` the target route's key depends on
+    /// (and `Host` and the content negotiation ones), unless the cache has it fresh.
+    static func job(for uri: String, fields: HTTPHeaders, in snapshot: ConfigSnapshot, runtime: ProxyRuntime, now: CacheInstant) -> Planned {
+        let (path, query) = CacheKeyPolicy.split(uri: uri)
+        guard let target = snapshot.route(method: .GET, path: path), target.cacheEnabled else { return .notCached }
+        let names = Set(target.keyPolicy.headers + ["host", "accept", "accept-encoding", "accept-language"]).subtracting(privateFields)
+        var headers = HTTPHeaders()
+        for (name, value) in fields where names.contains(name.lowercased()) { headers.add(name: name, value: value) }
+        let key = target.keyPolicy.key(host: headers.first(name: "host") ?? "", path: path, query: query, headers: headers)
+        if let stored = runtime.store.lookup(key, requestHeaders: headers, now: now), case .fresh = stored.freshness(at: now) { return .fresh }
+        headers.add(name: "Sec-Purpose", value: "prefetch")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
+        return .fetch(Job(key: key, route: target, head: head, uri: uri, entry: nil, since: now))
+    }
+
+    // MARK: Explicit warming
+
+    static let keptLists = 50
+
+    /// Starts a warming job for `uris` (paths with queries) sent with `fields`; `Host` defaults to
+    /// the listen address. Returns its id at once; `lists` shows its progress.
+    @discardableResult
+    func warm(_ uris: [String], fields: [(String, String)], kind: String) -> Int {
+        let id = newList(kind: kind, reading: false)
+        add(uris, fields: fields, to: id)
+        return id
+    }
+
+    func newList(kind: String, reading: Bool) -> Int {
+        schedule.withLockedValue { s in
+            let id = s.nextList
+            s.nextList += 1
+            s.lists[id] = ListJob(id: id, kind: kind, created: Date(), reading: reading)
+            for old in s.lists.keys.sorted().dropLast(Self.keptLists) where s.lists[old]?.pending == 0 { s.lists[old] = nil }
+            return id
+        }
+    }
+
+    /// Queues the fetches of `uris` for list `id` (the cache's fresh ones count as skipped).
+    func add(_ uris: [String], fields: [(String, String)], to id: Int) {
+        guard let runtime else { return }
+        var headers = HTTPHeaders(fields)
+        if headers.first(name: "host") == nil { headers.add(name: "Host", value: runtime.config.configuration.listen.description) }
+        let snapshot = runtime.config
+        let now = runtime.now()
+        var jobs: [Job] = []
+        var fresh = 0
+        var uncached = 0
+        for uri in uris {
+            switch Self.job(for: uri, fields: headers, in: snapshot, runtime: runtime, now: now) {
+            case .fetch(var job):
+                job.list = id
+                jobs.append(job)
+            case .fresh: fresh += 1
+            case .notCached: uncached += 1
+            }
+        }
+        schedule.withLockedValue { s in
+            s.lists[id]?.urls += uris.count
+            s.lists[id]?.counts.skipped += fresh + uncached
+            s.lists[id]?.reading = false
+        }
+        for job in jobs { submit(job, .list) }
+    }
+
+    /// Starts a warming job for the `<loc>` paths of the sitemap at `path`, fetched through the
+    /// upstream; returns its id at once.
+    @discardableResult
+    func warm(sitemap path: String, fields: [(String, String)]) -> Int {
+        let id = newList(kind: "sitemap", reading: true)
+        guard let runtime else {
+            fail(list: id, "shutting down")
+            return id
+        }
+        let host = HTTPHeaders(fields).first(name: "host") ?? runtime.config.configuration.listen.description
+        loop.execute { [self] in
+            UpstreamDocumentFetch.get(path, host: host, runtime: runtime, on: loop) { [self] result in
+                switch result {
+                case .success(let body):
+                    let paths = Sitemap.paths(in: String(buffer: body))
+                    if paths.isEmpty { fail(list: id, "sitemap \(path): no <loc> entries in it") } else { add(paths, fields: fields, to: id) }
+                case .failure(let failure):
+                    fail(list: id, "sitemap \(path): \(failure)")
+                    runtime.logger.warning("cannot read the sitemap to warm", metadata: ["sitemap": "\(path)", "error": "\(failure)"])
+                }
+            }
+        }
+        return id
+    }
+
+    /// A list that could not go on (its sitemap could not be read).
+    func fail(list id: Int, _ reason: String) {
+        schedule.withLockedValue { s in
+            s.lists[id]?.reading = false
+            s.lists[id]?.error = reason
+        }
+    }
+
+    /// The explicit warming jobs, newest first.
+    var lists: [ListJob] {
+        schedule.withLockedValue { $0.lists.values.sorted { $0.id > $1.id } }
     }
 
     // MARK: Purges
@@ -411,21 +560,32 @@ final class Warmer: Sendable {
 
     func submit(_ job: Job, _ source: WarmSource) {
         let queued = schedule.withLockedValue { s -> Bool in
-            guard !s.stopped, s.scheduled.insert(job.key.value).inserted else { return false }
             let counted = CountKey(route: job.route.name, source: source)
+            guard !s.stopped, s.scheduled.insert(job.key.value).inserted else {
+                // Already queued or being fetched: for a list, that is as good as done.
+                if let list = job.list { s.lists[list]?.counts.skipped += 1 }
+                return false
+            }
             switch s.budget.submit(job, source) {
             case .queued:
                 if source == .start { s.startPending += 1 }
+                if let list = job.list { s.lists[list]?.pending += 1 }
                 return true
             case .queuedDropping(let dropped, let droppedSource):
                 if source == .start { s.startPending += 1 }
+                if let list = job.list { s.lists[list]?.pending += 1 }
                 if droppedSource == .start { s.startPending -= 1 }
+                if let list = dropped.list {
+                    s.lists[list]?.pending -= 1
+                    s.lists[list]?.counts.dropped += 1
+                }
                 s.scheduled.remove(dropped.key.value)
                 s.counts[CountKey(route: dropped.route.name, source: droppedSource), default: Counts()].dropped += 1
                 return true
             case .dropped:
                 s.scheduled.remove(job.key.value)
                 s.counts[counted, default: Counts()].dropped += 1
+                if let list = job.list { s.lists[list]?.counts.dropped += 1 }
                 return false
             }
         }
@@ -530,6 +690,19 @@ final class Warmer: Sendable {
         schedule.withLockedValue { s in
             s.scheduled.remove(job.key.value)
             if counted.source == .start { s.startPending = max(0, s.startPending - 1) }
+            if let list = job.list, var l = s.lists[list] {
+                l.pending = max(0, l.pending - 1)
+                switch ending {
+                case nil: l.counts.skipped += 1
+                case .stored(let bytes):
+                    l.counts.stored += 1
+                    l.counts.bytes += bytes
+                case .notModified: l.counts.notModified += 1
+                case .notStored: l.counts.notStored += 1
+                case .failed: l.counts.failed += 1
+                }
+                s.lists[list] = l
+            }
             if let replacedUnused { s.counts[replacedUnused, default: Counts()].wasted += 1 }
             switch ending {
             case nil:
