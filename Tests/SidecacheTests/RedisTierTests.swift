@@ -238,7 +238,9 @@ import Testing
             let started = ContinuousClock.now
             #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
             #expect(try await get(proxy.port, "/api/items/1").xCache == "HIT")
-            #expect(ContinuousClock.now - started < .seconds(1))
+            // Two requests, each waiting at most one Redis timeout (500 ms) and none for the
+            // reconnect attempts; the slack is for a loaded machine.
+            #expect(ContinuousClock.now - started < .milliseconds(1500))
             #expect(proxy.runtime.redisStatus?.connected == false)
             // Started late, Redis is picked up by itself.
             reserved.release()

@@ -7,7 +7,7 @@ import Testing
 
 /// Refresh-ahead over real sockets: a real origin that counts what reaches it, a real sidecache
 /// whose wall clock the test moves (so an entry nears its expiry without waiting).
-@Suite struct WarmingEndToEndTests {
+@Suite(.serialized) struct WarmingEndToEndTests {
     static func routes(_ warm: String = "{ min_rate: 0.05/s, refresh_ahead: 10% }") -> String {
         """
         routes:
@@ -40,6 +40,22 @@ import Testing
 
     static let warming = "warming: { max_rps: 100, max_concurrent: 4 }\nadmin: { listen: \"127.0.0.1:0\" }"
 
+    /// Background fetches that have ended (stored, not modified, not stored or failed), from
+    /// the admin port's /stats: the origin seeing a request does not mean its answer is stored.
+    static func fetchesEnded(_ proxy: Sidecar) async -> Int {
+        guard let admin = proxy.adminPort, let stats = try? AdminTests.json(try await get(admin, "/stats")),
+              let routes = (stats["warming"] as? [String: Any])?["routes"] as? [String: [String: [String: Any]]] else { return 0 }
+        return routes.values.flatMap(\.values).map { c in
+            ["stored", "not_modified", "not_stored", "failed"].map { c[$0] as? Int ?? 0 }.reduce(0, +)
+        }.reduce(0, +)
+    }
+
+    /// Waits until `count` background fetches have ended.
+    static func waitForFetches(_ proxy: Sidecar, _ count: Int, sourceLocation: SourceLocation = #_sourceLocation) async {
+        let ended = await eventually(timeout: .seconds(10), interval: .milliseconds(20), { await fetchesEnded(proxy) }, until: { $0 >= count })
+        #expect(ended >= count, "\(ended) of \(count) background fetches ended", sourceLocation: sourceLocation)
+    }
+
     static func prefetches(_ origin: TestOrigin, _ path: String) -> [OriginRequest] {
         origin.requests.filter { $0.path == path && $0.headers.first(name: "sec-purpose") == "prefetch" }
     }
@@ -57,6 +73,7 @@ import Testing
             let nearEnd = try await get(proxy.port, "/api/items/1", private_)
             #expect(nearEnd.xCache == "HIT" && nearEnd.header("Age") == "96")
             #expect(await eventually { Self.prefetches(origin, "/api/items/1").count == 1 })
+            await Self.waitForFetches(proxy, 1)
             let refresh = try #require(Self.prefetches(origin, "/api/items/1").first)
             // Conditional, with the key's fields, never the client's credentials.
             #expect(refresh.method == .GET && refresh.headers.first(name: "if-none-match") == "\"v1\"")
@@ -156,6 +173,7 @@ import Testing
             // A hard purge of every item: the two hot ones come back without a client.
             try await Self.purge(proxy, #"{"tags": ["items"]}"#)
             #expect(await eventually { Self.prefetches(origin, "/api/items/r1").count == 1 && Self.prefetches(origin, "/api/items/r2").count == 1 })
+            await Self.waitForFetches(proxy, 2)
             let refetch = try #require(Self.prefetches(origin, "/api/items/r1").first)
             #expect(refetch.headers.first(name: "if-none-match") == nil && refetch.headers.first(name: "x-tenant") == "t9")
             let next = try await get(proxy.port, "/api/items/r1", [("X-Tenant", "t9")])
@@ -168,6 +186,7 @@ import Testing
             // A soft purge: the refetch is conditional, and a 304 makes the entry fresh again.
             try await Self.purge(proxy, #"{"url": "/api/items/r2", "soft": true}"#)
             #expect(await eventually { Self.prefetches(origin, "/api/items/r2").count == 2 })
+            await Self.waitForFetches(proxy, 3)
             #expect(Self.prefetches(origin, "/api/items/r2").last?.headers.first(name: "if-none-match") == "\"v1\"")
             #expect(try await eventually({ try await get(proxy.port, "/api/items/r2", [("X-Tenant", "t9")]) },
                                          until: { $0.xCache == "HIT" }).xCache == "HIT")
@@ -206,6 +225,7 @@ import Testing
             // The write purges the URL, the tag and a pattern: one refetch after all three, stored.
             #expect(try await request(proxy.port, "PUT", "/api/items/w1", body: "new").status == 200)
             #expect(await eventually { Self.prefetches(origin, "/api/items/w1").count == 1 })
+            await Self.waitForFetches(proxy, 1)
             let next = try await eventually({ try await get(proxy.port, "/api/items/w1") }, until: { $0.xCache == "HIT" })
             #expect(next.xCache == "HIT" && next.text.contains("v2"))
             let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
@@ -244,6 +264,7 @@ import Testing
         #expect(warming.status == 503 && warmingStatus == "warming")
         #expect(await eventually(timeout: .seconds(10)) { (try? await get(secondAdmin, "/readyz").status) == 200 })
         #expect(await eventually { Self.prefetches(origin, "/api/items/s1").count == 1 && Self.prefetches(origin, "/api/items/s2").count == 1 })
+        await Self.waitForFetches(second, 2)
         #expect(origin.count("/api/items/s1") == before + 1)
         #expect(Self.prefetches(origin, "/api/items/s1").first?.headers.first(name: "x-tenant") == "t3")
         let hit = try await get(second.port, "/api/items/s1", [("X-Tenant", "t3")])
@@ -270,6 +291,7 @@ import Testing
             let item = try await get(proxy.port, "/api/items/7", [("X-Tenant", "t1"), ("Cookie", "c=1")])
             #expect(item.status == 200 && item.xCache == "MISS")
             #expect(await eventually { Self.prefetches(origin, "/api/items/7/reviews").count == 1 })
+            await Self.waitForFetches(proxy, 1)
             let fetched = try #require(Self.prefetches(origin, "/api/items/7/reviews").first)
             #expect(fetched.uri == "/api/items/7/reviews?sort=new" && fetched.headers.first(name: "cookie") == nil)
             let reviews = try await get(proxy.port, "/api/items/7/reviews?sort=new")
@@ -325,6 +347,7 @@ import Testing
         try await withProxy(extra: Self.warming, routes: Self.routes("{ prefetch_links: true }"), responder) { origin, proxy in
             #expect(try await get(proxy.port, "/api/items/9").xCache == "MISS")
             #expect(await eventually { Self.prefetches(origin, "/api/items/9/photos").count == 1 })
+            await Self.waitForFetches(proxy, 1)
             #expect(try await get(proxy.port, "/api/items/9/photos").xCache == "HIT")
             try await Task.sleep(for: .milliseconds(200))
             #expect(origin.count("/next") == 0 && origin.count("/x") == 0)
@@ -370,6 +393,7 @@ import Testing
             #expect(await eventually(timeout: .seconds(10)) {
                 Self.prefetches(origin, "/api/items/m1").count == 1 && Self.prefetches(origin, "/api/items/m2").count == 1
             })
+            await Self.waitForFetches(proxy, 5)
             #expect(Self.prefetches(origin, "/api/items/m2").first?.uri == "/api/items/m2?lang=en&x=1")
             #expect(try await get(proxy.port, "/api/items/m1").xCache == "HIT")
 
