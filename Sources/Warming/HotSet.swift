@@ -54,25 +54,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
             let at = siftDown(i)
             return (rate(atIndex: at, now: now), nil, flags[at])
         }
-        var evicted: Key?
-        let at: Int
-        if keys.count < capacity {
-            keys.append(key)
-            weights.append(added)
-            errors.append(0)
-            flags.append(0)
-            position[key] = keys.count - 1
-            at = siftUp(keys.count - 1)
-        } else {
-            evicted = keys[0]
-            position[keys[0]] = nil
-            errors[0] = weights[0]
-            weights[0] += added
-            flags[0] = 0
-            keys[0] = key
-            position[key] = 0
-            at = siftDown(0)
-        }
+        let (at, evicted) = insert(key, weight: added, inheritingColdest: true)
         return (rate(atIndex: at, now: now), evicted, 0)
     }
 
@@ -82,22 +64,31 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         guard position[key] == nil, rate > 0, rate.isFinite else { return }
         rebaseIfNeeded(now)
         let weight = rate * tau * exp(Double(now - landmark) / 1e9 / tau)
-        if keys.count < capacity {
+        guard keys.count < capacity || weight > weights[0] else { return }
+        insert(key, weight: weight, inheritingColdest: false)
+    }
+
+    /// Puts a new `key` in with `weight`: appended while there is room, else in the coldest
+    /// key's place (that key is returned). `inheritingColdest` adds the coldest's weight to the
+    /// newcomer's and counts it as error (space-saving). Returns where the key ended.
+    @inlinable @discardableResult
+    mutating func insert(_ key: Key, weight: Double, inheritingColdest: Bool) -> (at: Int, evicted: Key?) {
+        guard keys.count >= capacity else {
             keys.append(key)
             weights.append(weight)
             errors.append(0)
             flags.append(0)
             position[key] = keys.count - 1
-            siftUp(keys.count - 1)
-        } else if weight > weights[0] {
-            position[keys[0]] = nil
-            keys[0] = key
-            weights[0] = weight
-            errors[0] = 0
-            flags[0] = 0
-            position[key] = 0
-            siftDown(0)
+            return (siftUp(keys.count - 1), nil)
         }
+        let evicted = keys[0]
+        position[evicted] = nil
+        errors[0] = inheritingColdest ? weights[0] : 0
+        weights[0] = (inheritingColdest ? weights[0] : 0) + weight
+        flags[0] = 0
+        keys[0] = key
+        position[key] = 0
+        return (siftDown(0), evicted)
     }
 
     @inlinable
