@@ -405,7 +405,7 @@ public enum ConfigParser {
     private static func readWarm(_ node: Node?, at path: String, warming: Bool, pattern: PathPattern?,
                                  _ r: inout ConfigReader) -> SidecacheConfiguration.Warm? {
         guard let node, !r.isNull(node) else { return nil }
-        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead", "rewarm_after_purge", "prefetch", "prefetch_links"]) else { return nil }
+        guard let m = r.mapping(node, at: path, allowed: ["min_rate", "refresh_ahead", "rewarm_after_purge", "prefetch", "prefetch_links", "predict", "session", "min_confidence"]) else { return nil }
         if !warming { r.fail(path, node, "needs a top-level warming section (its budget: max_rps, max_concurrent), even an empty one") }
         var w = SidecacheConfiguration.Warm()
         if let v = m["min_rate"] {
@@ -419,6 +419,31 @@ public enum ConfigParser {
         w.rewarmAfterPurge = r.bool(m["rewarm_after_purge"], at: "\(path).rewarm_after_purge") ?? (w.refreshAhead != nil)
         w.prefetch = readTemplates(m["prefetch"], at: "\(path).prefetch", kind: .url, pattern: pattern, &r)
         w.prefetchLinks = r.bool(m["prefetch_links"], at: "\(path).prefetch_links") ?? false
+        if let v = m["predict"] {
+            // YAML reads a bare on/off as a boolean.
+            if case .scalar(let s) = v, let mode = SidecacheConfiguration.Warm.Predict(rawValue: s.string.lowercased())
+                ?? (["true", "yes"].contains(s.string.lowercased()) ? .on : ["false", "no"].contains(s.string.lowercased()) ? .off : nil) {
+                w.predict = mode
+            } else {
+                r.fail("\(path).predict", v, "expected on, shadow or off")
+            }
+        }
+        if let text = r.string(m["session"], at: "\(path).session") {
+            let token: (String) -> Bool = { !$0.isEmpty && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") } }
+            if text == "client_ip" {
+                w.session = .clientIP
+            } else if text.hasPrefix("header:"), case let name = String(text.dropFirst(7)), token(name) {
+                w.session = .header(name.lowercased())
+            } else if text.hasPrefix("cookie:"), case let name = String(text.dropFirst(7)), token(name) {
+                w.session = .cookie(name)
+            } else {
+                r.fail("\(path).session", m["session"], "expected client_ip, header:<Name> or cookie:<name>")
+            }
+        }
+        if let v = m["min_confidence"] {
+            if case .scalar(let s) = v, let c = Double(s.string), c > 0, c <= 1 { w.minConfidence = c }
+            else { r.fail("\(path).min_confidence", v, "expected a probability above 0 and at most 1, e.g. 0.5") }
+        }
         return w
     }
 

@@ -75,12 +75,41 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         /// Fetch what the origin's responses announce with `Link: <...>; rel=prefetch` (or
         /// `preload`), same-origin only.
         public var prefetchLinks = false
+        /// The learned successor model: off, shadow (score only) or on (fetch).
+        public var predict = Predict.off
+        /// What makes requests one session's, for the successor model.
+        public var session = Session.clientIP
+        /// A successor this likely (or more) is fetched.
+        public var minConfidence = 0.5
+
+        public enum Predict: String, Sendable, Equatable, Encodable {
+            case off, shadow, on
+        }
+
+        public enum Session: Sendable, Equatable, Encodable {
+            case clientIP
+            case header(String)
+            case cookie(String)
+
+            public var description: String {
+                switch self {
+                case .clientIP: "client_ip"
+                case .header(let name): "header:\(name)"
+                case .cookie(let name): "cookie:\(name)"
+                }
+            }
+
+            public func encode(to encoder: any Encoder) throws {
+                var c = encoder.singleValueContainer()
+                try c.encode(description)
+            }
+        }
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
             case minRate = "min_rate_per_second", refreshAhead = "refresh_ahead", rewarmAfterPurge = "rewarm_after_purge", prefetch
-            case prefetchLinks = "prefetch_links"
+            case prefetchLinks = "prefetch_links", predict, session, minConfidence = "min_confidence"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -90,6 +119,11 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(rewarmAfterPurge, forKey: .rewarmAfterPurge)
             if !prefetch.isEmpty { try c.encode(prefetch.map(\.source), forKey: .prefetch) }
             try c.encode(prefetchLinks, forKey: .prefetchLinks)
+            try c.encode(predict, forKey: .predict)
+            if predict != .off {
+                try c.encode(session, forKey: .session)
+                try c.encode(minConfidence, forKey: .minConfidence)
+            }
         }
     }
 

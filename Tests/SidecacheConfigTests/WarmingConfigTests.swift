@@ -29,6 +29,10 @@ import Testing
         #expect(try parse(Self.yaml(warming: "{}", warm: "{ min_rate: 2 }")).routes[0].warm?.minRate == 2)
         #expect(try parse(Self.yaml(warming: "{}", warm: "{ prefetch: [\"/api/items/{id}/reviews\"] }")).routes[0].warm?.prefetch.map(\.source)
             == ["/api/items/{id}/reviews"])
+        let learned = try parse(Self.yaml(warming: "{}", warm: "{ predict: on, session: \"cookie:sid\", min_confidence: 0.7 }")).routes[0].warm
+        #expect(learned?.predict == .on && learned?.session == .cookie("sid") && learned?.minConfidence == 0.7)
+        #expect(try parse(Self.yaml(warming: "{}", warm: "{ predict: shadow, session: \"header:X-Session\" }")).routes[0].warm?.session == .header("x-session"))
+        #expect(try parse(Self.yaml(warming: "{}", warm: "{}")).routes[0].warm?.predict == .off)
         // No warming section: nothing in the background at all.
         #expect(try parse(Self.yaml(warming: nil, warm: "null")).warming == nil)
     }
@@ -40,6 +44,8 @@ import Testing
         #expect(e.contains { $0.path == "warming.max_concurrent" && $0.line == 2 })
         #expect(e.contains { $0.path == "warming.extra" })
         #expect(e.contains { $0.path == "warming.state_file" })
+        let learned = errors(Self.yaml(warming: "{}", warm: "{ predict: maybe, session: \"ip\", min_confidence: 2 }"))
+        #expect(learned.map(\.path).sorted() == ["routes[0].warm.min_confidence", "routes[0].warm.predict", "routes[0].warm.session"])
         #expect(e.contains { $0.path == "routes[0].warm.min_rate" && $0.line == 7 && $0.message.contains("0.2/s") })
         #expect(e.contains { $0.path == "routes[0].warm.refresh_ahead" && $0.message.contains("90%") })
         #expect(e.contains { $0.path == "routes[0].warm.prefetch_everything" })

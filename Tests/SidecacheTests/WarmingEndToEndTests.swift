@@ -434,4 +434,49 @@ import Testing
             #expect(refused.status == 409)
         }
     }
+
+    /// Three sessions ask for item a then item b; then a fourth asks for a.
+    static func trainAThenB(_ proxy: Sidecar) async throws {
+        for session in ["s1", "s2", "s3"] {
+            _ = try await get(proxy.port, "/api/items/a", [("X-Session", session)])
+            _ = try await get(proxy.port, "/api/items/b", [("X-Session", session)])
+        }
+        proxy.clock.advance(seconds: 200)  // both expired: the next session finds neither
+    }
+
+    @Test func whatSessionsAskForNextIsFetchedBeforeTheyAsk() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes("{ predict: on, session: \"header:X-Session\", min_confidence: 0.6 }"),
+                            Self.origin(version)) { origin, proxy in
+            try await Self.trainAThenB(proxy)
+            #expect(Self.prefetches(origin, "/api/items/b").isEmpty)
+            _ = try await get(proxy.port, "/api/items/a", [("X-Session", "s4")])
+            #expect(await eventually { Self.prefetches(origin, "/api/items/b").count == 1 })
+            await Self.waitForFetches(proxy, 1)
+            #expect(try await get(proxy.port, "/api/items/b", [("X-Session", "s4")]).xCache == "HIT")
+            let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
+            let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["predict"] as? [String: Any]
+            // b was still stored (stale): the fetch was conditional, and its 304 renewed it.
+            #expect(counted?["completed"] as? Int == 1 && counted?["used"] as? Int == 1, "\(String(describing: stats["warming"]))")
+        }
+    }
+
+    @Test func inShadowModeNothingIsFetchedAndThePrecisionIsScored() async throws {
+        let version = NIOLockedValueBox(1)
+        try await withProxy(extra: Self.warming, routes: Self.routes("{ predict: shadow, session: \"header:X-Session\" }"),
+                            Self.origin(version)) { origin, proxy in
+            try await Self.trainAThenB(proxy)
+            _ = try await get(proxy.port, "/api/items/a", [("X-Session", "s4")])
+            _ = try await get(proxy.port, "/api/items/b", [("X-Session", "s4")])
+            _ = try await get(proxy.port, "/api/items/a", [("X-Session", "s5")])
+            _ = try await get(proxy.port, "/api/items/z", [("X-Session", "s5")])
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(origin.requests.allSatisfy { $0.headers.first(name: "sec-purpose") == nil })
+            let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
+            let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["predict"] as? [String: Any]
+            // Predicted b after a for s2, s3, s4 (right) and s5 (wrong: it asked for z).
+            #expect(counted?["shadow_predicted"] as? Int == 4 && counted?["shadow_correct"] as? Int == 3 && counted?["shadow_precision"] as? Double == 0.75,
+                    "\(String(describing: counted))")
+        }
+    }
 }

@@ -273,3 +273,54 @@ import Warming
         #expect(Sitemap.paths(in: "not xml").isEmpty)
     }
 }
+
+@Suite struct SuccessorModelTests {
+    static let second: Int64 = 1_000_000_000
+
+    @Test func whatSessionsAskNextIsPredictedWithItsShare() {
+        var model = SuccessorModel<String, String>(window: 5 * Self.second)
+        var t: Int64 = 0
+        for (i, next) in ["b", "b", "b", "c"].enumerated() {
+            t += Self.second
+            _ = model.observe("a", session: "s\(i)", at: t, minimum: 0.5)
+            _ = model.observe(next, session: "s\(i)", at: t + Self.second, minimum: 0.5)
+        }
+        let all = model.predict(after: "a", at: t, minimum: 0)
+        #expect(all.map(\.key) == ["b", "c"])
+        #expect(abs(all[0].probability - 0.75) < 0.01 && abs(all[1].probability - 0.25) < 0.01)
+        #expect(model.predict(after: "a", at: t, minimum: 0.5).map(\.key) == ["b"])
+        #expect(model.predict(after: "zzz", at: t, minimum: 0).isEmpty)
+    }
+
+    @Test func aStepLongerThanTheWindowIsNotCountedAndPredictionsAreScored() {
+        var model = SuccessorModel<String, String>(window: 5 * Self.second)
+        _ = model.observe("a", session: "x", at: 0, minimum: 0.5)
+        _ = model.observe("b", session: "x", at: 10 * Self.second, minimum: 0.5)  // too late
+        #expect(model.predict(after: "a", at: 10 * Self.second, minimum: 0).isEmpty)
+        // Learn a -> b, then a session asking a is predicted b, and asking b is scored correct.
+        _ = model.observe("a", session: "y", at: 20 * Self.second, minimum: 0.5)
+        _ = model.observe("b", session: "y", at: 21 * Self.second, minimum: 0.5)
+        let first = model.observe("a", session: "z", at: 30 * Self.second, minimum: 0.5)
+        #expect(first.predictions.map(\.key) == ["b"] && first.outcome == nil)
+        let next = model.observe("b", session: "z", at: 31 * Self.second, minimum: 0.5)
+        #expect(next.outcome == .init(predicted: 1, correct: 1))
+        // A wrong guess scores 0.
+        _ = model.observe("a", session: "w", at: 40 * Self.second, minimum: 0.5)
+        #expect(model.observe("q", session: "w", at: 41 * Self.second, minimum: 0.5).outcome == .init(predicted: 1, correct: 0))
+    }
+
+    @Test func keysSessionsAndSuccessorsAreBounded() {
+        var model = SuccessorModel<Int, Int>(window: 5 * Self.second, successors: 2, maxKeys: 10, maxSessions: 10)
+        for i in 0..<1000 {
+            let t = Int64(i) * Self.second / 100
+            _ = model.observe(i, session: i % 50, at: t, minimum: 0.5)
+            _ = model.observe(i + 1, session: i % 50, at: t + 1, minimum: 0.5)
+        }
+        #expect(model.keyCount <= 10 && model.sessionCount <= 10)
+        for next in 0..<5 {
+            _ = model.observe(7, session: 1000 + next, at: 20 * Self.second, minimum: 0.5)
+            _ = model.observe(100 + next, session: 1000 + next, at: 20 * Self.second + 1, minimum: 0.5)
+        }
+        #expect(model.predict(after: 7, at: 20 * Self.second, minimum: 0).count <= 2)
+    }
+}

@@ -498,7 +498,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         r.exchange = nil
         let finished = NIODeadline.now()
         runtime.recordCompleted(r, finishedAt: finished)
-        if let warmer = r.warmer, (200..<300).contains(r.status), r.route?.warm?.prefetch.isEmpty == false { warmer.prefetchDeclared(after: r) }
+        if let warmer = r.warmer, let warm = r.route?.warm, (200..<300).contains(r.status) {
+            if !warm.prefetch.isEmpty { warmer.prefetchDeclared(after: r) }
+            if warm.predict != .off { warmer.predictNext(after: r, peer: clientAddress) }
+        }
         if runtime.accessLogEnabled {
             let total = (finished - r.started).nanoseconds / 1000
             runtime.accessLog.write(AccessRecord(

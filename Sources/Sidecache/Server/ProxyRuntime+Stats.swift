@@ -68,6 +68,8 @@ extension ProxyRuntime {
             routes[key.route, default: [:]][key.source.rawValue] = [
                 "issued": c.issued, "completed": c.completed, "stored": c.stored, "not_modified": c.notModified, "not_stored": c.notStored,
                 "failed": c.failed, "dropped": c.dropped, "skipped": c.skipped, "leased_elsewhere": c.leasedElsewhere, "used": c.used,
+                "shadow_predicted": c.shadowPredicted, "shadow_correct": c.shadowCorrect,
+                "shadow_precision": c.shadowPrecision.map { $0 as Any } ?? NSNull(),
                 "wasted": c.wasted, "bytes": c.bytes,
                 "precision": c.precision.map { $0 as Any } ?? NSNull(),
             ] as [String: Any]

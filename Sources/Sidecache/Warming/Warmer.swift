@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Resilience
 import SidecacheConfig
 import Synchronization
 import Warming
@@ -86,6 +87,12 @@ final class Warmer: Sendable {
         var skipped = 0
         /// Refreshes another instance took the Redis lease for (it stores the result in L2).
         var leasedElsewhere = 0
+        /// `predict: shadow`: successors the model would have fetched, and those the session
+        /// did ask for next.
+        var shadowPredicted = 0
+        var shadowCorrect = 0
+
+        var shadowPrecision: Double? { shadowPredicted == 0 ? nil : Double(shadowCorrect) / Double(shadowPredicted) }
         /// A stored or refreshed entry served at least one client before the next fetch of its key.
         var used = 0
         /// One that was replaced by the next fetch of its key without serving anyone.
@@ -256,6 +263,8 @@ final class Warmer: Sendable {
     /// Where the hot set is saved, and the task that saves it every `saveInterval`.
     private let stateFile: NIOLockedValueBox<String?>
     private let startTimeout: Int64
+    /// What sessions ask for next (routes with `warm.predict`), keyed by path and query.
+    private let model: NIOLockedValueBox<SuccessorModel<String, String>>
     /// `warming.on_start`: paths, and a file of more.
     private let onStart: (urls: [String], file: String?)
     private let saver = NIOLockedValueBox<RepeatedTask?>(nil)
@@ -269,6 +278,7 @@ final class Warmer: Sendable {
         stateFile = NIOLockedValueBox(settings.stateFile)
         startTimeout = settings.startTimeout.milliseconds * 1_000_000
         onStart = (settings.onStartURLs, settings.onStartFile)
+        model = NIOLockedValueBox(SuccessorModel(maxKeys: settings.maxTrackedKeys, maxSessions: settings.maxTrackedKeys))
         let now = clock.nanoseconds()
         let perShard = max(1, settings.maxTrackedKeys / Self.shardCount)
         shards = (0..<Self.shardCount).map { _ in NIOLockedValueBox(Shard(hot: HotSet(capacity: perShard, startingAt: now))) }
@@ -383,6 +393,49 @@ final class Warmer: Sendable {
         guard let route = request.route, let templates = route.warm?.prefetch, !templates.isEmpty else { return }
         let parameters = route.pattern.match(request.path) ?? []
         prefetch(templates.map { $0.render(parameters) }, after: request, source: .prefetch)
+    }
+
+    // MARK: Learned prefetch
+
+    /// After a 2xx on a route with `warm.predict`: the step from the session's previous request
+    /// is counted, and the successors of this one at least `min_confidence` likely are fetched
+    /// (`on`) or only counted as what would have been (`shadow`, scored when the session's next
+    /// request comes).
+    func predictNext(after request: ActiveRequest, peer: String) {
+        guard let route = request.route, let warm = route.warm, warm.predict != .off else { return }
+        let session: String?
+        switch warm.session {
+        case .clientIP:
+            let trusted = request.snapshot.configuration.trustedProxies
+            session = trusted.isEmpty ? peer
+                : ClientAddress.resolve(peer: peer, forwardedFor: request.head.headers[canonicalForm: "x-forwarded-for"], trusted: trusted)
+        case .header(let name): session = request.head.headers.first(name: name)
+        case .cookie(let name): session = Self.cookie(name, in: request.head.headers)
+        }
+        guard let session, !session.isEmpty else { return }
+        let (predictions, outcome) = model.withLockedValue {
+            $0.observe(request.uri, session: warm.session.description + "=" + session, at: clock.nanoseconds(), minimum: warm.minConfidence)
+        }
+        let counted = CountKey(route: route.name, source: .predict)
+        if warm.predict == .shadow {
+            schedule.withLockedValue { s in
+                s.counts[counted, default: Counts()].shadowPredicted += predictions.count
+                s.counts[counted, default: Counts()].shadowCorrect += outcome?.correct ?? 0
+            }
+            return
+        }
+        if !predictions.isEmpty { prefetch(predictions.map(\.key), after: request, source: .predict) }
+    }
+
+    /// The value of cookie `name` in the request's `Cookie` fields.
+    static func cookie(_ name: String, in headers: HTTPHeaders) -> String? {
+        for field in headers["cookie"] {
+            for pair in field.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name { return parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+        }
+        return nil
     }
 
     /// What an origin's response to `request` announced with `Link: rel=prefetch` / `preload`.
