@@ -20,12 +20,13 @@ demo:
 	@scripts/deps.sh build
 	$(SWIFT) run sidecache demo
 
-# The browser test runs on its own after the rest: Chromium's start would otherwise compete with
-# the timing-sensitive tests for this machine's two cores.
+# The browser test and the warming end-to-end suite run after the rest: Chromium's start and a
+# dozen more sidecaches would otherwise compete with the timing-sensitive tests for two cores.
+LATE_TESTS = DashboardBrowserTests|WarmingEndToEndTests
 test:
 	@scripts/deps.sh test
-	$(SWIFT) test --skip DashboardBrowserTests
-	$(SWIFT) test --skip-build --filter DashboardBrowserTests
+	$(SWIFT) test --skip "$(LATE_TESTS)"
+	$(SWIFT) test --skip-build --filter "$(LATE_TESTS)"
 
 build:
 	@scripts/deps.sh build

@@ -4,7 +4,8 @@
 #   scripts/deps.sh build    # to build: hiredis (the Redis client's protocol) and zlib (gzip)
 #   scripts/deps.sh test     # to test: the above, redis-server (tests start their own) and
 #                            #   chromium (the dashboard's test drives a headless browser)
-#   scripts/deps.sh bench    # to benchmark: the above, wrk and curl (nginx and varnish optional)
+#   scripts/deps.sh bench    # to benchmark: the above, wrk, curl and python3 (bench/replay; nginx
+#                            #   and varnish optional)
 #
 # Prints nothing when everything is there. Runs apt-get as root, or through sudo; where there is
 # no apt-get it names the packages to install and fails.
@@ -23,7 +24,8 @@ case "${1:-build}" in
     bench)
         command -v redis-server > /dev/null 2>&1 || want redis-server
         command -v wrk > /dev/null 2>&1 || want wrk
-        command -v curl > /dev/null 2>&1 || want curl ;;
+        command -v curl > /dev/null 2>&1 || want curl
+        command -v python3 > /dev/null 2>&1 || want python3 ;;
     *)
         echo "usage: scripts/deps.sh build|test|bench" >&2
         exit 2 ;;

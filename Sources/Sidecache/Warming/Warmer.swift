@@ -328,6 +328,8 @@ final class Warmer: Sendable {
     /// `HotSet` flags: the key has a recipe in `recipes`; its entry was fetched and is in `unused`.
     private static let hasRecipe: UInt8 = 1
     private static let fetchedUnused: UInt8 = 2
+    /// A refresh is set for the start of the key's window.
+    private static let refreshSet: UInt8 = 4
 
     // MARK: The hit path
 
@@ -379,9 +381,31 @@ final class Warmer: Sendable {
         let lifetime = Double(entry.terms.freshnessLifetime.milliseconds) / 1000
         let age = Double(entry.age(at: now).milliseconds) / 1000
         let jitter = RefreshAhead.jitter(for: UInt64(bitPattern: Int64(hash)))
-        guard RefreshAhead(fraction: fraction).isDue(age: age, lifetime: lifetime, jitter: jitter),
-              let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) else { return }
-        submit(Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime), .refresh)
+        let ahead = RefreshAhead(fraction: fraction)
+        if ahead.isDue(age: age, lifetime: lifetime, jitter: jitter) {
+            guard let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) else { return }
+            submit(Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime), .refresh)
+            return
+        }
+        // Not due yet: a hot key may well see no hit inside its window, so the refresh is also
+        // set for the window's start, once per key until it fires.
+        guard age < lifetime else { return }
+        let wait = lifetime - age - ahead.window(lifetime: lifetime, jitter: jitter)
+        let set = shard(hash: hash).withLockedValue { s -> Bool in
+            guard s.hot.flags(of: hot) & Self.refreshSet == 0 else { return false }
+            s.hot.setFlags(Self.refreshSet, of: hot)
+            return true
+        }
+        guard set, let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) else { return }
+        let job = Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime)
+        loop.scheduleTask(in: .milliseconds(max(1, Int64(wait * 1000)))) { [self] in
+            // Still hot then? A key that went cold is left to expire.
+            let stillHot = shard(hash: hash).withLockedValue { s -> Bool in
+                s.hot.setFlags(Self.refreshSet, on: false, of: hot)
+                return s.hot.rate(of: hot, at: clock.nanoseconds()) >= warm.minRate
+            }
+            if stillHot { submit(job, .refresh) }
+        }
     }
 
     // MARK: Declared prefetch
