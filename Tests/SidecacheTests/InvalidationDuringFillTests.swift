@@ -10,17 +10,19 @@ import Testing
 /// waiting on it with what it fetched, but does not store it (or, for a soft purge, stores it
 /// already stale), so the next request does not hit content from before the invalidation.
 @Suite struct InvalidationDuringFillTests {
-    /// Starts a GET whose fill takes 600 ms (room for a loaded machine), runs `invalidate` once the origin has it, then lets the origin answer
+    /// Starts a GET whose fill takes 2 s (room for a loaded machine), runs `invalidate` once the origin has it, then lets the origin answer
     /// "v2" from then on; returns the racing response and the next one.
     func race(path: String = "/api/items/1", _ invalidate: @escaping @Sendable (Sidecar) async throws -> Void) async throws -> (TestResponse, TestResponse) {
         let version = NIOLockedValueBox("v1")
         var result: (TestResponse, TestResponse)?
-        try await withProxy({ r in
+        // A response timeout well past the origin's 2 s.
+        let upstream = { (port: Int) in "upstream:\n  url: \"http://127.0.0.1:\(port)\"\n  response_timeout: 10s" }
+        try await withProxy(upstream: upstream, { r in
             .init(status: .ok, headers: [("Cache-Control", "max-age=300")], body: version.withLockedValue { $0 },
-                  delay: r.method == .GET ? .milliseconds(600) : .zero)
+                  delay: r.method == .GET ? .seconds(2) : .zero)
         }) { origin, proxy in
             async let racing = get(proxy.port, path)
-            // The fill has started once the origin holds its request (it answers 600 ms later).
+            // The fill has started once the origin holds its request (it answers 2 s later).
             #expect(await eventually { origin.count(path) == 1 })
             try await invalidate(proxy)
             version.withLockedValue { $0 = "v2" }
