@@ -65,7 +65,7 @@ public struct RedisServerError: Error, CustomStringConvertible {
 /// persistence, no config file, nothing left behind.
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
-    private var process: Process?
+    private var process: ChildProcess?
     private let logPath: String
     private let extraArguments: [String]
 
@@ -78,7 +78,7 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     deinit {
-        if let p = process { Glibc.kill(p.processIdentifier, SIGKILL) }
+        process?.signal(SIGKILL)
     }
 
     public var url: String { "redis://127.0.0.1:\(port)" }
@@ -88,13 +88,8 @@ public final class RedisServer: @unchecked Sendable {
         guard let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw RedisServerError(description: "redis-server is not installed (apt-get install redis-server)")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                       "--daemonize", "no", "--logfile", logPath, "--protected-mode", "no"] + extraArguments
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try ChildProcess(binary, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                          "--daemonize", "no", "--logfile", logPath, "--protected-mode", "no"] + extraArguments)
         process = p
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
@@ -110,8 +105,8 @@ public final class RedisServer: @unchecked Sendable {
     /// Kills the server at once (SIGKILL), as a crash would, and waits for it to be gone.
     public func kill() {
         guard let p = process else { return }
-        Glibc.kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        p.signal(SIGKILL)
+        p.wait()
         process = nil
     }
 
@@ -238,4 +233,56 @@ public func eventually<T>(timeout: Duration = .seconds(5), interval: Duration = 
         last = try await value()
     }
     return last
+}
+
+/// A child process started with `posix_spawn`, its output to /dev/null and none of this process's
+/// other descriptors: for servers the tests start. Foundation's `Process.run()` on Linux reads
+/// `/proc/self/fd` in a way that now and then crashes the test process (swift-corelibs-foundation
+/// #5472), and a test suite that starts many servers met it.
+public final class ChildProcess: @unchecked Sendable {  // `status` is guarded by its mutex
+    public let pid: pid_t
+    private let status = Mutex<Int32?>(nil)
+
+    public init(_ executable: String, _ arguments: [String]) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        for fd in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap({ Int32($0) }) where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
+        var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, executable, &actions, nil, &argv, environ)
+        guard result == 0 else { throw RedisServerError(description: "cannot start \(executable): error \(result)") }
+        pid = child
+    }
+
+    /// Whether it has not exited yet (reaping it if it has).
+    public var isRunning: Bool {
+        status.withLock { known in
+            guard known == nil else { return false }
+            var code: Int32 = 0
+            guard waitpid(pid, &code, WNOHANG) == pid else { return true }
+            known = code
+            return false
+        }
+    }
+
+    public func signal(_ sig: Int32) {
+        if isRunning { Glibc.kill(pid, sig) }
+    }
+
+    /// Waits for it to exit.
+    public func wait() {
+        status.withLock { known in
+            guard known == nil else { return }
+            var code: Int32 = 0
+            while waitpid(pid, &code, 0) == -1 && errno == EINTR {}
+            known = code
+        }
+    }
 }
