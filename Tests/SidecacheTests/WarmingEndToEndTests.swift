@@ -8,7 +8,8 @@ import Testing
 /// Refresh-ahead over real sockets: a real origin that counts what reaches it, a real sidecache
 /// whose wall clock the test moves (so an entry nears its expiry without waiting).
 @Suite(.serialized) struct WarmingEndToEndTests {
-    static func routes(_ warm: String = "{ min_rate: 0.05/s, refresh_ahead: 10% }") -> String {
+    // Ten requests in a burst read 0.5/s (a time constant of 20 s), one reads 0.05/s: hot and cold.
+    static func routes(_ warm: String = "{ min_rate: 0.1/s, refresh_ahead: 10% }") -> String {
         """
         routes:
           - name: items
@@ -208,7 +209,7 @@ import Testing
 
     @Test func aRouteCanRefreshAheadWithoutReWarming() async throws {
         let version = NIOLockedValueBox(1)
-        try await withProxy(extra: Self.warming, routes: Self.routes("{ min_rate: 0.05/s, refresh_ahead: 10%, rewarm_after_purge: false }"),
+        try await withProxy(extra: Self.warming, routes: Self.routes("{ min_rate: 0.1/s, refresh_ahead: 10%, rewarm_after_purge: false }"),
                             Self.origin(version)) { origin, proxy in
             for _ in 0..<10 { _ = try await get(proxy.port, "/api/items/n1") }
             try await Self.purge(proxy, #"{"tags": ["items"]}"#)
