@@ -30,7 +30,7 @@ final class HeadlessBrowser: @unchecked Sendable {  // the pipe state is touched
         executable != nil || ProcessInfo.processInfo.environment["CI"] == "true"
     }
 
-    private let pid: pid_t
+    private let child: ChildProcess
     private let commands: Int32
     private let answers: Int32
     private let profile: String
@@ -46,36 +46,23 @@ final class HeadlessBrowser: @unchecked Sendable {  // the pipe state is touched
         profile = NSTemporaryDirectory() + "sidecache-browser-\(UUID().uuidString)"
         let toBrowser = try Self.pipeAbove4()
         let fromBrowser = try Self.pipeAbove4()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, toBrowser[0], 3)
-        posix_spawn_file_actions_adddup2(&actions, fromBrowser[1], 4)
-        let devNull = Glibc.open("/dev/null", O_WRONLY)
-        posix_spawn_file_actions_adddup2(&actions, devNull, 1)
-        posix_spawn_file_actions_adddup2(&actions, devNull, 2)
-        // Nothing else of this process goes to the browser: an inherited socket of a test running
-        // beside this one would keep its port bound or its connection open.
-        let keep: Set<Int32> = [0, 1, 2, 3, 4]
-        for fd in Self.openDescriptors() where !keep.contains(fd) { posix_spawn_file_actions_addclose(&actions, fd) }
         // Niced, so that the browser's start (a second of both cores) does not starve the
-        // timing-sensitive tests running beside this one.
-        let arguments = ["/usr/bin/nice", "-n", "15", executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        // timing-sensitive tests running beside this one; and given nothing else of this process
+        // (an inherited socket of a test running beside this one would keep its port bound).
+        let arguments = ["-n", "15", executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                          "--disable-extensions", "--disable-background-networking", "--remote-debugging-pipe",
                          "--user-data-dir=\(profile)", "--window-size=\(width),\(height)", "about:blank"]
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var child: pid_t = 0
-        let spawned = posix_spawn(&child, "/usr/bin/nice", &actions, nil, &argv, environ)
-        Glibc.close(devNull)
-        Glibc.close(toBrowser[0])
-        Glibc.close(fromBrowser[1])
-        guard spawned == 0 else {
+        defer {
+            Glibc.close(toBrowser[0])
+            Glibc.close(fromBrowser[1])
+        }
+        do {
+            child = try ChildProcess("/usr/bin/nice", arguments, descriptors: [3: toBrowser[0], 4: fromBrowser[1]])
+        } catch {
             Glibc.close(toBrowser[1])
             Glibc.close(fromBrowser[0])
-            throw Failure(description: "cannot start \(executable): error \(spawned)")
+            throw Failure(description: "cannot start \(executable): \(error)")
         }
-        pid = child
         commands = toBrowser[1]
         answers = fromBrowser[0]
     }
@@ -91,11 +78,6 @@ final class HeadlessBrowser: @unchecked Sendable {  // the pipe state is touched
             guard moved >= 0 else { throw Failure(description: "fcntl(F_DUPFD_CLOEXEC) failed: \(errno)") }
             return moved
         }
-    }
-
-    /// The descriptors open in this process now.
-    private static func openDescriptors() -> [Int32] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
     }
 
     /// Opens `url` in a new page and attaches to it.
@@ -138,16 +120,9 @@ final class HeadlessBrowser: @unchecked Sendable {  // the pipe state is touched
     /// Closes the browser, and kills it if it does not exit within 5 s.
     func close() async {
         _ = try? await send("Browser.close", [:], inSession: false, seconds: 5)
-        let pid = self.pid
-        let deadline = Date().addingTimeInterval(5)
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if Date() > deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                break
-            }
-            try? await Task.sleep(for: .milliseconds(50))
+        if await !eventually(timeout: .seconds(5), interval: .milliseconds(50), { !child.isRunning }) {
+            child.signal(SIGKILL)
+            child.wait()
         }
         Glibc.close(commands)
         Glibc.close(answers)

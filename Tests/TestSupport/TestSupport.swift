@@ -243,14 +243,18 @@ public final class ChildProcess: @unchecked Sendable {  // `status` is guarded b
     public let pid: pid_t
     private let status = Mutex<Int32?>(nil)
 
-    public init(_ executable: String, _ arguments: [String]) throws {
+    /// `descriptors` hands the child more than 0–2: child descriptor → this process's one (keep
+    /// this process's above the highest child number, or the moves may overwrite them).
+    public init(_ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        for fd in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap({ Int32($0) }) where fd > 2 {
+        for (child, parent) in descriptors { posix_spawn_file_actions_adddup2(&actions, parent, child) }
+        for fd in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap({ Int32($0) })
+            where fd > 2 && descriptors[fd] == nil {
             posix_spawn_file_actions_addclose(&actions, fd)
         }
         var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
