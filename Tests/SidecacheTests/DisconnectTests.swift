@@ -244,7 +244,9 @@ import Testing
             ("cut-head", OriginReply(raw: Array("HTTP/1.1 200 OK\r\nContent-Le".utf8)), 502),
             ("stall", OriginReply(status: .ok, body: "late", delay: .seconds(3)), 504),
         ]
-        let upstream = Self.upstream(response: "300ms")
+        // 1 s: the failing upstreams answer at once, but on a loaded machine not always within
+        // 300 ms (a 504 instead of the 502); the stall still outlasts it.
+        let upstream = Self.upstream(response: "1s")
         for (name, reply, status) in cases {
             try await withProxy(upstream: upstream, { r in r.path == "/fine" ? .ok("ok") : reply }) { _, proxy in
                 for i in 0..<(name == "stall" ? 3 : 200) {
