@@ -60,6 +60,9 @@ let package = Package(
         ),
         // Pure state machines for rate limiting, circuit breaking and retries: no sockets, no clocks.
         .target(name: "Resilience", swiftSettings: strict),
+        // The HTTP/1 wire format under the strict profile: heads parsed into offsets, chunked bodies,
+        // head writers. No sockets; NIO's decoder is its oracle in the tests.
+        .target(name: "HTTPWire", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         // Pure parts of predictive warming: hotness, refresh timing, the background budget.
         .target(name: "Warming", swiftSettings: strict),
         .target(
@@ -142,6 +145,16 @@ let package = Package(
         ),
         .testTarget(name: "HTTPCachingTests", dependencies: ["HTTPCaching", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ResilienceTests", dependencies: ["Resilience", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "HTTPWireTests",
+            dependencies: [
+                "HTTPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "WarmingTests", dependencies: ["Warming", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SidecacheConfigTests", dependencies: ["SidecacheConfig", "RedisClient", "Resilience"], swiftSettings: strict),
         .testTarget(

@@ -1,0 +1,61 @@
+import NIOCore
+
+/// Heads as bytes. A relayed head copies the received field lines it keeps, as they came (within
+/// the strict profile that is the same as re-serialising them), and appends sidecache's own.
+public enum HeadWriter {
+    /// `method SP target SP HTTP/1.1 CRLF`, the fields, and the empty line.
+    public static func writeRequestHead(method: String, target: String, fields: [(name: String, value: String)], into buffer: inout ByteBuffer) {
+        buffer.writeString(method)
+        buffer.writeInteger(UInt8(0x20))
+        buffer.writeString(target)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        writeFields(fields, into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `HTTP/1.1 SP status SP reason CRLF`, the fields, and the empty line.
+    public static func writeResponseHead(status: Int, reason: String, fields: [(name: String, value: String)], into buffer: inout ByteBuffer) {
+        let code = min(999, max(100, status))
+        buffer.writeStaticString("HTTP/1.1 ")
+        buffer.writeInteger(UInt8(0x30 + code / 100))
+        buffer.writeInteger(UInt8(0x30 + code / 10 % 10))
+        buffer.writeInteger(UInt8(0x30 + code % 10))
+        buffer.writeInteger(UInt8(0x20))
+        buffer.writeString(reason)
+        buffer.writeStaticString("\r\n")
+        writeFields(fields, into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// A received request head passed on: the request line with `target` (the received one when
+    /// nil) and HTTP/1.1, the received field lines that `keep` accepts (by index), then `appending`.
+    public static func relay(_ head: ParsedRequestHead, target: String? = nil, keep: (Int) -> Bool,
+                             appending: [(name: String, value: String)], into buffer: inout ByteBuffer) {
+        let source = head.bytes
+        let base = source.readerIndex
+        buffer.writeImmutableBuffer(source.getSlice(at: base, length: Int(head.method.count) + 1) ?? ByteBuffer())
+        if let target {
+            buffer.writeString(target)
+        } else {
+            buffer.writeImmutableBuffer(source.getSlice(at: base + head.target.lowerBound, length: Int(head.target.count)) ?? ByteBuffer())
+        }
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        for (index, field) in head.fields.enumerated() where keep(index) {
+            if let line = source.getSlice(at: base + field.line.lowerBound, length: Int(field.line.count)) {
+                buffer.writeImmutableBuffer(line)
+                buffer.writeStaticString("\r\n")
+            }
+        }
+        writeFields(appending, into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    private static func writeFields(_ fields: [(name: String, value: String)], into buffer: inout ByteBuffer) {
+        for (name, value) in fields {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import NIOCore
+
+/// How a response's body is delimited (RFC 9112 §6.3).
+public enum ResponseFraming: Equatable, Sendable {
+    /// No body: a response to HEAD, 1xx, 204 or 304.
+    case none
+    case length(Int)
+    case chunked
+    /// Read until the upstream closes: no Content-Length, or a transfer coding that does not end in chunked.
+    case untilClose
+}
+
+/// A response head of the strict profile, its bytes as received and where each part lies in them.
+public struct ParsedResponseHead: Sendable {
+    public let bytes: ByteBuffer
+    public let minorVersion: Int
+    public let status: Int
+    public let reason: ByteSpan
+    public let fields: [WireField]
+    public let framing: ResponseFraming
+    public let connection: ConnectionOptions
+    /// The head is valid HTTP but outside the profile in a way that must not be relayed byte for
+    /// byte (Content-Length beside Transfer-Encoding, a repeated Content-Length of equal values):
+    /// it is re-serialised, not cached, and its connection is not reused.
+    public let breaksProfile: Bool
+    /// Fields to leave out when re-serialising (a Content-Length overridden by Transfer-Encoding).
+    public let ignoredFields: [Int]
+
+    public var keepAlive: Bool {
+        guard !breaksProfile, framing != .untilClose else { return false }
+        return minorVersion >= 1 ? !connection.close : (connection.keepAlive && !connection.close)
+    }
+
+    public func string(_ span: ByteSpan) -> String {
+        bytes.getString(at: bytes.readerIndex + span.lowerBound, length: Int(span.count)) ?? ""
+    }
+
+    public var fieldStrings: [(name: String, value: String)] {
+        fields.map { (string($0.name), string($0.value)) }
+    }
+}
+
+/// Parses upstream response heads, strictly (obs-fold, bare CR or LF, bad names or values and
+/// conflicting lengths are errors, answered with 502 by the proxy).
+public struct ResponseHeadParser: Sendable {
+    private var boundary: HeadBoundary
+
+    public init(maxHeadBytes: Int = 64 * 1024, maxFields: Int = 200) {
+        boundary = HeadBoundary(limits: .init(maxFirstLineBytes: 8192, maxHeadBytes: maxHeadBytes, maxFields: maxFields), emptyFirstLine: .badStatusLine)
+    }
+
+    /// The head at the start of `buffer`, which moves past it; nil while it is incomplete.
+    /// `requestMethodIsHEAD` decides the framing of a response to HEAD.
+    public mutating func parse(_ buffer: inout ByteBuffer, requestMethodIsHEAD: Bool) throws(WireError) -> ParsedResponseHead? {
+        let found: HeadBoundary.Found? = try buffer.withUnsafeReadableBytes { (bytes) throws(WireError) in
+            try boundary.find(in: bytes, tooLong: .badStatusLine)
+        }
+        guard let found else { return nil }
+        guard let slice = buffer.readSlice(length: found.end) else { throw .truncated }
+        return try Self.parseWhole(slice, lines: found.lines, requestMethodIsHEAD: requestMethodIsHEAD)
+    }
+
+    static func parseWhole(_ bytes: ByteBuffer, lines: Int, requestMethodIsHEAD: Bool) throws(WireError) -> ParsedResponseHead {
+        try bytes.withUnsafeReadableBytes { (p) throws(WireError) -> ParsedResponseHead in
+            // HTTP/1.x SP 3DIGIT [SP reason] CRLF
+            guard p.count >= 16, p[0] == UInt8(ascii: "H"), p[1] == UInt8(ascii: "T"), p[2] == UInt8(ascii: "T"), p[3] == UInt8(ascii: "P"),
+                  p[4] == UInt8(ascii: "/"), p[5] == UInt8(ascii: "1"), p[6] == UInt8(ascii: "."),
+                  p[7] == UInt8(ascii: "0") || p[7] == UInt8(ascii: "1"), p[8] == 0x20 else { throw .badStatusLine }
+            let minor = Int(p[7] - 0x30)
+            var status = 0
+            for i in 9..<12 {
+                guard p[i] >= 0x30, p[i] <= 0x39 else { throw .badStatusLine }
+                status = status * 10 + Int(p[i] - 0x30)
+            }
+            guard status >= 100 else { throw .badStatusLine }
+            var i = 12
+            var reasonStart = 12
+            if p[i] == 0x20 {
+                i += 1
+                reasonStart = i
+                while p[i] != 0x0D {
+                    guard WireBytes.isFieldValueByte(p[i]) else { throw .badStatusLine }
+                    i += 1
+                }
+            }
+            guard p[i] == 0x0D, p[i + 1] == 0x0A else { throw p[i] == 0x0D ? .bareLineBreak : .badStatusLine }
+            let reason = ByteSpan(start: reasonStart, count: i - reasonStart)
+            i += 2
+            var fields: [WireField] = []
+            fields.reserveCapacity(lines - 1)
+            try FieldLines.parse(p, from: i, to: p.count - 2, origin: 0, into: &fields)
+            let semantics = try ResponseSemantics.read(p, fields: fields, status: status, requestMethodIsHEAD: requestMethodIsHEAD)
+            return ParsedResponseHead(bytes: bytes, minorVersion: minor, status: status, reason: reason, fields: fields,
+                                      framing: semantics.framing, connection: semantics.connection,
+                                      breaksProfile: semantics.breaksProfile, ignoredFields: semantics.ignored)
+        }
+    }
+}
+
+/// RFC 9112 §6.3 for a response.
+enum ResponseSemantics {
+    struct Result {
+        var framing: ResponseFraming
+        var connection: ConnectionOptions
+        var breaksProfile: Bool
+        var ignored: [Int]
+    }
+
+    static func read(_ p: UnsafeRawBufferPointer, fields: [WireField], status: Int, requestMethodIsHEAD: Bool) throws(WireError) -> Result {
+        var length: Int?
+        var lengthFields: [Int] = []
+        var lengthIsList = false
+        var transferEncodings = 0
+        var lastCodingIsChunked = false
+        var connection = ConnectionOptions()
+        for (index, field) in fields.enumerated() {
+            let name = field.name
+            switch name.count {
+            case 10 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 10, "connection"):
+                FieldValues.forEachToken(p, field.value) { start, count in
+                    if WireBytes.equalsIgnoringCase(p, start, count, "close") { connection.close = true }
+                    else if WireBytes.equalsIgnoringCase(p, start, count, "keep-alive") { connection.keepAlive = true }
+                    else if WireBytes.equalsIgnoringCase(p, start, count, "upgrade") { connection.upgrade = true }
+                }
+            case 14 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 14, "content-length"):
+                lengthFields.append(index)
+                // A list of equal values is one length (RFC 9110 §8.6), but outside the profile.
+                var values: [Int?] = []
+                FieldValues.forEachToken(p, field.value) { start, count in
+                    values.append(FieldValues.contentLength(p, ByteSpan(start: start, count: count)))
+                }
+                guard !values.isEmpty else { throw .badContentLength }
+                for value in values {
+                    guard let value, length == nil || length == value else { throw .badContentLength }
+                    length = value
+                }
+                if values.count > 1 { lengthIsList = true }
+            case 17 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 17, "transfer-encoding"):
+                transferEncodings += 1
+                FieldValues.forEachToken(p, field.value) { start, count in
+                    lastCodingIsChunked = WireBytes.equalsIgnoringCase(p, start, count, "chunked")
+                }
+            default:
+                break
+            }
+        }
+        let repeatedLength = lengthFields.count > 1 || lengthIsList
+        if requestMethodIsHEAD || (100..<200).contains(status) || status == 204 || status == 304 {
+            return Result(framing: .none, connection: connection, breaksProfile: repeatedLength, ignored: [])
+        }
+        if transferEncodings > 0 {
+            let ignored = lengthFields
+            return Result(framing: lastCodingIsChunked ? .chunked : .untilClose, connection: connection,
+                          breaksProfile: !ignored.isEmpty || transferEncodings > 1, ignored: ignored)
+        }
+        if let length {
+            return Result(framing: .length(length), connection: connection, breaksProfile: repeatedLength, ignored: [])
+        }
+        return Result(framing: .untilClose, connection: connection, breaksProfile: false, ignored: [])
+    }
+}
