@@ -80,6 +80,7 @@ let package = Package(
             name: "Sidecache",
             dependencies: [
                 "HTTPCaching",
+                "HTTPWire",
                 "SidecacheConfig",
                 "RedisClient",
                 "Resilience",
@@ -163,6 +164,7 @@ let package = Package(
                 "Sidecache",
                 "SidecacheConfig",
                 "HTTPCaching",
+                "HTTPWire",
                 "RedisClient",
                 "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

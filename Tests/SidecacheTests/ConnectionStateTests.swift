@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOHTTP1
 @testable import Sidecache
 import Testing
@@ -140,19 +141,19 @@ import Testing
 
     @Test func aMalformedRequestIsAnsweredInItsTurn() {
         var idle = State()
-        let r19 = idle.malformed(.invalidHeaderToken, currentRequestEnded: true)
+        let r19 = idle.malformed(.badFieldName, currentRequestEnded: true)
         #expect(r19 == .respond)
 
         var busy = State()
         let r = Request()
         busy.begin(r)
-        let r20 = busy.malformed(.invalidHeaderToken, currentRequestEnded: true)
+        let r20 = busy.malformed(.badFieldName, currentRequestEnded: true)
         #expect(r20 == .deferred)
         // Owed an answer, the connection is not closed by the current response.
         #expect(!busy.closesAfter(keepAlive: true) || busy.quiescing)
         let r21 = busy.complete(r)
         #expect(r21)
-        #expect(Self.drain(&busy) == ["malformed \(HTTPParserError.invalidHeaderToken)"])
+        #expect(Self.drain(&busy) == ["malformed \(WireError.badFieldName)"])
     }
 
     @Test func malformedBytesInsideTheCurrentBodyAbandonIt() {
@@ -160,7 +161,7 @@ import Testing
         let r = Request()
         state.begin(r)
         _ = state.read("head2", isHead: true)
-        let r22 = state.malformed(.invalidChunkSize, currentRequestEnded: false)
+        let r22 = state.malformed(.badChunk, currentRequestEnded: false)
         #expect(r22 == .abandonCurrent)
         // The queued request is dropped with it: nothing is left to process.
         _ = state.complete(r)

@@ -247,6 +247,31 @@ import Testing
         }
     }
 
+    /// The wire layer's statuses over a real socket, each answer with `Connection: close` and the
+    /// reason in its body; the next connection is served.
+    @Test(arguments: [
+        ("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", 400, "Content-Length"),
+        ("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "transfer coding"),
+        ("GET /x HTTP/2.0\r\nHost: x\r\n\r\n", 505, "version"),
+        ("GET /\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: x\r\n\r\n", 414, "too long"),
+        ("GET /x HTTP/1.1\r\nHost: x\r\nA: b\r\n folded\r\n\r\n", 400, "folded"),
+        ("GET /x HTTP/1.1\nHost: x\n\n", 400, "bare"),
+    ])
+    func theStrictProfileAnswersWithItsStatus(request: String, status: Int, reason: String) async throws {
+        try await withProxy({ _ in .ok("x") }) { origin, proxy in
+            let answer = try await offloaded { () -> TestResponse in
+                let c = try TestConnection(port: proxy.port)
+                try c.send(request)
+                return try c.readResponse()
+            }
+            #expect(answer.status == status)
+            #expect(answer.header("Connection") == "close")
+            #expect(String(decoding: answer.body, as: UTF8.self).contains(reason))
+            #expect(origin.requests.isEmpty)
+            #expect(try await get(proxy.port, "/x").status == 200)
+        }
+    }
+
     /// RFC 9110 §15.2, RFC 9111 §3: interim responses reach the client before the final one, and
     /// are never stored nor merged into what is stored.
     @Test func interimResponsesAreRelayedBeforeTheFinalOneAndNeverStored() async throws {

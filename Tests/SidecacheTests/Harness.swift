@@ -186,8 +186,10 @@ func withProxy(upstream: ((Int) -> String)? = nil, extra: String = "", routes: S
 }
 
 /// The sidecache executable built next to the tests, run as a real process.
-final class SidecacheProcess: @unchecked Sendable {
-    let process = Process()
+/// Started with posix_spawn (TestSupport's `ChildProcess`), not Foundation's `Process`, whose
+/// `run()` now and then crashed the test process (swift-corelibs-foundation #5472).
+final class SidecacheProcess: Sendable {
+    let process: ChildProcess
     let outputPath: String
     let port: Int
 
@@ -199,19 +201,10 @@ final class SidecacheProcess: @unchecked Sendable {
     init(config: String, port: Int, environment: [String: String] = [:]) throws {
         self.port = port
         outputPath = NSTemporaryDirectory() + "sidecache-proc-\(UUID().uuidString).log"
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--config", config]
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
+        process = try ChildProcess(Self.binary, ["serve", "--config", config], output: outputPath, environment: environment)
     }
 
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { process.pid }
 
     var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 
@@ -225,11 +218,11 @@ final class SidecacheProcess: @unchecked Sendable {
         throw TestClientError(description: "sidecache did not listen on \(port):\n\(output)")
     }
 
-    func signal(_ sig: Int32) { kill(pid, sig) }
+    func signal(_ sig: Int32) { process.signal(sig) }
 
     func waitForExit(seconds: Double) async -> Int32? {
         let exited = await eventually(timeout: .seconds(seconds), interval: .milliseconds(50)) { !process.isRunning }
-        return exited ? process.terminationStatus : nil
+        return exited ? process.exitStatus : nil
     }
 
     func stop() async {

@@ -18,16 +18,11 @@ import Testing
     }
 
     func runCLI(_ arguments: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: SidecacheProcess.binary)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let output = NSTemporaryDirectory() + "sidecache-cli-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let p = try ChildProcess(SidecacheProcess.binary, arguments, output: output)
+        p.wait()
+        return (p.exitStatus ?? -1, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 
     @Test func checkAcceptsAGoodFileAndListsEveryErrorOfABadOne() throws {
@@ -71,7 +66,7 @@ import Testing
         #expect(proc.output.contains("routes removed: items, origin-rules, honour, writes, default"))
         #expect(try await get(port, "/api/items/1").xCache == "BYPASS")
         await proc.stop()
-        #expect(proc.process.terminationStatus == 0)
+        #expect(proc.process.exitStatus == 0)
         await origin.stop()
     }
 

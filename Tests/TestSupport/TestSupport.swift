@@ -245,13 +245,21 @@ public final class ChildProcess: @unchecked Sendable {  // `status` is guarded b
 
     /// `descriptors` hands the child more than 0–2: child descriptor → this process's one (keep
     /// this process's above the highest child number, or the moves may overwrite them).
-    public init(_ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:]) throws {
+    /// `output`: a file that gets its stdout and stderr (appended), instead of /dev/null.
+    /// `environment`: variables set or replaced in the child's copy of this process's environment.
+    public init(_ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:], output: String? = nil,
+                environment: [String: String] = [:]) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
         for (child, parent) in descriptors { posix_spawn_file_actions_adddup2(&actions, parent, child) }
         for fd in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap({ Int32($0) })
             where fd > 2 && descriptors[fd] == nil {
@@ -259,8 +267,18 @@ public final class ChildProcess: @unchecked Sendable {  // `status` is guarded b
         }
         var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        var variables: [String: String] = [:]
+        var e = environ
+        while let entry = e.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") { variables[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
+            e += 1
+        }
+        for (k, v) in environment { variables[k] = v }
+        var envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in envp { free(p) } }
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, nil, &argv, environ)
+        let result = posix_spawn(&child, executable, &actions, nil, &argv, &envp)
         guard result == 0 else { throw RedisServerError(description: "cannot start \(executable): error \(result)") }
         pid = child
     }
@@ -278,6 +296,16 @@ public final class ChildProcess: @unchecked Sendable {  // `status` is guarded b
 
     public func signal(_ sig: Int32) {
         if isRunning { Glibc.kill(pid, sig) }
+    }
+
+    /// The exit code once it has exited normally; 128 + the signal if a signal ended it; nil while it runs.
+    public var exitStatus: Int32? {
+        guard !isRunning else { return nil }
+        return status.withLock { known in
+            guard let code = known else { return nil }
+            let signal = code & 0x7F
+            return signal == 0 ? (code >> 8) & 0xFF : 128 + signal
+        }
     }
 
     /// Waits for it to exit.

@@ -1,4 +1,4 @@
-import NIOHTTP1
+import HTTPWire
 
 /// What one client connection is doing, as a value: the request in progress, the parts of
 /// pipelined requests waiting behind it, the wait for a shared rate-limit decision, whether
@@ -24,7 +24,7 @@ struct ConnectionState<Request: AnyObject, Part> {
     /// already received, which are still answered; then the connection closes.
     private(set) var inputClosed = false
     /// A malformed request followed the current one: its error answer is owed after it.
-    private(set) var pendingError: HTTPParserError?
+    private(set) var pendingError: WireError?
     /// The queue is being worked off: a request completing meanwhile does not start a second pass.
     private var draining = false
     /// A response that ends the connection was written: nothing read after it is processed
@@ -75,7 +75,7 @@ struct ConnectionState<Request: AnyObject, Part> {
         /// Turn reading back on, then ask again.
         case resumeReading
         /// Answer the malformed request that was waiting (then the connection closes).
-        case respondMalformed(HTTPParserError)
+        case respondMalformed(WireError)
         /// Close the connection: shutdown, or the client sent its last request.
         case close
         /// Nothing to do until the request in progress ends.
@@ -162,7 +162,7 @@ struct ConnectionState<Request: AnyObject, Part> {
 
     /// The parser rejected bytes. `currentRequestEnded` tells whether the request in progress (if
     /// any) had been read to its end, so the bytes begin a new request.
-    mutating func malformed(_ error: HTTPParserError, currentRequestEnded: Bool) -> MalformedAction {
+    mutating func malformed(_ error: WireError, currentRequestEnded: Bool) -> MalformedAction {
         guard current != nil else {
             if queue.isEmpty { return .respond }
             pendingError = error

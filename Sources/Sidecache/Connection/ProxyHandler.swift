@@ -1,4 +1,5 @@
 import HTTPCaching
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 import SidecacheConfig
@@ -171,11 +172,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Requests the HTTP parser rejects: 431 when the head overflows the parser's limit, 400 for
-    /// anything else malformed, then the connection closes (the parser cannot resync). A request
-    /// still in progress before the malformed one is answered first; the error answer follows it.
+    /// Requests the wire parser rejects (`WireError`: 400, or 414, 431, 501, 505), then the
+    /// connection closes (the stream cannot be resynchronised). A request still in progress before
+    /// the malformed one is answered first; the error answer follows it.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
+        guard let parserError = error as? WireError else {
             context.fireErrorCaught(error)
             return
         }
@@ -190,19 +191,17 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             // response has started.
             guard let r = request else { return }
             r.abandonExchanges()
-            if !r.responseStarted { r.status = parserError == .headerOverflow ? 431 : 400 }
+            if !r.responseStarted { r.status = UInt(parserError.status) }
             complete(r, drainingQueue: false)
             if r.responseStarted { context.close(promise: nil) } else { respondMalformed(parserError, context: context) }
         }
     }
 
-    /// 431 or 400 with `Connection: close`, then the connection closes.
-    func respondMalformed(_ error: HTTPParserError, context: ChannelHandlerContext) {
+    /// The error's status with `Connection: close`, then the connection closes.
+    func respondMalformed(_ error: WireError, context: ChannelHandlerContext) {
         state.willClose()
-        let (status, text): (HTTPResponseStatus, String) = error == .headerOverflow
-            ? (HTTPResponseStatus(statusCode: 431), "request header fields too large")
-            : (.badRequest, "malformed HTTP request")
-        var (headers, body) = Self.plainText(text, allocator: context.channel.allocator)
+        let status = HTTPResponseStatus(statusCode: error.status)
+        var (headers, body) = Self.plainText(error.description, allocator: context.channel.allocator)
         headers.add(name: "Connection", value: "close")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)

@@ -1,3 +1,4 @@
+import HTTPWire
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -95,7 +96,8 @@ public struct ListenError: Error, CustomStringConvertible {
 enum ClientPipeline {
     static func configure(_ channel: any Channel, runtime: ProxyRuntime) throws {
         let encoder = HTTPResponseEncoder()
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let limits = runtime.config.configuration.limits
+        let decoder = WireRequestDecoder(limits: RequestHeadLimits(maxHeadBytes: limits.maxHeaderBytes))
         let proxy = ProxyHandler(runtime: runtime)
         proxy.httpHandlers = ClientHTTPHandlers(decoder: decoder, encoder: encoder)
         try channel.pipeline.syncOperations.addHandlers([encoder, decoder, proxy])

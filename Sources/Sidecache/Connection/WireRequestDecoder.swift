@@ -1,0 +1,120 @@
+import HTTPWire
+import NIOCore
+import NIOHTTP1
+
+/// The client connection's request decoder: sidecache's strict HTTP/1 parser (`HTTPWire`) in
+/// place of NIO's `HTTPRequestDecoder`. It hands the proxy the same parts NIO's decoder did, so
+/// the request path is unchanged; a request that breaks the profile is reported once as a
+/// `WireError` (answered 400, 414, 431, 501 or 505 by the proxy), and nothing read after it is parsed.
+///
+/// Removed for a WebSocket upgrade, it passes the bytes it read past the last head on, as raw bytes.
+final class WireRequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = HTTPServerRequestPart
+
+    private var decoder: RequestStreamDecoder
+    private var buffer: ByteBuffer?
+    private var failed = false
+    private var decoding = false
+    private var removedForUpgrade = false
+
+    init(limits: RequestHeadLimits) {
+        decoder = RequestStreamDecoder(limits: limits)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        append(unwrapInboundIn(data))
+        // A read that arrives while parts are being handed on (a handler up the pipeline made the
+        // channel read) waits in the buffer: the loop below takes it after what came before it.
+        guard !decoding else { return }
+        decoding = true
+        defer { decoding = false }
+        while !failed, var bytes = buffer, bytes.readableBytes > 0 {
+            buffer = nil
+            do throws(WireError) {
+                while !failed, let event = try decoder.next(&bytes) {
+                    context.fireChannelRead(wrapInboundOut(Self.part(event)))
+                }
+            } catch {
+                failed = true
+                buffer = nil
+                context.fireErrorCaught(error)
+                return
+            }
+            guard bytes.readableBytes > 0 || buffer != nil else { return }
+            // Keep only what is unread (so a long-lived connection does not grow its buffer),
+            // followed by anything that arrived meanwhile.
+            if bytes.readerIndex > 4096 { bytes.discardReadBytes() }
+            if var later = buffer {
+                bytes.writeBuffer(&later)
+                buffer = bytes
+            } else {
+                buffer = bytes
+                return
+            }
+        }
+    }
+
+    private func append(_ incoming: ByteBuffer) {
+        if var pending = buffer, pending.readableBytes > 0 {
+            var incoming = incoming
+            buffer = nil
+            pending.writeBuffer(&incoming)
+            buffer = pending
+        } else {
+            buffer = incoming
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, !failed {
+            do throws(WireError) {
+                try decoder.finish(unreadBytes: buffer?.readableBytes ?? 0)
+            } catch {
+                failed = true
+                context.fireErrorCaught(error)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Leaves the pipeline on the next tick, after the handler that asked for the removal has gone
+    /// too, so the bytes forwarded reach whatever replaced the HTTP handlers.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        removedForUpgrade = true
+        context.eventLoop.assumeIsolated().execute {
+            context.leavePipeline(removalToken: removalToken)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Only for an upgrade: when the channel closes, every handler is removed and nobody wants them.
+        if removedForUpgrade, let rest = buffer, rest.readableBytes > 0, !failed {
+            buffer = nil
+            context.fireChannelRead(NIOAny(rest))
+            context.fireChannelReadComplete()
+        }
+    }
+
+    static func part(_ event: RequestStreamDecoder.Event) -> HTTPServerRequestPart {
+        switch event {
+        case .head(let head):
+            return .head(requestHead(head))
+        case .body(let data):
+            return .body(data)
+        case .end(let trailers):
+            guard !trailers.isEmpty else { return .end(nil) }
+            return .end(HTTPHeaders(trailers.map { ($0.name, $0.value) }))
+        }
+    }
+
+    /// NIO's head for the request path, made from the parsed spans.
+    static func requestHead(_ head: ParsedRequestHead) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.fields.count)
+        for field in head.fields { headers.add(name: head.string(field.name), value: head.string(field.value)) }
+        return HTTPRequestHead(version: HTTPVersion(major: 1, minor: head.minorVersion), method: HTTPMethod(rawValue: head.methodString),
+                               uri: head.targetString, headers: headers)
+    }
+}
