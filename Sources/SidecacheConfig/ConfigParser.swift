@@ -113,7 +113,7 @@ public enum ConfigParser {
     private static func readLimits(_ node: Node?, _ r: inout ConfigReader) -> SidecacheConfiguration.Limits {
         var l = SidecacheConfiguration.Limits(maxHeaderBytes: 16 * 1024, maxConnections: 10_000, headerReadTimeout: .seconds(10),
                                               idleTimeout: .seconds(60), drainTimeout: .seconds(10))
-        guard let node, let m = r.mapping(node, at: "limits", allowed: ["max_header_bytes", "max_connections", "header_read_timeout", "idle_timeout", "drain_timeout", "client_half_close"]) else { return l }
+        guard let node, let m = r.mapping(node, at: "limits", allowed: ["max_header_bytes", "max_connections", "header_read_timeout", "idle_timeout", "drain_timeout", "client_half_close", "lingering_time", "lingering_timeout"]) else { return l }
         if let v = r.size(m["max_header_bytes"], at: "limits.max_header_bytes") {
             if v < 1024 || v > 1 << 20 { r.fail("limits.max_header_bytes", m["max_header_bytes"], "must be between 1KiB and 1MiB") }
             else { l.maxHeaderBytes = v }
@@ -122,6 +122,8 @@ public enum ConfigParser {
         if let v = r.duration(m["header_read_timeout"], at: "limits.header_read_timeout", allowZero: false) { l.headerReadTimeout = v }
         if let v = r.duration(m["idle_timeout"], at: "limits.idle_timeout", allowZero: false) { l.idleTimeout = v }
         if let v = r.duration(m["drain_timeout"], at: "limits.drain_timeout") { l.drainTimeout = v }
+        if let v = r.duration(m["lingering_time"], at: "limits.lingering_time") { l.lingeringTime = v }
+        if let v = r.duration(m["lingering_timeout"], at: "limits.lingering_timeout", allowZero: false) { l.lingeringTimeout = v }
         if let text = r.string(m["client_half_close"], at: "limits.client_half_close") {
             if let v = SidecacheConfiguration.Limits.ClientHalfClose(rawValue: text) { l.clientHalfClose = v }
             else { r.fail("limits.client_half_close", m["client_half_close"], "expected answer or abort") }

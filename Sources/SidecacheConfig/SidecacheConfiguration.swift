@@ -219,6 +219,14 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
         public var drainTimeout: CacheDuration
         /// What a client's half-close (it shut its sending side) does to the requests it already sent.
         public var clientHalfClose = ClientHalfClose.answer
+        /// A connection sidecache ends after a response (an error, `Connection: close`, a drain) is
+        /// closed in stages (RFC 9112 §9.6): its sending side first, then what the client still sends
+        /// is read and dropped for at most this long (0 closes at once) ...
+        public var lingeringTime = CacheDuration.seconds(5)
+        /// ... or until the client is silent this long, or sends 1 MiB, or closes; then it closes.
+        /// Closing with unread bytes would make the kernel reset the connection, and the reset can
+        /// destroy the answer before the client reads it. nginx's `lingering_close` is the model.
+        public var lingeringTimeout = CacheDuration.seconds(1)
 
         /// A half-close says the client will send nothing more, not that it stopped listening.
         public enum ClientHalfClose: String, Sendable, Equatable, Encodable, CaseIterable {
@@ -233,6 +241,7 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             case maxHeaderBytes = "max_header_bytes", maxConnections = "max_connections"
             case headerReadTimeout = "header_read_timeout", idleTimeout = "idle_timeout", drainTimeout = "drain_timeout"
             case clientHalfClose = "client_half_close"
+            case lingeringTime = "lingering_time", lingeringTimeout = "lingering_timeout"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -243,6 +252,8 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
             try c.encode(DurationText.format(idleTimeout), forKey: .idleTimeout)
             try c.encode(DurationText.format(drainTimeout), forKey: .drainTimeout)
             try c.encode(clientHalfClose, forKey: .clientHalfClose)
+            try c.encode(DurationText.format(lingeringTime), forKey: .lingeringTime)
+            try c.encode(DurationText.format(lingeringTimeout), forKey: .lingeringTimeout)
         }
     }
 

@@ -118,6 +118,16 @@ func parse(_ yaml: String) throws -> SidecacheConfiguration {
         #expect(e.first?.path == "routes[0].heuristic_max")
     }
 
+    @Test func lingeringCloseHasDefaultsAndChecksItsDurations() throws {
+        let defaults = try parse("upstream: { url: \"http://localhost\" }").limits
+        #expect(defaults.lingeringTime == .seconds(5) && defaults.lingeringTimeout == .seconds(1))
+        let set = try parse("upstream: { url: \"http://localhost\" }\nlimits: { lingering_time: 0s, lingering_timeout: 250ms }").limits
+        #expect(set.lingeringTime == .zero && set.lingeringTimeout == .milliseconds(250))
+        let e = errors("upstream: { url: \"http://localhost\" }\nlimits:\n  lingering_timeout: 0s\n  lingering_time: soon\n")
+        #expect(e.map(\.path).sorted() == ["limits.lingering_time", "limits.lingering_timeout"])
+        #expect(e.allSatisfy { $0.line == 3 || $0.line == 4 })
+    }
+
     @Test func clientHalfCloseAnswersByDefaultAndAcceptsAbort() throws {
         #expect(try parse("upstream: { url: \"http://localhost\" }").limits.clientHalfClose == .answer)
         let abort = try parse("upstream: { url: \"http://localhost\" }\nlimits: { client_half_close: abort }")

@@ -321,16 +321,25 @@ extension ProxyHandler: ClientResponder {
             if close {
                 let promise = context.eventLoop.makePromise(of: Void.self)
                 rawWriter?.writeAndFlush(NIOAny(IOData.byteBuffer(ByteBuffer())), promise: promise)
-                promise.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                promise.futureResult.assumeIsolated().whenComplete { [self] _ in closeAfterLastResponse(context) }
             } else {
                 context.flush()
             }
         } else {
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             if close {
-                written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                written.assumeIsolated().whenComplete { [self] _ in closeAfterLastResponse(context) }
             }
         }
         if !close && r.requestEnded { complete(r) }
+    }
+
+    /// The last response is written: the connection closes in stages (`LingeringClose`), so that
+    /// request bytes the client is still sending do not reset it before the response is read.
+    func closeAfterLastResponse(_ context: ChannelHandlerContext) {
+        let limits = runtime.config.configuration.limits
+        let settings = LingeringClose.Settings(time: .milliseconds(limits.lingeringTime.milliseconds),
+                                               timeout: .milliseconds(limits.lingeringTimeout.milliseconds))
+        LingeringClose.begin(context.channel, settings: settings, clientClosed: state.inputClosed)
     }
 }
