@@ -22,7 +22,9 @@ public struct ParsedResponseHead: Sendable {
     /// The head is valid HTTP but outside the profile in a way that must not be relayed byte for
     /// byte (Content-Length beside Transfer-Encoding, a repeated Content-Length of equal values):
     /// it is re-serialised, not cached, and its connection is not reused.
-    public let breaksProfile: Bool
+    public var breaksProfile: Bool { violation != nil }
+    /// Which rule `breaksProfile` is about.
+    public let violation: WireError?
     /// Fields to leave out when re-serialising (a Content-Length overridden by Transfer-Encoding).
     public let ignoredFields: [Int]
 
@@ -92,7 +94,7 @@ public struct ResponseHeadParser: Sendable {
             let semantics = try ResponseSemantics.read(p, fields: fields, status: status, requestMethodIsHEAD: requestMethodIsHEAD)
             return ParsedResponseHead(bytes: bytes, minorVersion: minor, status: status, reason: reason, fields: fields,
                                       framing: semantics.framing, connection: semantics.connection,
-                                      breaksProfile: semantics.breaksProfile, ignoredFields: semantics.ignored)
+                                      violation: semantics.violation, ignoredFields: semantics.ignored)
         }
     }
 }
@@ -102,7 +104,7 @@ enum ResponseSemantics {
     struct Result {
         var framing: ResponseFraming
         var connection: ConnectionOptions
-        var breaksProfile: Bool
+        var violation: WireError?
         var ignored: [Int]
     }
 
@@ -146,16 +148,16 @@ enum ResponseSemantics {
         }
         let repeatedLength = lengthFields.count > 1 || lengthIsList
         if requestMethodIsHEAD || (100..<200).contains(status) || status == 204 || status == 304 {
-            return Result(framing: .none, connection: connection, breaksProfile: repeatedLength, ignored: [])
+            return Result(framing: .none, connection: connection, violation: repeatedLength ? .badContentLength : nil, ignored: [])
         }
         if transferEncodings > 0 {
             let ignored = lengthFields
             return Result(framing: lastCodingIsChunked ? .chunked : .untilClose, connection: connection,
-                          breaksProfile: !ignored.isEmpty || transferEncodings > 1, ignored: ignored)
+                          violation: !ignored.isEmpty || transferEncodings > 1 ? .badTransferEncoding : nil, ignored: ignored)
         }
         if let length {
-            return Result(framing: .length(length), connection: connection, breaksProfile: repeatedLength, ignored: [])
+            return Result(framing: .length(length), connection: connection, violation: repeatedLength ? .badContentLength : nil, ignored: [])
         }
-        return Result(framing: .untilClose, connection: connection, breaksProfile: false, ignored: [])
+        return Result(framing: .untilClose, connection: connection, violation: nil, ignored: [])
     }
 }

@@ -75,7 +75,7 @@ import Testing
             let started = ContinuousClock.now
             let error = await #expect(throws: RedisError.self) { try await client.send(RedisCommand("DEBUG", ["SLEEP", "3"])).get() }
             #expect(error?.kind == .timeout)
-            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(ContinuousClock.now - started < .milliseconds(2900))  // before the 3 s sleep ends: the 300 ms timeout fired (late on a loaded machine)
             try await Task.sleep(for: .seconds(3))
             try await Self.waitConnected(client)
             #expect(try await client.send(RedisCommand("PING")).get() == .simpleString("PONG"))

@@ -261,6 +261,37 @@ import Testing
         }
     }
 
+    /// Upstream responses outside the strict profile (issue 21 §2) are answered 502, never stored,
+    /// and their connections closed, as nginx does; a body delimited by the close is relayed and stored.
+    @Test func upstreamResponsesOutsideTheProfileAre502AndNeverStored() async throws {
+        let cacheable = "Cache-Control: max-age=60\r\n"
+        let cases: [(String, String)] = [
+            ("te-and-length", "HTTP/1.1 200 OK\r\n\(cacheable)Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+            ("length-twice", "HTTP/1.1 200 OK\r\n\(cacheable)Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"),
+            ("length-list", "HTTP/1.1 200 OK\r\n\(cacheable)Content-Length: 5, 5\r\n\r\nhello"),
+            ("obs-fold", "HTTP/1.1 200 OK\r\n\(cacheable)X-A: b\r\n c\r\nContent-Length: 5\r\n\r\nhello"),
+            ("bare-lf", "HTTP/1.1 200 OK\n\(cacheable)Content-Length: 5\r\n\r\nhello"),
+            ("nul-in-value", "HTTP/1.1 200 OK\r\n\(cacheable)X-A: b\u{0}\r\nContent-Length: 5\r\n\r\nhello"),
+        ]
+        let replies = Dictionary(uniqueKeysWithValues: cases.map { ("/profile/\($0.0)", OriginReply(raw: Array($0.1.utf8))) })
+        let untilClose = OriginReply(raw: Array("HTTP/1.0 200 OK\r\n\(cacheable)\r\nto the end".utf8))
+        try await withProxy({ r in r.path == "/until-close" ? untilClose : (replies[r.path] ?? .ok("ok")) }) { origin, proxy in
+            for (name, _) in cases {
+                for _ in 0..<2 {
+                    let answer = try await get(proxy.port, "/profile/\(name)")
+                    #expect(answer.status == 502, "\(name)")
+                    #expect(answer.text.contains("malformed response"), "\(name): \(answer.text)")
+                }
+                #expect(origin.count("/profile/\(name)") == 2, "\(name) is not stored")
+            }
+            let first = try await get(proxy.port, "/until-close")
+            #expect(first.status == 200 && first.text == "to the end")
+            let second = try await get(proxy.port, "/until-close")
+            #expect(second.text == "to the end" && second.xCache == "HIT")
+            try await expectPoolSettles(proxy)
+        }
+    }
+
     @Test func anUpstreamCuttingABodyShortCutsTheClientAndReleasesTheSlot() async throws {
         let cut = OriginReply(raw: Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..".utf8))
         try await withProxy({ r in r.path == "/fine" ? .ok("ok") : cut }) { _, proxy in

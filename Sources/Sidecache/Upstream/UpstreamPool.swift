@@ -221,14 +221,13 @@ final class UpstreamPool {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // What addHTTPClientHandlers adds, but with interim (1xx) responses forwarded by
-                    // the decoder instead of dropped (RFC 9110 §15.2), and without the outbound
-                    // header validator: every field sent upstream was parsed from the client by
-                    // NIO's parser, built here from validated parts (addresses, request ids), or read
-                    // from a stored entry whose codec refuses CR, LF and NUL. Checking each byte
-                    // again cost about 2% of a forwarded request.
-                    let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)
-                    try channel.pipeline.syncOperations.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder), UpstreamClientHandler()])
+                    // NIO's request encoder, sidecache's strict response decoder (interim 1xx
+                    // responses handed on, RFC 9110 §15.2), and no outbound header validator: every
+                    // field sent upstream was parsed from the client by the strict parser, built here
+                    // from validated parts (addresses, request ids), or read from a stored entry whose
+                    // codec refuses CR, LF and NUL. Checking each byte again cost about 2% of a
+                    // forwarded request.
+                    try channel.pipeline.syncOperations.addHandlers([HTTPRequestEncoder(), WireResponseDecoder(), UpstreamClientHandler()])
                 }
             }
         bootstrap.connect(host: settings.host, port: settings.port).assumeIsolated().whenComplete { [self] result in
