@@ -186,15 +186,21 @@ enum FieldValues {
     /// implement); anything else (an empty member, a non-token) is malformed.
     static func isChunkedOnly(_ p: UnsafeRawBufferPointer, _ span: ByteSpan) throws(WireError) -> Bool {
         if WireBytes.equalsIgnoringCase(p, span.lowerBound, Int(span.count), "chunked") { return true }
-        // 1#token: tokens separated by OWS "," OWS, none empty.
+        _ = try lastCodingIsChunked(p, span)
+        return false
+    }
+
+    /// Reads 1#token (tokens separated by OWS "," OWS, none empty); true when the last is `chunked`.
+    static func lastCodingIsChunked(_ p: UnsafeRawBufferPointer, _ span: ByteSpan) throws(WireError) -> Bool {
         var i = span.lowerBound
         let end = span.upperBound
         while true {
             let start = i
             while i < end, WireBytes.isTokenByte(p[i]) { i += 1 }
             guard i > start else { throw .badTransferEncoding }
+            let last = WireBytes.equalsIgnoringCase(p, start, i - start, "chunked")
             while i < end, WireBytes.isWhitespace(p[i]) { i += 1 }
-            if i == end { return false }
+            if i == end { return last }
             guard p[i] == UInt8(ascii: ",") else { throw .badTransferEncoding }
             i += 1
             while i < end, WireBytes.isWhitespace(p[i]) { i += 1 }

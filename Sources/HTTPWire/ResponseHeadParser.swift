@@ -46,6 +46,7 @@ public struct ParsedResponseHead: Sendable {
 /// conflicting lengths are errors, answered with 502 by the proxy).
 public struct ResponseHeadParser: Sendable {
     private var boundary: HeadBoundary
+    private var skipped = 0
 
     public init(maxHeadBytes: Int = 64 * 1024, maxFields: Int = 200) {
         boundary = HeadBoundary(limits: .init(maxFirstLineBytes: 8192, maxHeadBytes: maxHeadBytes, maxFields: maxFields), emptyFirstLine: .badStatusLine)
@@ -54,10 +55,19 @@ public struct ResponseHeadParser: Sendable {
     /// The head at the start of `buffer`, which moves past it; nil while it is incomplete.
     /// `requestMethodIsHEAD` decides the framing of a response to HEAD.
     public mutating func parse(_ buffer: inout ByteBuffer, requestMethodIsHEAD: Bool) throws(WireError) -> ParsedResponseHead? {
+        // Stray CR and LF bytes before a status line (an extra CRLF after a body), as llhttp skips them.
+        if boundary.isFresh {
+            while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), byte == 0x0D || byte == 0x0A {
+                skipped += 1
+                guard skipped <= RequestHeadParser.maxBytesBeforeRequestLine else { throw .badStatusLine }
+                buffer.moveReaderIndex(forwardBy: 1)
+            }
+        }
         let found: HeadBoundary.Found? = try buffer.withUnsafeReadableBytes { (bytes) throws(WireError) in
             try boundary.find(in: bytes, tooLong: .badStatusLine)
         }
         guard let found else { return nil }
+        skipped = 0
         guard let slice = buffer.readSlice(length: found.end) else { throw .truncated }
         return try Self.parseWhole(slice, lines: found.lines, requestMethodIsHEAD: requestMethodIsHEAD)
     }
@@ -74,7 +84,8 @@ public struct ResponseHeadParser: Sendable {
                 guard p[i] >= 0x30, p[i] <= 0x39 else { throw .badStatusLine }
                 status = status * 10 + Int(p[i] - 0x30)
             }
-            guard status >= 100 else { throw .badStatusLine }
+            // 1xx does not exist in HTTP/1.0 (RFC 9110 §15.2).
+            guard status >= 100, minor == 1 || status >= 200 else { throw .badStatusLine }
             var i = 12
             var reasonStart = 12
             if p[i] == 0x20 {
@@ -111,7 +122,6 @@ enum ResponseSemantics {
     static func read(_ p: UnsafeRawBufferPointer, fields: [WireField], status: Int, requestMethodIsHEAD: Bool) throws(WireError) -> Result {
         var length: Int?
         var lengthFields: [Int] = []
-        var lengthIsList = false
         var transferEncodings = 0
         var lastCodingIsChunked = false
         var connection = ConnectionOptions()
@@ -125,28 +135,19 @@ enum ResponseSemantics {
                     else if WireBytes.equalsIgnoringCase(p, start, count, "upgrade") { connection.upgrade = true }
                 }
             case 14 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 14, "content-length"):
+                // Plain digits only: a list, even of equal values (RFC 9110 §8.6 allows it), is
+                // outside the profile, and lengths that differ are an error anyway.
                 lengthFields.append(index)
-                // A list of equal values is one length (RFC 9110 §8.6), but outside the profile.
-                var values: [Int?] = []
-                FieldValues.forEachToken(p, field.value) { start, count in
-                    values.append(FieldValues.contentLength(p, ByteSpan(start: start, count: count)))
-                }
-                guard !values.isEmpty else { throw .badContentLength }
-                for value in values {
-                    guard let value, length == nil || length == value else { throw .badContentLength }
-                    length = value
-                }
-                if values.count > 1 { lengthIsList = true }
+                guard let value = FieldValues.contentLength(p, field.value), length == nil || length == value else { throw .badContentLength }
+                length = value
             case 17 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 17, "transfer-encoding"):
                 transferEncodings += 1
-                FieldValues.forEachToken(p, field.value) { start, count in
-                    lastCodingIsChunked = WireBytes.equalsIgnoringCase(p, start, count, "chunked")
-                }
+                lastCodingIsChunked = try FieldValues.lastCodingIsChunked(p, field.value)
             default:
                 break
             }
         }
-        let repeatedLength = lengthFields.count > 1 || lengthIsList
+        let repeatedLength = lengthFields.count > 1
         if requestMethodIsHEAD || (100..<200).contains(status) || status == 204 || status == 304 {
             return Result(framing: .none, connection: connection, violation: repeatedLength ? .badContentLength : nil, ignored: [])
         }

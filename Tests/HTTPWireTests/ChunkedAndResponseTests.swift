@@ -92,6 +92,7 @@ import Testing
         #expect(equal.breaksProfile)
         #expect(throws: WireError.badContentLength) { try Self.parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n") }
         #expect(throws: WireError.badContentLength) { try Self.parse("HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n") }
+        #expect(throws: WireError.badContentLength) { try Self.parse("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n") }
         #expect(throws: WireError.badContentLength) { try Self.parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n") }
         #expect(try Self.parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")?.breaksProfile == false)
     }
@@ -102,6 +103,8 @@ import Testing
         let head = try #require(try Self.parse("HTTP/1.1 418 I'm a teapot\r\nA: b\r\n\r\n"))
         #expect(head.string(head.reason) == "I'm a teapot")
         #expect(head.fieldStrings.map { [$0.name, $0.value] } == [["A", "b"]])
+        #expect(throws: WireError.badStatusLine) { try Self.parse("HTTP/1.0 103 Early Hints\r\n\r\n") }
+        #expect(try Self.parse("\r\n\nHTTP/1.1 200 OK\r\n\r\n")?.status == 200)
         for bad in ["HTTP/1.1 20 OK", "HTTP/2 200 OK", "HTTP/1.1  200 OK", "HTTP/1.1 2000 OK", "http/1.1 200 OK", "HTTP/1.1 099 X"] {
             #expect(throws: WireError.badStatusLine, "\(bad)") { try Self.parse("\(bad)\r\n\r\n") }
         }

@@ -16,23 +16,12 @@ final class WireResponseDecoder: ChannelDuplexHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    private enum Body {
-        case none
-        case length(remaining: Int)
-        case chunked(ChunkedDecoder)
-        case untilClose
-    }
-
-    private var parser = ResponseHeadParser()
-    /// Between responses when nil.
-    private var body: Body?
-    /// Whether each request sent and not yet answered was a HEAD, oldest first.
-    private var headRequests: [Bool] = []
+    private var decoder = ResponseStreamDecoder()
     private var buffer: ByteBuffer?
     private var failed = false
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .head(let head) = unwrapOutboundIn(data) { headRequests.append(head.method == .HEAD) }
+        if case .head(let head) = unwrapOutboundIn(data) { decoder.requestSent(isHEAD: head.method == .HEAD) }
         context.write(data, promise: promise)
     }
 
@@ -49,8 +38,8 @@ final class WireResponseDecoder: ChannelDuplexHandler {
         }
         buffer = nil
         do throws(WireError) {
-            while !failed, let part = try next(&bytes) {
-                context.fireChannelRead(wrapInboundOut(part))
+            while !failed, let event = try decoder.next(&bytes) {
+                context.fireChannelRead(wrapInboundOut(Self.part(event)))
             }
         } catch {
             failed = true
@@ -63,66 +52,31 @@ final class WireResponseDecoder: ChannelDuplexHandler {
         }
     }
 
-    /// The next part from `bytes`, or nil when more are needed.
-    private func next(_ bytes: inout ByteBuffer) throws(WireError) -> HTTPClientResponsePart? {
-        switch body {
-        case nil:
-            guard bytes.readableBytes > 0 else { return nil }
-            let isHEAD = headRequests.first ?? false
-            guard let head = try parser.parse(&bytes, requestMethodIsHEAD: isHEAD) else { return nil }
-            if let violation = head.violation { throw violation }
-            if (100..<200).contains(head.status) && head.status != 101 {
-                return .head(Self.responseHead(head))  // interim: the final response follows
-            }
-            if !headRequests.isEmpty { headRequests.removeFirst() }
-            switch head.framing {
-            case .none: body = Body.none
-            case .length(let n): body = n == 0 ? Body.none : .length(remaining: n)
-            case .chunked: body = .chunked(ChunkedDecoder())
-            case .untilClose: body = .untilClose
-            }
-            return .head(Self.responseHead(head))
-        case .none?:
-            body = nil
-            return .end(nil)
-        case .length(let remaining)?:
-            guard bytes.readableBytes > 0 else { return nil }
-            let take = min(remaining, bytes.readableBytes)
-            guard let slice = bytes.readSlice(length: take) else { return nil }
-            body = take == remaining ? Body.none : .length(remaining: remaining - take)
-            return .body(slice)
-        case .chunked(var decoder)?:
-            let event = try decoder.next(&bytes)
-            body = .chunked(decoder)
-            switch event {
-            case nil: return nil
-            case .data(let data): return .body(data)
-            case .end(let trailers):
-                body = nil
-                return .end(trailers.isEmpty ? nil : HTTPHeaders(trailers.map { ($0.name, $0.value) }))
-            }
-        case .untilClose?:
-            guard bytes.readableBytes > 0, let all = bytes.readSlice(length: bytes.readableBytes) else { return nil }
-            return .body(all)
+    /// A body delimited by the close ends here; any other unfinished response is cut, which the
+    /// client handler reports when the channel goes inactive.
+    private func upstreamClosed(context: ChannelHandlerContext) {
+        guard !failed else { return }
+        if let event = try? decoder.finish(unreadBytes: buffer?.readableBytes ?? 0) {
+            context.fireChannelRead(wrapInboundOut(Self.part(event)))
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // A body delimited by the close ends here; any other unfinished response is cut, which the
-        // client handler reports when the channel goes inactive.
-        if !failed, case .untilClose? = body {
-            body = nil
-            context.fireChannelRead(wrapInboundOut(.end(nil)))
-        }
+        upstreamClosed(context: context)
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if !failed, let event = event as? ChannelEvent, event == .inputClosed, case .untilClose? = body {
-            body = nil
-            context.fireChannelRead(wrapInboundOut(.end(nil)))
-        }
+        if let event = event as? ChannelEvent, event == .inputClosed { upstreamClosed(context: context) }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    static func part(_ event: ResponseStreamDecoder.Event) -> HTTPClientResponsePart {
+        switch event {
+        case .head(let head, _): .head(responseHead(head))
+        case .body(let data): .body(data)
+        case .end(let trailers): .end(trailers.isEmpty ? nil : HTTPHeaders(trailers.map { ($0.name, $0.value) }))
+        }
     }
 
     static func responseHead(_ head: ParsedResponseHead) -> HTTPResponseHead {
