@@ -1,7 +1,8 @@
 # sidecache: each target first installs the system packages it needs (scripts/deps.sh).
 #
 #   make demo       build, start a sample API and sidecache in front of it, show a MISS then a HIT
-#   make test       build and run every test (unit and end-to-end, with real redis-server)
+#   make test       build and run every test (unit and end-to-end, with real redis-server),
+#                   then fuzz the HTTP/1 parser for a minute (scripts/fuzz.sh, FUZZ_SECONDS=...)
 #   make build      debug build
 #   make release    optimised build: .build/release/sidecache
 #   make install    install the release binary, the config and the systemd unit (PREFIX=/usr/local)
@@ -27,6 +28,7 @@ test:
 	@scripts/deps.sh test
 	$(SWIFT) test --skip "$(LATE_TESTS)"
 	$(SWIFT) test --skip-build --filter "$(LATE_TESTS)"
+	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
 
 build:
 	@scripts/deps.sh build
