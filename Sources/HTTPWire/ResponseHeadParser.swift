@@ -25,8 +25,8 @@ public struct ParsedResponseHead: Sendable {
     public var breaksProfile: Bool { violation != nil }
     /// Which rule `breaksProfile` is about.
     public let violation: WireError?
-    /// Fields to leave out when re-serialising (a Content-Length overridden by Transfer-Encoding).
-    public let ignoredFields: [Int]
+    /// The Content-Length field Transfer-Encoding overrides, which a re-serialised head leaves out.
+    public let ignoredLengthField: Int?
 
     public var keepAlive: Bool {
         guard !breaksProfile, framing != .untilClose else { return false }
@@ -105,7 +105,7 @@ public struct ResponseHeadParser: Sendable {
             let semantics = try ResponseSemantics.read(p, fields: fields, status: status, requestMethodIsHEAD: requestMethodIsHEAD)
             return ParsedResponseHead(bytes: bytes, minorVersion: minor, status: status, reason: reason, fields: fields,
                                       framing: semantics.framing, connection: semantics.connection,
-                                      violation: semantics.violation, ignoredFields: semantics.ignored)
+                                      violation: semantics.violation, ignoredLengthField: semantics.ignored)
         }
     }
 }
@@ -116,12 +116,13 @@ enum ResponseSemantics {
         var framing: ResponseFraming
         var connection: ConnectionOptions
         var violation: WireError?
-        var ignored: [Int]
+        var ignored: Int?
     }
 
     static func read(_ p: UnsafeRawBufferPointer, fields: [WireField], status: Int, requestMethodIsHEAD: Bool) throws(WireError) -> Result {
         var length: Int?
-        var lengthFields: [Int] = []
+        var lengthFields = 0
+        var firstLengthField: Int?
         var transferEncodings = 0
         var lastCodingIsChunked = false
         var connection = ConnectionOptions()
@@ -137,7 +138,8 @@ enum ResponseSemantics {
             case 14 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 14, "content-length"):
                 // Plain digits only: a list, even of equal values (RFC 9110 §8.6 allows it), is
                 // outside the profile, and lengths that differ are an error anyway.
-                lengthFields.append(index)
+                lengthFields += 1
+                if firstLengthField == nil { firstLengthField = index }
                 guard let value = FieldValues.contentLength(p, field.value), length == nil || length == value else { throw .badContentLength }
                 length = value
             case 17 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 17, "transfer-encoding"):
@@ -147,18 +149,18 @@ enum ResponseSemantics {
                 break
             }
         }
-        let repeatedLength = lengthFields.count > 1
+        let repeatedLength = lengthFields > 1
         if requestMethodIsHEAD || (100..<200).contains(status) || status == 204 || status == 304 {
-            return Result(framing: .none, connection: connection, violation: repeatedLength ? .badContentLength : nil, ignored: [])
+            return Result(framing: .none, connection: connection, violation: repeatedLength ? .badContentLength : nil, ignored: nil)
         }
         if transferEncodings > 0 {
-            let ignored = lengthFields
+            let ignored = firstLengthField
             return Result(framing: lastCodingIsChunked ? .chunked : .untilClose, connection: connection,
-                          violation: !ignored.isEmpty || transferEncodings > 1 ? .badTransferEncoding : nil, ignored: ignored)
+                          violation: ignored != nil || transferEncodings > 1 ? .badTransferEncoding : nil, ignored: ignored)
         }
         if let length {
-            return Result(framing: .length(length), connection: connection, violation: repeatedLength ? .badContentLength : nil, ignored: [])
+            return Result(framing: .length(length), connection: connection, violation: repeatedLength ? .badContentLength : nil, ignored: nil)
         }
-        return Result(framing: .untilClose, connection: connection, violation: nil, ignored: [])
+        return Result(framing: .untilClose, connection: connection, violation: nil, ignored: nil)
     }
 }

@@ -21,15 +21,19 @@ public struct ResponseStreamDecoder: Sendable {
     private var parser: ResponseHeadParser
     /// Between responses when nil.
     private var body: Body?
-    /// Whether each request sent and not yet answered was a HEAD, oldest first.
-    private var headRequests: [Bool] = []
+    /// Whether each request sent and not yet answered was a HEAD, oldest in the lowest bit (a
+    /// bit queue: no array to allocate per connection; 64 requests in flight at most are tracked).
+    private var headRequests: UInt64 = 0
+    private var pending = 0
 
     public init(maxHeadBytes: Int = 64 * 1024) {
         parser = ResponseHeadParser(maxHeadBytes: maxHeadBytes)
     }
 
     public mutating func requestSent(isHEAD: Bool) {
-        headRequests.append(isHEAD)
+        guard pending < 64 else { return }
+        if isHEAD { headRequests |= 1 << UInt64(pending) }
+        pending += 1
     }
 
     /// The next event from `buffer`, which moves past the bytes it used; nil when more are needed.
@@ -37,11 +41,14 @@ public struct ResponseStreamDecoder: Sendable {
         switch body {
         case nil:
             guard buffer.readableBytes > 0 else { return nil }
-            let isHEAD = headRequests.first ?? false
+            let isHEAD = pending > 0 && headRequests & 1 == 1
             guard let head = try parser.parse(&buffer, requestMethodIsHEAD: isHEAD) else { return nil }
             if let violation = head.violation { throw violation }
             if (100..<200).contains(head.status) && head.status != 101 { return .head(head, interim: true) }
-            if !headRequests.isEmpty { headRequests.removeFirst() }
+            if pending > 0 {
+                headRequests >>= 1
+                pending -= 1
+            }
             switch head.framing {
             case .none: body = Body.none
             case .length(let n): body = n == 0 ? Body.none : .length(remaining: n)

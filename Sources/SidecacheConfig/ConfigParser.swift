@@ -45,7 +45,7 @@ public enum ConfigParser {
     }
 
     private static func read(_ root: Node, _ r: inout ConfigReader) -> SidecacheConfiguration? {
-        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin", "compression", "trusted_proxies", "warming"]) else { return nil }
+        guard let top = r.mapping(root, at: "", allowed: ["listen", "upstream", "limits", "cache", "logging", "routes", "admin", "compression", "trusted_proxies", "warming", "event_loops"]) else { return nil }
 
         var listen = SidecacheConfiguration.ListenAddress(host: "127.0.0.1", port: 8080)
         if let text = r.string(top["listen"], at: "listen") {
@@ -67,6 +67,10 @@ public enum ConfigParser {
         config.admin = admin
         config.trustedProxies = trusted
         config.warming = warming
+        if let node = top["event_loops"] {
+            if case .scalar(let text) = node, text.string == "auto" { config.eventLoops = nil }
+            else if let n = r.positiveInt(node, at: "event_loops", max: 256) { config.eventLoops = n }
+        }
         if let compression { config.gzip = compression }
         if let admin, admin.listen == listen, listen.port != 0 {
             r.fail("admin.listen", top["admin"], "must differ from listen (\(listen))")

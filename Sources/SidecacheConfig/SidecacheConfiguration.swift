@@ -19,9 +19,13 @@ public struct SidecacheConfiguration: Sendable, Equatable, Encodable {
     public var trustedProxies: [CIDRBlock] = []
     /// `warming`: the budget of background fetches; nil (no section) for none at all.
     public var warming: Warming? = nil
+    /// `event_loops`: threads serving connections (nginx's `worker_processes`); nil for one per
+    /// core. Read at start: a reload does not change it.
+    public var eventLoops: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case listen, upstream, limits, cache, logging, routes, admin, gzip, trustedProxies = "trusted_proxies", warming
+        case eventLoops = "event_loops"
     }
 
     /// `warming`: what every background fetch (refresh-ahead) shares.

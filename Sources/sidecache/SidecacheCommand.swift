@@ -1,4 +1,5 @@
 import ArgumentParser
+import NIOCore
 import Sidecache
 import SidecacheConfig
 
@@ -55,7 +56,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let snapshot = try loadOrExit(options.path)
         do {
-            try await SidecacheServer.run(snapshot: snapshot)
+            try await SidecacheServer.run(snapshot: snapshot, threads: snapshot.configuration.eventLoops ?? System.coreCount)
         } catch {
             var stderr = StandardError()
             print("sidecache: \(error)", to: &stderr)

@@ -82,7 +82,7 @@ import Testing
         let head = try #require(try Self.parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"))
         #expect(head.framing == .chunked)
         #expect(head.breaksProfile)
-        #expect(head.ignoredFields == [0])
+        #expect(head.ignoredLengthField == 0)
         #expect(!head.keepAlive)
     }
 

@@ -118,6 +118,14 @@ func parse(_ yaml: String) throws -> SidecacheConfiguration {
         #expect(e.first?.path == "routes[0].heuristic_max")
     }
 
+    @Test func eventLoopsAreOnePerCoreUnlessSet() throws {
+        #expect(try parse("upstream: { url: \"http://localhost\" }").eventLoops == nil)
+        #expect(try parse("upstream: { url: \"http://localhost\" }\nevent_loops: auto").eventLoops == nil)
+        #expect(try parse("upstream: { url: \"http://localhost\" }\nevent_loops: 1").eventLoops == 1)
+        let e = errors("upstream: { url: \"http://localhost\" }\nevent_loops: 0\n")
+        #expect(e.first?.path == "event_loops" && e.first?.line == 2)
+    }
+
     @Test func lingeringCloseHasDefaultsAndChecksItsDurations() throws {
         let defaults = try parse("upstream: { url: \"http://localhost\" }").limits
         #expect(defaults.lingeringTime == .seconds(5) && defaults.lingeringTimeout == .seconds(1))
