@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import TestSupport
 import Testing
 
@@ -479,6 +480,54 @@ import Testing
             #expect(origin.requests.contains { $0.method.rawValue == seen })
             // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target.
             #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
+        }
+    }
+
+    /// A token no parser has a name for (NIO's decoder refused these with 400 before sidecache
+    /// parsed requests itself) reaches the origin as it was sent. The test origin is NIO too and
+    /// would refuse it, so a raw one answers with the request line it read.
+    @Test func aMethodNoParserKnowsIsForwardedAsSent() async throws {
+        let origin = try await RawLineOrigin.start()
+        let proxy = try await Sidecar.start(origin: nil, upstreamPort: origin.port)
+        let answered = try await request(proxy.port, "FROB-IT", "/api/items/1", body: "")
+        #expect(answered.status == 200)
+        #expect(answered.text == "FROB-IT /api/items/1 HTTP/1.1")
+        #expect(answered.header("Cache-Status") == "sidecache; fwd=method")
+        await proxy.stop()
+        try await origin.stop()
+    }
+}
+
+/// An origin that answers every request with its request line, read as bytes (no HTTP parser).
+struct RawLineOrigin {
+    let channel: any Channel
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    static func start() async throws -> RawLineOrigin {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return RawLineOrigin(channel: server)
+    }
+
+    func stop() async throws { try await channel.close() }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        private var pending = ""
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            pending += String(buffer: unwrapInboundIn(data))
+            while let end = pending.range(of: "\r\n\r\n") {
+                let head = pending[..<end.lowerBound]
+                let line = head.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
+                pending = String(pending[end.upperBound...])
+                let reply = "HTTP/1.1 200 OK\r\nContent-Length: \(line.utf8.count)\r\nCache-Control: no-store\r\n\r\n\(line)"
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: reply)), promise: nil)
+            }
         }
     }
 }
