@@ -254,6 +254,9 @@ public final class CachedResponse: Sendable {
 
     /// §4.1: values are compared after combining field lines and normalising whitespace.
     public static func varyValue(_ name: String, in headers: HTTPHeaders) -> String {
+        if name.hasPrefix(ContentCoding.acceptancePrefix) {
+            return ContentCoding.accepts(String(name.dropFirst(ContentCoding.acceptancePrefix.count)), headers) ? "accepted" : "refused"
+        }
         let members = headers[canonicalForm: name]
         // RFC 9111 §4.1: values may be normalised where the field's own rules say two spellings
         // mean the same. These fields' members are case-insensitive and allow white space only as

@@ -24,6 +24,40 @@ public enum ContentCoding {
         return gzip ?? star ?? false
     }
 
+    /// Whether the client accepts every coding of `codings` (a response's lowercased
+    /// `Content-Encoding` list, as `encoding(of:)` gives it): each named with q > 0, or `*` with
+    /// q > 0 when it is not named (RFC 9110 §12.5.3). gzip keeps its `x-gzip` alias.
+    public static func accepts(_ codings: String, _ headers: HTTPHeaders) -> Bool {
+        for coding in codings.split(separator: ",") {
+            let wanted = coding.trimmingSpaces()
+            if wanted == "gzip" || wanted == "x-gzip" {
+                if !acceptsGzip(headers) { return false }
+                continue
+            }
+            var named: Bool?
+            var star: Bool?
+            for (name, value) in headers where ASCII.equalsIgnoringCase(name, "accept-encoding") {
+                ASCII.forEachListMember(value) { member in
+                    let token = String(decoding: ASCII.withoutParameters(member), as: UTF8.self).lowercased()
+                    if token == wanted {
+                        if named == nil { named = hasPositiveQuality(member) }
+                    } else if token == "*" {
+                        star = hasPositiveQuality(member)
+                    }
+                }
+            }
+            if !(named ?? star ?? false) { return false }
+        }
+        return true
+    }
+
+    /// A `Vary` dimension of sidecache's own for an entry stored in a coding it cannot serve to
+    /// everyone (br, zstd, deflate, gzip under no-transform): the entry matches only requests that
+    /// accept the coding. The name holds a colon, so no field named by a real `Vary` can equal it.
+    public static let acceptancePrefix = "accept-encoding:"
+
+    public static func acceptanceVaryName(for codings: String) -> String { acceptancePrefix + codings }
+
     /// RFC 9110 §12.4.2: a member's weight, 1 without a `q` parameter.
     private static func hasPositiveQuality(_ member: UnsafeBufferPointer<UInt8>) -> Bool {
         let text = String(decoding: member, as: UTF8.self)

@@ -15,6 +15,21 @@ import Synchronization
         #expect(ContentCoding.acceptsGzip(HTTPHeaders([("Accept-Encoding", value)])) == expected, "\(value)")
     }
 
+    /// Issue 20 item 7: any coding, each of a list, by name or `*`, with q > 0; and the Vary
+    /// dimension that keeps such an entry for the clients that accept it.
+    @Test func otherCodingsAreAcceptedByNameOrStar() {
+        #expect(ContentCoding.accepts("br", ["Accept-Encoding": "gzip, br"]))
+        #expect(ContentCoding.accepts("br", ["Accept-Encoding": "BR;q=0.1"]))
+        #expect(!ContentCoding.accepts("br", ["Accept-Encoding": "gzip, br;q=0"]))
+        #expect(ContentCoding.accepts("zstd", ["Accept-Encoding": "*"]))
+        #expect(!ContentCoding.accepts("zstd", ["Accept-Encoding": "zstd;q=0, *"]))
+        #expect(!ContentCoding.accepts("br", [:]))
+        #expect(ContentCoding.accepts("gzip, br", ["Accept-Encoding": "x-gzip, br"]))
+        #expect(!ContentCoding.accepts("gzip, br", ["Accept-Encoding": "br"]))
+        let name = ContentCoding.acceptanceVaryName(for: "br")
+        #expect(CachedResponse.varyValue(name, in: ["Accept-Encoding": "br"]) != CachedResponse.varyValue(name, in: ["Accept-Encoding": "gzip"]))
+    }
+
     @Test func noAcceptEncodingMeansIdentity() {
         #expect(!ContentCoding.acceptsGzip([:]))
     }

@@ -136,10 +136,12 @@ final class CacheFill: UpstreamResponseDelegate {
             requestMethod: .GET, requestHeaders: request.head.headers, status: head.status, responseHeaders: head.headers,
             policy: route.policy, responseTime: now
         )
+        // A coding sidecache cannot serve to every client (br, zstd ... or gzip under
+        // no-transform) is stored as a variant for the clients that accept it (StoredEntry.make);
+        // the client of this fill must be one of them, or the variant would be for those that don't.
         switch decision {
-        case .store where route.gzip != nil && !StoredEntry.storableCoding(head.headers):
-            // The entry will serve every client whatever its Accept-Encoding: only identity and
-            // gzip (which sidecache can decode for clients without it) qualify.
+        case .store where route.gzip != nil && !StoredEntry.storableCoding(head.headers)
+            && !ContentCoding.accepts(ContentCoding.encoding(of: head.headers) ?? "", request.head.headers):
             stream(head, prefix: nil, reason: .contentEncoding)
         case .store(let terms):
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxObjectBytes {

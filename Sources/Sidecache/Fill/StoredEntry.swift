@@ -29,7 +29,13 @@ struct StoredEntry {
         if let gzip = route.gzip {
             varyNames.removeAll { $0 == "accept-encoding" }
             gzipPending = GzipOnDemand.allows(status: head.status, headers: headers, bodyBytes: body.readableBytes, settings: gzip)
-            if gzipPending || ContentCoding.encoding(of: headers) == "gzip" { ContentCoding.addVaryAcceptEncoding(&headers) }
+            if let coding = ContentCoding.encoding(of: headers) {
+                ContentCoding.addVaryAcceptEncoding(&headers)
+                // A coding sidecache cannot serve to every client is kept for those that accept it.
+                if !Self.storableCoding(headers) { varyNames.append(ContentCoding.acceptanceVaryName(for: coding)) }
+            } else if gzipPending {
+                ContentCoding.addVaryAcceptEncoding(&headers)
+            }
         }
         let varyValues = varyNames.map { CachedResponse.varyValue($0, in: requestHeaders) }
         return CachedResponse(
@@ -60,6 +66,7 @@ struct StoredEntry {
 
     /// Identity or gzip: what an entry shared by clients with any Accept-Encoding may hold. gzip
     /// under `no-transform` does not qualify: decoding it for a client would be a transformation.
+    /// Another coding is stored with an acceptance dimension (`ContentCoding.acceptanceVaryName`).
     static func storableCoding(_ headers: HTTPHeaders) -> Bool {
         switch ContentCoding.encoding(of: headers) {
         case nil: return true
