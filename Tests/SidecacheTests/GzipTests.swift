@@ -186,6 +186,10 @@ import Testing
             }
             #expect(origin.count("/c/br") == 5)
             #expect(try await get(proxy.port, "/c/br", [("Accept-Encoding", "br")]).xCache == "HIT")
+            // On a route without gzip the same holds for an origin that forgets Vary: Accept-Encoding.
+            #expect(try await get(proxy.port, "/off/br", [("Accept-Encoding", "br")]).xCache == "MISS")
+            #expect(try await get(proxy.port, "/off/br", [("Accept-Encoding", "gzip, br")]).xCache == "HIT")
+            #expect(try await get(proxy.port, "/off/br").xCache == "MISS")
             // A 304 revalidation keeps the variant (If-None-Match from a br client, answered from it).
             let conditional = try await get(proxy.port, "/c/br", [("Accept-Encoding", "br"), ("If-None-Match", "\"b1\"")])
             #expect(conditional.status == 304 && conditional.xCache == "HIT")

@@ -140,8 +140,7 @@ final class CacheFill: UpstreamResponseDelegate {
         // no-transform) is stored as a variant for the clients that accept it (StoredEntry.make);
         // the client of this fill must be one of them, or the variant would be for those that don't.
         switch decision {
-        case .store where route.gzip != nil && !StoredEntry.storableCoding(head.headers)
-            && !ContentCoding.accepts(ContentCoding.encoding(of: head.headers) ?? "", request.head.headers):
+        case .store where StoredEntry.acceptanceCoding(head.headers, route: route).map { !ContentCoding.accepts($0, request.head.headers) } ?? false:
             stream(head, prefix: nil, reason: .contentEncoding)
         case .store(let terms):
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxObjectBytes {

@@ -26,17 +26,14 @@ struct StoredEntry {
         }
         var varyNames = CachedResponse.varyNames(of: head.headers)
         var gzipPending = false
+        let acceptance = Self.acceptanceCoding(head.headers, route: route)
         if let gzip = route.gzip {
             varyNames.removeAll { $0 == "accept-encoding" }
             gzipPending = GzipOnDemand.allows(status: head.status, headers: headers, bodyBytes: body.readableBytes, settings: gzip)
-            if let coding = ContentCoding.encoding(of: headers) {
-                ContentCoding.addVaryAcceptEncoding(&headers)
-                // A coding sidecache cannot serve to every client is kept for those that accept it.
-                if !Self.storableCoding(headers) { varyNames.append(ContentCoding.acceptanceVaryName(for: coding)) }
-            } else if gzipPending {
-                ContentCoding.addVaryAcceptEncoding(&headers)
-            }
+            if gzipPending || ContentCoding.encoding(of: headers) != nil { ContentCoding.addVaryAcceptEncoding(&headers) }
         }
+        // A coding sidecache cannot serve to every client is kept for those that accept it.
+        if let acceptance { varyNames.append(ContentCoding.acceptanceVaryName(for: acceptance)) }
         let varyValues = varyNames.map { CachedResponse.varyValue($0, in: requestHeaders) }
         return CachedResponse(
             status: head.status, headers: headers, body: body, requestTime: requestTime, responseTime: responseTime,
@@ -67,6 +64,19 @@ struct StoredEntry {
     /// Identity or gzip: what an entry shared by clients with any Accept-Encoding may hold. gzip
     /// under `no-transform` does not qualify: decoding it for a client would be a transformation.
     /// Another coding is stored with an acceptance dimension (`ContentCoding.acceptanceVaryName`).
+    /// The coding an entry may be served in only to clients that accept it (issue 20 item 7), or
+    /// nil when it may serve every client:
+    /// - on a gzip route, any coding but identity and gzip (which sidecache decodes for clients
+    ///   without it), and gzip under `no-transform`;
+    /// - on a route without gzip, any coding the origin's `Vary` does not already key by
+    ///   `Accept-Encoding` (an origin that forgets it would otherwise have br served to everyone).
+    static func acceptanceCoding(_ headers: HTTPHeaders, route: CompiledRoute) -> String? {
+        guard let coding = ContentCoding.encoding(of: headers) else { return nil }
+        if route.gzip != nil { return storableCoding(headers) ? nil : coding }
+        let vary = CachedResponse.varyNames(of: headers)
+        return vary.contains("accept-encoding") || vary.contains("*") ? nil : coding
+    }
+
     static func storableCoding(_ headers: HTTPHeaders) -> Bool {
         switch ContentCoding.encoding(of: headers) {
         case nil: return true
