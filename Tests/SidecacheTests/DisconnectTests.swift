@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Sidecache
@@ -147,6 +148,27 @@ import Testing
                 try await expectPoolSettles(proxy, "\(name) with \(end)")
                 try await expectAMissIsServed(proxy)
             }
+        }
+    }
+
+    /// Issue 18: a background fetch is retried at most once; a client's fill as the policy says.
+    @Test func aBackgroundRefreshIsRetriedAtMostOnce() async throws {
+        let upstream = Self.upstream("retries: { attempts: 3, base: 10ms, max: 20ms, budget: 100% }")
+        let failing = NIOLockedValueBox(false)
+        try await withProxy(upstream: upstream, { _ in
+            failing.withLockedValue { $0 } ? .init(status: .serviceUnavailable, body: "busy") : .ok("fresh", [("ETag", "\"e1\"")])
+        }) { origin, proxy in
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
+            failing.withLockedValue { $0 = true }
+            // Past the 5 m ttl, within stale-while-revalidate: served stale, refreshed in the background.
+            proxy.clock.advance(seconds: 301)
+            #expect(try await get(proxy.port, "/api/items/1").xCache == "STALE")
+            let refreshes = await eventually(timeout: .seconds(3)) { origin.count("/api/items/1") } until: { $0 >= 3 }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(refreshes == 3 && origin.count("/api/items/1") == 3, "the fill, then the refresh and its one retry")
+            // A client's own miss is tried 1 + 3 times.
+            _ = try await get(proxy.port, "/api/items/2")
+            #expect(origin.count("/api/items/2") == 4)
         }
     }
 

@@ -66,7 +66,9 @@ final class CacheFill: UpstreamResponseDelegate {
         self.eventLoop = eventLoop
         self.upstreamHead = UpstreamRequest.head(for: request, clientAddress: clientAddress, forFill: true, validating: validating)
         self.maxObjectBytes = runtime.store.currentLimits.maxObjectBytes
-        self.tries = UpstreamAttempts(runtime.upstreamGuard, method: .GET, route: route)
+        // A background fetch (no client waits on it: warming, stale-while-revalidate) is retried
+        // at most once, within the upstream's retry policy: a failing upstream sees it twice at most.
+        self.tries = UpstreamAttempts(runtime.upstreamGuard, method: .GET, route: route, maxRetries: owner == nil ? 1 : Int.max)
         self.startEpoch = runtime.invalidations.epoch
     }
 

@@ -21,8 +21,12 @@ final class UpstreamAttempts {
 
     static let retryStatuses: Set<UInt> = [502, 503, 504]
 
-    init(_ upstreamGuard: UpstreamGuard, method: HTTPMethod, route: CompiledRoute?) {
+    /// Retries granted at most, below the policy's own `attempts`.
+    private let maxRetries: Int
+
+    init(_ upstreamGuard: UpstreamGuard, method: HTTPMethod, route: CompiledRoute?, maxRetries: Int = .max) {
         self.upstreamGuard = upstreamGuard
+        self.maxRetries = maxRetries
         switch method {
         case .GET, .HEAD, .OPTIONS: retryable = true
         case .PUT, .DELETE: retryable = route?.retryUnsafeIdempotent ?? false
@@ -81,7 +85,7 @@ final class UpstreamAttempts {
     }
 
     private func retry(replayable: Bool) -> TimeAmount? {
-        guard retryable, replayable, let policy = upstreamGuard.retries, retries < policy.config.attempts,
+        guard retryable, replayable, let policy = upstreamGuard.retries, retries < min(policy.config.attempts, maxRetries),
               let wait = policy.grant(attempt: retries) else { return nil }
         retries += 1
         return wait
