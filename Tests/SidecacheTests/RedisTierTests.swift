@@ -239,8 +239,8 @@ import Testing
             #expect(try await get(proxy.port, "/api/items/1").xCache == "MISS")
             #expect(try await get(proxy.port, "/api/items/1").xCache == "HIT")
             // Two requests, each waiting at most one Redis timeout (500 ms) and none for the
-            // reconnect attempts; the slack is for a loaded machine.
-            #expect(ContinuousClock.now - started < .milliseconds(1500))
+            // reconnect attempts; the slack is for a loaded machine (2.1 s seen with a build beside it).
+            #expect(ContinuousClock.now - started < .milliseconds(2500))
             #expect(proxy.runtime.redisStatus?.connected == false)
             // Started late, Redis is picked up by itself.
             reserved.release()
@@ -288,8 +288,9 @@ import Testing
                 let response = try await get(proxy.port, "/plain/slow-\(i)")
                 #expect(response.status == 200 && response.text == "body of /plain/slow-\(i)")
             }
-            // Five misses while Redis sleeps 3 s: each waited at most the 100 ms timeout.
-            #expect(ContinuousClock.now - started < .milliseconds(2500))
+            // Five misses while Redis sleeps 3 s: each waited at most the 100 ms timeout. Waiting for
+            // Redis would take until it wakes, 2.9 s after `started` (2.65 s seen under load).
+            #expect(ContinuousClock.now - started < .milliseconds(2850))
             #expect((proxy.runtime.redisStatus?.errors ?? 0) > 0)
         }
     }
