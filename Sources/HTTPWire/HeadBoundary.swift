@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NIOCore
 
 /// Finds where a head ends (the empty line after its last field) in bytes that may still be
 /// arriving: each call looks only at what the previous calls did not, so a head that comes in many
@@ -45,6 +46,20 @@ public struct HeadBoundary: Sendable {
 
     /// No byte of the head has been looked at yet.
     public var isFresh: Bool { scanned == 0 }
+
+    /// Skips CR and LF bytes before a head's first line, as llhttp does (they lie outside any
+    /// message, so they cannot change where one ends); past `maxStrayLineBreaks` over the calls
+    /// for one head (`skipped`), the peer is sending junk: `error`.
+    public static func skipStrayLineBreaks(_ buffer: inout ByteBuffer, skipped: inout Int, error: WireError) throws(WireError) {
+        while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), byte == 0x0D || byte == 0x0A {
+            skipped += 1
+            guard skipped <= maxStrayLineBreaks else { throw error }
+            buffer.moveReaderIndex(forwardBy: 1)
+        }
+    }
+
+    /// RFC 9112 §2.2 asks a server to ignore at least one empty line before a request line.
+    public static let maxStrayLineBreaks = 16
 
     /// The whole head in `bytes` (which start where the previous head's message ended, and hold at
     /// least what earlier calls were given), or nil while it is incomplete. Resets itself once found.

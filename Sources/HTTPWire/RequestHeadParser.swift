@@ -31,22 +31,13 @@ public struct RequestHeadParser: Sendable {
         self.boundary = HeadBoundary(limits: limits.boundary, emptyFirstLine: .badRequestLine)
     }
 
-    /// CR and LF bytes skipped before a request line: RFC 9112 §2.2 asks a server to ignore at
-    /// least one empty line there, and llhttp skips any CR or LF. They lie outside any message, so
-    /// they cannot change where one ends; past this many the peer is sending junk.
-    public static let maxBytesBeforeRequestLine = 16
+    /// CR and LF bytes skipped before the request line (`HeadBoundary.skipStrayLineBreaks`).
     private var skipped = 0
 
     /// The head at the start of `buffer`'s readable bytes, which it then moves past; nil (and the
     /// buffer untouched) while the head is incomplete.
     public mutating func parse(_ buffer: inout ByteBuffer) throws(WireError) -> ParsedRequestHead? {
-        if boundary.isFresh {
-            while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), byte == 0x0D || byte == 0x0A {
-                skipped += 1
-                guard skipped <= Self.maxBytesBeforeRequestLine else { throw .badRequestLine }
-                buffer.moveReaderIndex(forwardBy: 1)
-            }
-        }
+        if boundary.isFresh { try HeadBoundary.skipStrayLineBreaks(&buffer, skipped: &skipped, error: .badRequestLine) }
         let found: HeadBoundary.Found? = try buffer.withUnsafeReadableBytes { (bytes) throws(WireError) in
             try boundary.find(in: bytes)
         }

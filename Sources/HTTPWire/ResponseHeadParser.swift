@@ -56,13 +56,7 @@ public struct ResponseHeadParser: Sendable {
     /// `requestMethodIsHEAD` decides the framing of a response to HEAD.
     public mutating func parse(_ buffer: inout ByteBuffer, requestMethodIsHEAD: Bool) throws(WireError) -> ParsedResponseHead? {
         // Stray CR and LF bytes before a status line (an extra CRLF after a body), as llhttp skips them.
-        if boundary.isFresh {
-            while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), byte == 0x0D || byte == 0x0A {
-                skipped += 1
-                guard skipped <= RequestHeadParser.maxBytesBeforeRequestLine else { throw .badStatusLine }
-                buffer.moveReaderIndex(forwardBy: 1)
-            }
-        }
+        if boundary.isFresh { try HeadBoundary.skipStrayLineBreaks(&buffer, skipped: &skipped, error: .badStatusLine) }
         let found: HeadBoundary.Found? = try buffer.withUnsafeReadableBytes { (bytes) throws(WireError) in
             try boundary.find(in: bytes, tooLong: .badStatusLine)
         }

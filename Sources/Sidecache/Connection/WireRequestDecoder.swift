@@ -13,7 +13,7 @@ final class WireRequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundOut = HTTPServerRequestPart
 
     private var decoder: RequestStreamDecoder
-    private var buffer: ByteBuffer?
+    private var unread = UnreadBytes()
     private var failed = false
     private var decoding = false
     private var removedForUpgrade = false
@@ -24,53 +24,31 @@ final class WireRequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        append(unwrapInboundIn(data))
+        unread.append(unwrapInboundIn(data))
         // A read that arrives while parts are being handed on (a handler up the pipeline made the
-        // channel read) waits in the buffer: the loop below takes it after what came before it.
+        // channel read) waits in `unread`: the loop below takes it after what came before it.
         guard !decoding else { return }
         decoding = true
         defer { decoding = false }
-        while !failed, var bytes = buffer, bytes.readableBytes > 0 {
-            buffer = nil
+        while !failed, var bytes = unread.take() {
             do throws(WireError) {
                 while !failed, let event = try decoder.next(&bytes) {
                     context.fireChannelRead(wrapInboundOut(Self.part(event)))
                 }
             } catch {
                 failed = true
-                buffer = nil
+                unread.clear()
                 context.fireErrorCaught(error)
                 return
             }
-            guard bytes.readableBytes > 0 || buffer != nil else { return }
-            // Keep only what is unread (so a long-lived connection does not grow its buffer),
-            // followed by anything that arrived meanwhile.
-            if bytes.readerIndex > 4096 { bytes.discardReadBytes() }
-            if var later = buffer {
-                bytes.writeBuffer(&later)
-                buffer = bytes
-            } else {
-                buffer = bytes
-                return
-            }
-        }
-    }
-
-    private func append(_ incoming: ByteBuffer) {
-        if var pending = buffer, pending.readableBytes > 0 {
-            var incoming = incoming
-            buffer = nil
-            pending.writeBuffer(&incoming)
-            buffer = pending
-        } else {
-            buffer = incoming
+            guard unread.putBack(bytes) else { return }
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed, !failed {
             do throws(WireError) {
-                try decoder.finish(unreadBytes: buffer?.readableBytes ?? 0)
+                try decoder.finish(unreadBytes: unread.count)
             } catch {
                 failed = true
                 context.fireErrorCaught(error)
@@ -90,8 +68,7 @@ final class WireRequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         // Only for an upgrade: when the channel closes, every handler is removed and nobody wants them.
-        if removedForUpgrade, let rest = buffer, rest.readableBytes > 0, !failed {
-            buffer = nil
+        if removedForUpgrade, !failed, let rest = unread.take() {
             context.fireChannelRead(NIOAny(rest))
             context.fireChannelReadComplete()
         }

@@ -17,7 +17,7 @@ final class WireResponseDecoder: ChannelDuplexHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     private var decoder = ResponseStreamDecoder()
-    private var buffer: ByteBuffer?
+    private var unread = UnreadBytes()
     private var failed = false
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -27,28 +27,19 @@ final class WireResponseDecoder: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        var incoming = unwrapInboundIn(data)
-        var bytes: ByteBuffer
-        if var pending = buffer, pending.readableBytes > 0 {
-            buffer = nil
-            pending.writeBuffer(&incoming)
-            bytes = pending
-        } else {
-            bytes = incoming
-        }
-        buffer = nil
-        do throws(WireError) {
-            while !failed, let event = try decoder.next(&bytes) {
-                context.fireChannelRead(wrapInboundOut(Self.part(event)))
+        unread.append(unwrapInboundIn(data))
+        while !failed, var bytes = unread.take() {
+            do throws(WireError) {
+                while !failed, let event = try decoder.next(&bytes) {
+                    context.fireChannelRead(wrapInboundOut(Self.part(event)))
+                }
+            } catch {
+                failed = true
+                unread.clear()
+                context.fireErrorCaught(UpstreamProtocolError(wire: error))
+                return
             }
-        } catch {
-            failed = true
-            context.fireErrorCaught(UpstreamProtocolError(wire: error))
-            return
-        }
-        if bytes.readableBytes > 0 {
-            if bytes.readerIndex > 4096 { bytes.discardReadBytes() }
-            buffer = bytes
+            guard unread.putBack(bytes) else { return }
         }
     }
 
@@ -56,7 +47,7 @@ final class WireResponseDecoder: ChannelDuplexHandler {
     /// client handler reports when the channel goes inactive.
     private func upstreamClosed(context: ChannelHandlerContext) {
         guard !failed else { return }
-        if let event = try? decoder.finish(unreadBytes: buffer?.readableBytes ?? 0) {
+        if let event = try? decoder.finish(unreadBytes: unread.count) {
             context.fireChannelRead(wrapInboundOut(Self.part(event)))
         }
     }
