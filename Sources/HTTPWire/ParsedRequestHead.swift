@@ -13,6 +13,15 @@ public struct ConnectionOptions: Equatable, Sendable {
     public var keepAlive = false
     public var upgrade = false
     public init() {}
+
+    /// Adds the options of one `Connection` field value (`p[span]`).
+    mutating func add(_ p: UnsafeRawBufferPointer, _ span: ByteSpan) {
+        FieldValues.forEachToken(p, span) { start, count in
+            if WireBytes.equalsIgnoringCase(p, start, count, "close") { close = true }
+            else if WireBytes.equalsIgnoringCase(p, start, count, "keep-alive") { keepAlive = true }
+            else if WireBytes.equalsIgnoringCase(p, start, count, "upgrade") { upgrade = true }
+        }
+    }
 }
 
 /// A request head that passed the strict profile: its bytes, as received, and where each part

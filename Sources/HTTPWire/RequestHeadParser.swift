@@ -115,11 +115,7 @@ enum RequestSemantics {
                 hosts += 1
                 hostIndex = index
             case 10 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 10, "connection"):
-                FieldValues.forEachToken(p, field.value) { start, count in
-                    if WireBytes.equalsIgnoringCase(p, start, count, "close") { connection.close = true }
-                    else if WireBytes.equalsIgnoringCase(p, start, count, "keep-alive") { connection.keepAlive = true }
-                    else if WireBytes.equalsIgnoringCase(p, start, count, "upgrade") { connection.upgrade = true }
-                }
+                connection.add(p, field.value)
             case 14 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 14, "content-length"):
                 lengths += 1
                 length = FieldValues.contentLength(p, field.value)

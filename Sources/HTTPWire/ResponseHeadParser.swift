@@ -124,11 +124,7 @@ enum ResponseSemantics {
             let name = field.name
             switch name.count {
             case 10 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 10, "connection"):
-                FieldValues.forEachToken(p, field.value) { start, count in
-                    if WireBytes.equalsIgnoringCase(p, start, count, "close") { connection.close = true }
-                    else if WireBytes.equalsIgnoringCase(p, start, count, "keep-alive") { connection.keepAlive = true }
-                    else if WireBytes.equalsIgnoringCase(p, start, count, "upgrade") { connection.upgrade = true }
-                }
+                connection.add(p, field.value)
             case 14 where WireBytes.equalsIgnoringCase(p, name.lowerBound, 14, "content-length"):
                 // Plain digits only: a list, even of equal values (RFC 9110 §8.6 allows it), is
                 // outside the profile, and lengths that differ are an error anyway.
