@@ -34,6 +34,13 @@ public enum RequestHeadRules {
         return nil
     }
 
+    /// The `Host` syntax alone: for a head that came through the strict wire parser, which has
+    /// already refused a wrong number of `Host` fields and a head over the size limit.
+    public static func checkHost(_ head: HTTPRequestHead) -> Rejection? {
+        guard let host = head.headers.first(name: "host") else { return nil }
+        return HostField.isValid(host) ? nil : .malformedHost
+    }
+
     /// Counts the Host fields and finds the first, without building an array (this runs for every request).
     static func hostFields(_ headers: HTTPHeaders) -> (count: Int, first: String?) {
         var count = 0

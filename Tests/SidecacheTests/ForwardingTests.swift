@@ -258,6 +258,8 @@ import Testing
         ("GET /\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: x\r\n\r\n", 414, "too long"),
         ("GET /x HTTP/1.1\r\nHost: x\r\nA: b\r\n folded\r\n\r\n", 400, "folded"),
         ("GET /x HTTP/1.1\nHost: x\n\n", 400, "bare"),
+        // Not the wire layer's: the Host's syntax is checked when the request is admitted.
+        ("GET /x HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, "Host header is not a host name"),
     ])
     func theStrictProfileAnswersWithItsStatus(request: String, status: Int, reason: String) async throws {
         try await withProxy({ _ in .ok("x") }) { origin, proxy in

@@ -280,7 +280,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The head's rules, then the route's rate limit; a shared limit waits for Redis.
     private func admit(_ r: ActiveRequest) -> RequestStep? {
         let snapshot = r.snapshot
-        if let rejection = RequestHeadRules.check(r.head, maxHeaderBytes: snapshot.configuration.limits.maxHeaderBytes) {
+        // The wire parser refused a wrong number of Host fields and a head over max_header_bytes
+        // already; what is left is the Host's syntax.
+        if let rejection = RequestHeadRules.checkHost(r.head) {
             respondLocally(rejection.status, rejection.message, request: r, close: true)
             return nil
         }
