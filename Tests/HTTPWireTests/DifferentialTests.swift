@@ -91,42 +91,24 @@ import Testing
 
     /// One comparison; a message describing the disagreement, or nil.
     static func disagreement(_ bytes: [UInt8], splits: [Int] = []) -> String? {
-        var ours = WireHarness.ours(bytes, splits: splits)
-        var nio = WireHarness.nio(bytes, splits: splits)
-        // After a request that ends its connection, llhttp refuses what follows; we go on parsing,
-        // and the proxy closes after answering it. Only what comes before the close is compared.
-        if let last = ours.firstClosing, ours.messages.count > last {
-            ours.messages = Array(ours.messages.prefix(last + 1))
-            ours.failed = false
-            ours.error = nil
-            if nio.messages.count > last { nio.messages = Array(nio.messages.prefix(last + 1)) }
-            nio.failed = false
+        let ours = WireHarness.ours(bytes, splits: splits)
+        let nio = WireHarness.nio(bytes, splits: splits)
+        func exempt(_ outcome: DecodeOutcome) -> Bool {
+            outcome.heads.contains { weAcceptWhatNIORefuses(method: $0[0], target: $0[1]) }
         }
-        let shared = min(ours.messages.count, nio.messages.count)
-        if Array(ours.messages.prefix(shared)) != Array(nio.messages.prefix(shared)) {
-            return "messages differ: ours \(ours.messages) nio \(nio.messages)"
-        }
-        if ours.heads.contains(where: { weAcceptWhatNIORefuses(method: $0[0], target: $0[1]) }) { return nil }
-        if lengthHasTrailingTab(bytes) { return nil }
-        if !ours.failed {
-            // llhttp refuses some heads (a bare CR, say) before they are complete; we find the same
-            // fault once the head is: completing the head must make us refuse it too.
-            if nio.failed, nio.messages.count == ours.messages.count {
+        return Differential.disagreement(
+            ours: .init(messages: ours.messages, failed: ours.failed, error: ours.error, firstClosing: ours.firstClosing),
+            nio: .init(messages: nio.messages, failed: nio.failed),
+            // A method or scheme llhttp refuses, or a length field it reads otherwise.
+            unjudged: exempt(ours) || lengthHasTrailingTab(bytes),
+            acceptedExemption: {
+                // llhttp refuses some heads (a bare CR, say) before they are complete; we find the
+                // same fault once the head is: completing the head must make us refuse it too.
+                guard nio.failed, nio.messages.count == ours.messages.count else { return false }
                 let completed = WireHarness.ours(bytes + "\r\n\r\n".wire)
-                if completed.failed || completed.heads.contains(where: { weAcceptWhatNIORefuses(method: $0[0], target: $0[1]) }) { return nil }
-            }
-            if nio.failed || nio.messages.count != ours.messages.count {
-                return "we accept, NIO \(nio.failed ? "rejects" : "differs"): ours \(ours.messages) nio \(nio.messages)"
-            }
-            return nil
-        }
-        // We rejected: NIO may reject too, or accept only for a listed reason.
-        if !nio.failed || nio.messages.count > ours.messages.count {
-            guard let error = ours.error, isStricterThanNIO(error) else {
-                return "we reject (\(ours.error.map { "\($0)" } ?? "?")) what NIO accepts: nio \(nio.messages)"
-            }
-        }
-        return nil
+                return completed.failed || exempt(completed)
+            },
+            stricter: isStricterThanNIO)
     }
 
     @Test(arguments: corpus)

@@ -141,33 +141,14 @@ import Testing
     }
 
     static func disagreement(_ bytes: [UInt8]) -> String? {
-        var ours = Self.ours(bytes)
-        var nio = Self.nio(bytes)
         if DifferentialTests.lengthHasTrailingTab(bytes) { return nil }
-        // After a response that ends its connection only what came before is compared.
-        if let last = ours.firstClosing, ours.responses.count > last {
-            ours.responses = Array(ours.responses.prefix(last + 1))
-            ours.failed = false
-            ours.error = nil
-            if nio.responses.count > last { nio.responses = Array(nio.responses.prefix(last + 1)) }
-            nio.failed = false
-        }
-        let shared = min(ours.responses.count, nio.responses.count)
-        if Array(ours.responses.prefix(shared)) != Array(nio.responses.prefix(shared)) {
-            return "responses differ: ours \(ours.responses) nio \(nio.responses)"
-        }
-        if !ours.failed {
-            if nio.failed || nio.responses.count != ours.responses.count {
-                return "we accept, NIO \(nio.failed ? "rejects" : "differs"): ours \(ours.responses) nio \(nio.responses)"
-            }
-            return nil
-        }
-        if !nio.failed || nio.responses.count > ours.responses.count {
-            guard let error = ours.error, isStricterThanNIO(error) else {
-                return "we reject (\(ours.error.map { "\($0)" } ?? "?")) what NIO accepts: nio \(nio.responses)"
-            }
-        }
-        return nil
+        let ours = Self.ours(bytes)
+        let nio = Self.nio(bytes)
+        return Differential.disagreement(
+            ours: .init(messages: ours.responses, failed: ours.failed, error: ours.error, firstClosing: ours.firstClosing),
+            nio: .init(messages: nio.responses, failed: nio.failed),
+            acceptedExemption: { false },
+            stricter: isStricterThanNIO)
     }
 
     @Test(arguments: corpus)

@@ -123,3 +123,51 @@ func trimmed(_ value: String) -> String {
 extension String {
     var wire: [UInt8] { Array(utf8) }
 }
+
+/// The comparison both differential suites make, over what each decoder completed.
+enum Differential {
+    /// One decoder's reading of a stream.
+    struct Reading<Message: Equatable> {
+        var messages: [Message]
+        var failed: Bool
+        /// Ours only: why we stopped, and the first message after which the connection closes.
+        var error: WireError? = nil
+        var firstClosing: Int? = nil
+    }
+
+    /// A message describing how the two readings disagree beyond what is allowed, or nil.
+    /// - `unjudged`: the messages both completed are compared, but not which side refused more
+    ///   (input with something one side is known to read otherwise);
+    /// - `acceptedExemption`: we accept and NIO refuses, for a reason on the suite's list;
+    /// - `stricter`: a reason we may refuse what NIO accepts.
+    static func disagreement<Message>(ours: Reading<Message>, nio: Reading<Message>, unjudged: Bool = false,
+                                      acceptedExemption: () -> Bool, stricter: (WireError) -> Bool) -> String? {
+        var ours = ours, nio = nio
+        // After a message that ends its connection llhttp refuses what follows; we go on parsing,
+        // and the proxy closes after answering it. Only what comes before the close is compared.
+        if let last = ours.firstClosing, ours.messages.count > last {
+            ours.messages = Array(ours.messages.prefix(last + 1))
+            ours.failed = false
+            ours.error = nil
+            if nio.messages.count > last { nio.messages = Array(nio.messages.prefix(last + 1)) }
+            nio.failed = false
+        }
+        let shared = min(ours.messages.count, nio.messages.count)
+        if Array(ours.messages.prefix(shared)) != Array(nio.messages.prefix(shared)) {
+            return "messages differ: ours \(ours.messages) nio \(nio.messages)"
+        }
+        if unjudged { return nil }
+        if !ours.failed {
+            guard nio.failed || nio.messages.count != ours.messages.count else { return nil }
+            if acceptedExemption() { return nil }
+            return "we accept, NIO \(nio.failed ? "rejects" : "differs"): ours \(ours.messages) nio \(nio.messages)"
+        }
+        // We refused: NIO may refuse too, or accept only for a listed reason.
+        if !nio.failed || nio.messages.count > ours.messages.count {
+            guard let error = ours.error, stricter(error) else {
+                return "we reject (\(ours.error.map { "\($0)" } ?? "?")) what NIO accepts: nio \(nio.messages)"
+            }
+        }
+        return nil
+    }
+}
