@@ -58,7 +58,8 @@ public struct RequestHeadParser: Sendable {
             i += 1
             // target SP
             let targetStart = i
-            while WireBytes.isTargetByte(p[i]) { i += 1 }
+            // No fragment: request-target forms have none (RFC 9112 §3.2); clients do not send it.
+            while WireBytes.isTargetByte(p[i]), p[i] != UInt8(ascii: "#") { i += 1 }
             guard i > targetStart, p[i] == 0x20 else { throw .badRequestLine }
             let target = ByteSpan(start: targetStart, count: i - targetStart)
             guard TargetForm.isValid(p, target, method: method) else { throw .badRequestLine }
@@ -221,13 +222,25 @@ enum TargetForm {
             j += 1
         }
         guard j + 3 <= start + count, p[j] == UInt8(ascii: ":"), p[j + 1] == UInt8(ascii: "/"), p[j + 2] == UInt8(ascii: "/") else { return false }
-        // The authority (RFC 3986 §3.2): userinfo, host and port bytes only, up to the path.
+        // The authority (RFC 3986 §3.2): [userinfo "@"] host [":" port], up to the path: one "@"
+        // at most, and a port of digits only.
         j += 3
+        var ats = 0
+        var lastColon: Int?
+        var closingBracket: Int?
+        let authorityStart = j
         while j < start + count {
             let c = p[j]
             if c == UInt8(ascii: "/") || c == UInt8(ascii: "?") || c == UInt8(ascii: "#") { break }
             guard isAuthorityByte(c) else { return false }
+            if c == UInt8(ascii: "@") { ats += 1; lastColon = nil; closingBracket = nil }
+            if c == UInt8(ascii: ":") { lastColon = j }
+            if c == UInt8(ascii: "]") { closingBracket = j }
             j += 1
+        }
+        guard ats <= 1, j > authorityStart else { return false }
+        if let colon = lastColon, colon > (closingBracket ?? -1) {
+            for k in colon + 1..<j where !(0x30...0x39).contains(p[k]) { return false }
         }
         return true
     }

@@ -77,7 +77,10 @@ import Testing
     static func weAcceptWhatNIORefuses(method: String, target: String) -> Bool {
         if !nioMethods.contains(method) { return true }
         guard let colon = target.firstIndex(of: ":"), target.first != "/" else { return false }
-        return target[..<colon].contains { !$0.isLetter }
+        if target[..<colon].contains(where: { !$0.isLetter }) { return true }
+        // llhttp allows fewer bytes in a host than RFC 3986's reg-name (sub-delims, "_", "~", "%").
+        let authority = target[colon...].dropFirst(3).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        return authority.contains { !($0.isLetter || $0.isNumber || ".-:[]@".contains($0)) }
     }
 
     /// llhttp refuses a Content-Length or Transfer-Encoding followed by HTAB; RFC 9110 §5.5 makes

@@ -55,6 +55,10 @@ import Testing
         #expect(Self.rejects("GET http://\"x/a HTTP/1.1\r\nHost: x\r\n\r\n", with: .badRequestLine))
         #expect(Self.rejects("GET http://x|y/a HTTP/1.1\r\nHost: x\r\n\r\n", with: .badRequestLine))
         #expect(Self.accepts("GET http://u@[::1]:80/a|b HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(Self.rejects("GET http://a@b@c/ HTTP/1.1\r\nHost: x\r\n\r\n", with: .badRequestLine))
+        #expect(Self.rejects("GET http://x:8o/ HTTP/1.1\r\nHost: x\r\n\r\n", with: .badRequestLine))
+        #expect(Self.rejects("GET /a#frag HTTP/1.1\r\nHost: x\r\n\r\n", with: .badRequestLine))
+        #expect(Self.rejects("GET http:///a HTTP/1.1\r\nHost: x\r\n\r\n", with: .badRequestLine))
         #expect(Self.rejects("CONNECT /a HTTP/1.1\r\nHost: x\r\n\r\n", with: .badRequestLine))
     }
 

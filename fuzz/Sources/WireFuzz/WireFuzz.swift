@@ -19,7 +19,7 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let whole = Requests.ours(bytes, split: nil)
     let pieces = Requests.ours(bytes, split: split)
     guard whole == pieces else { fatalError("request split at \(split) changes the result: \(whole) vs \(pieces)") }
-    if whole.error == nil, !whole.messages.isEmpty, whole.messages.allSatisfy({ Requests.nioMethods.contains($0.method) }) {
+    if whole.error == nil, !whole.messages.isEmpty, !whole.messages.contains(where: Requests.nioRefuses), !Requests.lengthHasTrailingTab(bytes) {
         let nio = Requests.nio(bytes)
         // llhttp stops after a request that ends the connection; compare up to it.
         let n = whole.closesAfter.map { min($0 + 1, whole.messages.count) } ?? whole.messages.count
@@ -27,7 +27,7 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         // (Or it is a method llhttp does not know, which it refuses at once.)
         let completed = nio.failed ? Requests.ours(bytes + Array("\r\n\r\n".utf8), split: nil) : whole
         let refusedWhenComplete = nio.failed
-            && (completed.error != nil || completed.messages.contains { !Requests.nioMethods.contains($0.method) })
+            && (completed.error != nil || completed.messages.contains(where: Requests.nioRefuses))
         guard nio.messages.count >= n, Array(nio.messages.prefix(n)) == Array(whole.messages.prefix(n)),
               !nio.failed || whole.closesAfter != nil || refusedWhenComplete else {
             fatalError("accepted requests NIO reads otherwise: ours \(whole.messages) nio \(nio.messages) failed \(nio.failed)")
@@ -56,6 +56,26 @@ struct Outcome: Equatable {
 
 enum Requests {
     static let nioMethods: Set<String> = ["DELETE", "GET", "HEAD", "POST", "PUT", "OPTIONS", "PATCH", "TRACE"]
+
+    /// What we accept and llhttp refuses, as in `swift test`'s DifferentialTests: a method it does
+    /// not know (RFC 9110 §9.1 allows any token), an absolute-form scheme with digits, `+`, `-` or
+    /// `.` (RFC 3986 §3.1).
+    static func nioRefuses(_ m: Message) -> Bool {
+        if !nioMethods.contains(m.method) { return true }
+        guard m.target.first != "/", let colon = m.target.firstIndex(of: ":") else { return false }
+        if m.target[..<colon].contains(where: { !$0.isLetter }) { return true }
+        // llhttp allows fewer bytes in a host than RFC 3986's reg-name (sub-delims, "_", "~", "%").
+        let authority = m.target[colon...].dropFirst(3).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        return authority.contains { !($0.isLetter || $0.isNumber || ".-:[]@".contains($0)) }
+    }
+
+    /// llhttp refuses a Content-Length or Transfer-Encoding followed by HTAB; it is OWS (RFC 9110 §5.5).
+    static func lengthHasTrailingTab(_ bytes: [UInt8]) -> Bool {
+        String(decoding: bytes, as: UTF8.self).split(separator: Character("\r\n")).contains { line in
+            let name = line.lowercased()
+            return (name.hasPrefix("content-length:") || name.hasPrefix("transfer-encoding:")) && line.last?.isWhitespace == true && line.contains("\t")
+        }
+    }
 
     static func ours(_ bytes: [UInt8], split: Int?) -> Outcome {
         var decoder = RequestStreamDecoder()
