@@ -72,3 +72,60 @@ public struct HotState: Sendable, Equatable {
         return HotState(entries: entries)
     }
 }
+
+/// The hot set as the instances sharing a Redis keep it together (`<key_prefix>hot`, a sorted
+/// set): one member per key, its recipe as JSON (route, target, the fields sorted, never a rate or
+/// a credential), so every instance writes the same member for the same key; and a score from
+/// which any instance reads the key's rate at any later time:
+///
+///     score = ln(rate) + t / tau        rate(t') = exp(score - t' / tau)
+///
+/// with `t` the wall-clock seconds of the write. Scores written at different times then stay
+/// ordered by each key's rate now, so `ZADD GT` keeps the highest rate any instance saw, and the
+/// set can be trimmed by score and rank without rewriting it. Pure: values in, values out.
+public enum SharedHotness {
+    /// The shared rates' time constant, seconds: a key nobody asks for any more reads a tenth of
+    /// its rate after 23 minutes. Longer than the hot set's own (20 s), so that a restart, or an
+    /// instance started some minutes later, still finds yesterday's hour of traffic hot.
+    public static let tau: Double = 600
+    /// Members whose rate has decayed below this (requests per second) are dropped at each write.
+    public static let floorRate: Double = 0.001
+
+    private struct Recipe: Codable {
+        var route: String
+        var target: String
+        var fields: [[String]]
+    }
+
+    public static func score(rate: Double, at seconds: Double) -> Double {
+        log(max(rate, floorRate)) + seconds / tau
+    }
+
+    public static func rate(score: Double, at seconds: Double) -> Double {
+        exp(score - seconds / tau)
+    }
+
+    /// The score below which a member is dropped at `seconds`.
+    public static func floorScore(at seconds: Double) -> Double {
+        score(rate: floorRate, at: seconds)
+    }
+
+    /// The member of an entry: its recipe as sorted-key JSON, the field names lowercased (they are
+    /// case-insensitive) and sorted with their values, without the private ones.
+    public static func member(_ entry: HotState.Entry) -> String {
+        var fields = entry.fields.filter { $0.count == 2 }.map { [$0[0].lowercased(), $0[1]] }.filter { !HotState.privateFields.contains($0[0]) }
+        fields.sort { ($0[0], $0[1]) < ($1[0], $1[1]) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(Recipe(route: entry.route, target: entry.target, fields: fields))) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The entry a member and its score stand for at `seconds`, or nil for a member that is not a
+    /// recipe (written by something else) or a score that is not a number.
+    public static func entry(member: String, score: Double, at seconds: Double) -> HotState.Entry? {
+        guard score.isFinite, let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(member.utf8)), recipe.target.hasPrefix("/"),
+              recipe.fields.allSatisfy({ $0.count == 2 }) else { return nil }
+        return HotState.Entry(route: recipe.route, target: recipe.target, fields: recipe.fields, rate: rate(score: score, at: seconds))
+    }
+}

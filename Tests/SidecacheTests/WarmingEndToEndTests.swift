@@ -285,6 +285,84 @@ import Testing
         try? FileManager.default.removeItem(atPath: file)
     }
 
+    /// The strings of an array reply.
+    static func strings(_ redis: RedisServer, _ arguments: String...) throws -> [String] {
+        (try redis.call(arguments.map { Array($0.utf8) }).array ?? []).compactMap(\.string)
+    }
+
+    @Test func anInstanceStartsWarmFromTheHotSetSharedInRedis() async throws {
+        let version = NIOLockedValueBox(1)
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let origin = try await TestOrigin.start(Self.origin(version))
+        let extra = RedisTierTests.redisSection(redis) + "\n" + Self.warming
+        let first = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        try await RedisTierTests.waitForRedis(first)
+        for id in ["r1", "r2", "r3"] {
+            for _ in 0..<10 { _ = try await get(first.port, "/api/items/\(id)", [("X-Tenant", "t4"), ("Cookie", "c=1")]) }
+        }
+        _ = try await get(first.port, "/api/items/cold")
+        for id in ["r1", "r2", "r3"] { try await RedisTierTests.waitForL2(redis, keyContaining: "/api/items/\(id)") }
+        await first.stop()
+        // Written at shutdown: the three hot keys with their fields, never the cold one or the cookie.
+        let shared = try Self.strings(redis, "ZRANGE", "t:hot", "0", "-1").joined(separator: "\n")
+        #expect(shared.contains("/api/items/r1") && shared.contains("/api/items/r2") && shared.contains("/api/items/r3"))
+        #expect(!shared.contains("/api/items/cold") && !shared.lowercased().contains("cookie") && shared.contains("t4"))
+        // One of them has left L2 meanwhile: the next instance fetches that one from the origin.
+        let r3 = try Self.strings(redis, "KEYS", "t:e:*/api/items/r3*")
+        #expect(r3.count == 1)
+        for key in r3 { _ = try redis.call([Array("DEL".utf8), Array(key.utf8)]) }
+        let before = ["r1", "r2", "r3"].map { origin.count("/api/items/\($0)") }
+
+        // A new instance with an empty memory cache copies r1 and r2 from L2 and fetches r3.
+        let second = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        let admin = try #require(second.adminPort)
+        #expect(await eventually(timeout: .seconds(10)) { (try? await get(admin, "/readyz").status) == 200 })
+        #expect(await eventually { Self.prefetches(origin, "/api/items/r3").count == 1 })
+        await Self.waitForFetches(second, 1)
+        for id in ["r1", "r2", "r3"] {
+            let hit = try await get(second.port, "/api/items/\(id)", [("X-Tenant", "t4")])
+            #expect(hit.xCache == "HIT", "\(id)")
+        }
+        #expect(origin.count("/api/items/r1") == before[0] && origin.count("/api/items/r2") == before[1])
+        #expect(origin.count("/api/items/r3") == before[2] + 1)
+        #expect(Self.prefetches(origin, "/api/items/r3").first?.headers.first(name: "x-tenant") == "t4")
+        let stats = try AdminTests.json(try await get(admin, "/stats"))
+        let started = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["start"] as? [String: Any]
+        #expect(started?["from_l2"] as? Int == 2 && started?["stored"] as? Int == 1)
+        // A purge of everything keeps the shared hot set: it holds recipes, not responses.
+        #expect(try await request(admin, "POST", "/purge", body: #"{"all": true}"#).status == 200)
+        #expect(try redis.command("EXISTS t:hot") == ":1")
+        await second.stop()
+        await origin.stop()
+    }
+
+    @Test func withRedisDownTheWarmStartWaitsForItBrieflyThenUsesTheStateFile() async throws {
+        let version = NIOLockedValueBox(1)
+        let origin = try await TestOrigin.start(Self.origin(version))
+        let file = NSTemporaryDirectory() + "sidecache-hot-\(UUID().uuidString)"
+        // Nothing listens there: every Redis command fails, and nothing fails a client request.
+        let extra = """
+            cache:
+              redis: { url: "redis://127.0.0.1:\(try freePort())", key_prefix: "t:", timeout: 500ms }
+            warming: { max_rps: 100, state_file: "\(file)" }
+            admin: { listen: "127.0.0.1:0" }
+            """
+        let first = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        for _ in 0..<10 { #expect(try await get(first.port, "/api/items/d1").status == 200) }
+        await first.stop()
+        let second = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        let admin = try #require(second.adminPort)
+        #expect(await eventually(timeout: .seconds(10)) { (try? await get(admin, "/readyz").status) == 200 })
+        #expect(await eventually { Self.prefetches(origin, "/api/items/d1").count == 1 })
+        await Self.waitForFetches(second, 1)
+        #expect(try await get(second.port, "/api/items/d1").xCache == "HIT")
+        #expect(second.logLines.contains { $0.contains("cannot read the shared hot set") })
+        await second.stop()
+        await origin.stop()
+        try? FileManager.default.removeItem(atPath: file)
+    }
+
     @Test func declaredPrefetchFetchesWhatTheNextRequestWillAskFor() async throws {
         let version = NIOLockedValueBox(1)
         try await withProxy(extra: Self.warming, routes: Self.routes("{ prefetch: [\"/api/items/{id}/reviews?sort=new\"] }"),

@@ -324,3 +324,31 @@ import Warming
         #expect(model.predict(after: 7, at: 20 * Self.second, minimum: 0).count <= 2)
     }
 }
+
+@Suite struct SharedHotnessTests {
+    @Test func everyInstanceWritesOneMemberPerKeyWithoutRateOrCredentials() throws {
+        let a = HotState.Entry(route: "items", target: "/api/items/1", fields: [["X-Tenant", "t"], ["Host", "a.test"], ["Cookie", "s=1"]], rate: 2)
+        let b = HotState.Entry(route: "items", target: "/api/items/1", fields: [["host", "a.test"], ["X-Tenant", "t"]], rate: 0.3)
+        // Neither the order nor the case of the field names each instance saw matters.
+        #expect(SharedHotness.member(a) == SharedHotness.member(b))
+        #expect(!SharedHotness.member(a).lowercased().contains("cookie") && !SharedHotness.member(a).contains("rate"))
+        let read = try #require(SharedHotness.entry(member: SharedHotness.member(a), score: SharedHotness.score(rate: 2, at: 1000), at: 1000))
+        #expect(read.route == "items" && read.target == "/api/items/1" && read.fields == [["host", "a.test"], ["x-tenant", "t"]])
+        #expect(abs(read.rate - 2) < 1e-9)
+        #expect(SharedHotness.entry(member: "not json", score: 1, at: 0) == nil)
+        #expect(SharedHotness.entry(member: SharedHotness.member(a), score: .nan, at: 0) == nil)
+    }
+
+    @Test func scoresWrittenAtDifferentTimesStayOrderedByTheRateNow() {
+        let t0 = 1_800_000_000.0
+        // Written ten minutes apart: the older one's 3/s has decayed to 3/e by the second write.
+        let older = SharedHotness.score(rate: 3, at: t0)
+        let newer = SharedHotness.score(rate: 1.5, at: t0 + 600)
+        #expect(newer > older)
+        #expect(abs(SharedHotness.rate(score: older, at: t0 + 600) - 3 / M_E) < 1e-6)
+        #expect(abs(SharedHotness.rate(score: newer, at: t0 + 600) - 1.5) < 1e-6)
+        // A rate at the floor is dropped once it decays further.
+        #expect(SharedHotness.score(rate: 0.002, at: t0) > SharedHotness.floorScore(at: t0))
+        #expect(SharedHotness.score(rate: 0.002, at: t0) < SharedHotness.floorScore(at: t0 + 600))
+    }
+}

@@ -22,6 +22,11 @@ protocol SharedCacheTier: AnyObject, Sendable {
     /// Takes the lease to refresh `key` for `milliseconds`, unless another instance holds it:
     /// true when taken, false when held elsewhere, nil when the tier did not answer. On `loop`.
     func lease(_ key: CacheKey, milliseconds: Int64, holder: String, on loop: any EventLoop, _ done: @escaping (Bool?) -> Void)
+    /// Adds this instance's hot keys (`SharedHotness` members and scores) to the hot set every
+    /// instance shares, dropping what decayed below `floorScore` and keeping the hottest `most`.
+    func recordHot(_ members: [(member: String, score: Double)], floorScore: Double, most: Int, on loop: any EventLoop) -> EventLoopFuture<Void>
+    /// The shared hot set's `limit` hottest members, hottest first.
+    func hotMembers(limit: Int, on loop: any EventLoop) -> EventLoopFuture<[(member: String, score: Double)]>
 }
 
 extension RedisTier: SharedCacheTier {}

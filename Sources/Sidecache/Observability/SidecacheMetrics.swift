@@ -159,13 +159,14 @@ final class SidecacheMetrics: Sendable {
     }
 
     /// `sidecache_warm_requests_total{route,source,result}` (stored, not_modified, not_stored,
-    /// failed, dropped, skipped, leased_elsewhere), `sidecache_warm_used_total{route,source}`,
+    /// failed, dropped, skipped, leased_elsewhere, from_l2), `sidecache_warm_used_total{route,source}`,
     /// `sidecache_warm_wasted_total{route,source}` and `sidecache_warm_bytes_total{route,source}`.
     private func exportWarming(_ counts: [Warmer.CountKey: Warmer.Counts]) {
         for (key, c) in counts {
             let where_ = [("route", key.route), ("source", key.source.rawValue)]
             for (result, n) in [("stored", c.stored), ("not_modified", c.notModified), ("not_stored", c.notStored), ("failed", c.failed),
-                                ("dropped", c.dropped), ("skipped", c.skipped), ("leased_elsewhere", c.leasedElsewhere)] {
+                                ("dropped", c.dropped), ("skipped", c.skipped), ("leased_elsewhere", c.leasedElsewhere),
+                                ("from_l2", c.fromL2)] {
                 export("sidecache_warm_requests_total", where_ + [("result", result)], total: n)
             }
             export("sidecache_warm_used_total", where_, total: c.used)

@@ -8,7 +8,8 @@ import HTTPCaching
 /// - `<prefix>p:<path>`: the set of entry keys for a URL path (purge by URL, by pattern);
 /// - `<prefix>t:<tag>`: the set of entry keys carrying a tag (purge by tag);
 /// - `<prefix>rl:<route>:<client key>`: a shared rate limit's state;
-/// - `<prefix>lease:<cache key>`: which instance refreshes a hot entry ahead of its expiry.
+/// - `<prefix>lease:<cache key>`: which instance refreshes a hot entry ahead of its expiry;
+/// - `<prefix>hot`: the hot set the instances share, a sorted set of recipes (`SharedHotness`).
 ///
 /// With the lifetime of what is stored and the variant field, this is all the layout there is.
 struct RedisKeySchema: Sendable, Equatable {
@@ -19,6 +20,7 @@ struct RedisKeySchema: Sendable, Equatable {
     func tag(_ tag: String) -> String { prefix + "t:" + tag }
     func rateLimit(route: String, key: String) -> String { prefix + "rl:" + route + ":" + key }
     func lease(_ key: CacheKey) -> String { prefix + "lease:" + key.value }
+    var hot: String { prefix + "hot" }
 
     /// What every entry key, and every path set key, begins with.
     var entryPrefix: String { prefix + "e:" }

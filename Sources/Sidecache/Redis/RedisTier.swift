@@ -347,7 +347,9 @@ final class RedisTier: Sendable {
     /// Every key under the prefix, found with SCAN (never KEYS) and deleted in batches. Counts keys.
     private func removeEverything(on loop: any EventLoop, cursor: String = "0", removed: Int = 0) -> EventLoopFuture<Int> {
         scan(match: keys.everything, cursor: cursor, on: loop).flatMap { next, keys in
-            let names = keys.filter { $0 != self.config.invalidationChannel }
+            // The shared hot set holds recipes and rates, not content: re-warming after the purge
+            // and the next start still want it.
+            let names = keys.filter { $0 != self.config.invalidationChannel && $0 != self.keys.hot }
             let deleted: EventLoopFuture<Int> = names.isEmpty
                 ? loop.makeSucceededFuture(0)
                 : self.client.send(RedisCommand("UNLINK", names), preferring: loop).map { Int($0.integer ?? 0) }

@@ -67,7 +67,7 @@ extension ProxyRuntime {
         for (key, c) in report.counts {
             routes[key.route, default: [:]][key.source.rawValue] = [
                 "issued": c.issued, "completed": c.completed, "stored": c.stored, "not_modified": c.notModified, "not_stored": c.notStored,
-                "failed": c.failed, "dropped": c.dropped, "skipped": c.skipped, "leased_elsewhere": c.leasedElsewhere, "used": c.used,
+                "failed": c.failed, "dropped": c.dropped, "skipped": c.skipped, "leased_elsewhere": c.leasedElsewhere, "from_l2": c.fromL2, "used": c.used,
                 "shadow_predicted": c.shadowPredicted, "shadow_correct": c.shadowCorrect,
                 "shadow_precision": c.shadowPrecision.map { $0 as Any } ?? NSNull(),
                 "wasted": c.wasted, "bytes": c.bytes,

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RedisClient
 import Resilience
 import SidecacheConfig
 import Synchronization
@@ -87,6 +88,8 @@ final class Warmer: Sendable {
         var skipped = 0
         /// Refreshes another instance took the Redis lease for (it stores the result in L2).
         var leasedElsewhere = 0
+        /// Warm-start keys found in L2 and copied to the memory cache, without an origin request.
+        var fromL2 = 0
         /// `predict: shadow`: successors the model would have fetched, and those the session
         /// did ask for next.
         var shadowPredicted = 0
@@ -132,6 +135,9 @@ final class Warmer: Sendable {
         var nextList = 1
         /// Warm-start fetches queued or under way, and until when `/readyz` waits for them.
         var startPending = 0
+        /// The shared hot set is being read, and warm-start keys are being looked up in L2.
+        var readingShared = false
+        var l2Pending = 0
         var startDeadline: Int64 = 0
         /// The access log's per-writer state, for the lines of background fetches.
         var timestamps = TimestampCache()
@@ -161,10 +167,11 @@ final class Warmer: Sendable {
     /// configured, and saves it from then on.
     func attach(to runtime: ProxyRuntime) {
         owner.withLockedValue { $0.runtime = runtime }
-        loadState()
+        warmStart(runtime)
         warmOnStart(runtime)
         let task = loop.scheduleRepeatedTask(initialDelay: Self.saveInterval, delay: Self.saveInterval) { [weak self] _ in
             self?.save(blocking: false)
+            self?.saveShared(waiting: false)
         }
         saver.withLockedValue { $0 = task }
     }
@@ -223,28 +230,74 @@ final class Warmer: Sendable {
         if blocking { write() } else { NIOThreadPool.singleton.submit { _ in write() } }
     }
 
-    /// Reads the state file and warms what it lists, hottest first, under the budget: each key
-    /// counts as hot again at its saved rate, and is fetched (`start`) unless the cache has it.
-    /// A missing file is the first start; a damaged one is logged and ignored.
-    private func loadState() {
-        guard let path = stateFile.withLockedValue({ $0 }), let runtime else { return }
-        guard let data = FileManager.default.contents(atPath: path) else { return }
-        let state: HotState
-        do throws(HotState.Damaged) {
-            state = try HotState.decode(data)
-        } catch {
-            runtime.logger.warning("warming.state_file is damaged; starting without it", metadata: ["file": "\(path)", "error": "\(error.description)"])
+    /// The warm start: the hot keys of the state file and, with Redis, of the hot set the
+    /// instances share, hottest first. Each key counts as hot again at its saved rate (a key now
+    /// below its route's `min_rate` is left out); with Redis it is copied from L2 when L2 has it
+    /// (no origin request), and otherwise fetched (`start`) under the budget.
+    private func warmStart(_ runtime: ProxyRuntime) {
+        let fromFile = stateFileEntries(runtime)
+        guard let tier = runtime.sharedTier else {
+            warm(fromFile, runtime: runtime, tier: nil)
             return
         }
+        schedule.withLockedValue { s in
+            s.readingShared = true
+            s.startDeadline = clock.nanoseconds() + startTimeout
+        }
+        // The Redis connections are still being made: a read that finds none up is tried again
+        // until they have had their connect time-out.
+        let connectNanos = max(1_000, runtime.config.configuration.cache.redis?.timeout.milliseconds ?? 1_000) * 1_000_000
+        readSharedHotSet(fromFile, runtime: runtime, tier: tier, until: clock.nanoseconds() + connectNanos)
+    }
+
+    private func readSharedHotSet(_ fromFile: [HotState.Entry], runtime: ProxyRuntime, tier: any SharedCacheTier, until deadline: Int64) {
+        let seconds = Double(runtime.now().milliseconds) / 1000
+        tier.hotMembers(limit: Self.savedKeys, on: loop).whenComplete { [self] result in
+            var entries = fromFile
+            switch result {
+            case .success(let members):
+                let shared = members.compactMap { SharedHotness.entry(member: $0.member, score: $0.score, at: seconds) }
+                runtime.logger.notice("warming from the shared hot set in Redis", metadata: ["keys": "\(shared.count)"])
+                entries += shared
+            case .failure(let error as RedisError) where error.kind == .unavailable && clock.nanoseconds() < deadline:
+                loop.scheduleTask(in: .milliseconds(50)) { self.readSharedHotSet(fromFile, runtime: runtime, tier: tier, until: deadline) }
+                return
+            case .failure(let error):
+                runtime.logger.warning("cannot read the shared hot set from Redis; warming without it", metadata: ["error": "\(error)"])
+            }
+            schedule.withLockedValue { $0.readingShared = false }
+            warm(entries, runtime: runtime, tier: tier)
+        }
+    }
+
+    /// The entries of `warming.state_file`: none when it is missing (the first start) or damaged
+    /// (logged).
+    private func stateFileEntries(_ runtime: ProxyRuntime) -> [HotState.Entry] {
+        guard let path = stateFile.withLockedValue({ $0 }), let data = FileManager.default.contents(atPath: path) else { return [] }
+        do throws(HotState.Damaged) {
+            let entries = try HotState.decode(data).entries
+            runtime.logger.notice("warming from warming.state_file", metadata: ["file": "\(path)", "keys": "\(entries.count)"])
+            return entries
+        } catch {
+            runtime.logger.warning("warming.state_file is damaged; starting without it", metadata: ["file": "\(path)", "error": "\(error.description)"])
+            return []
+        }
+    }
+
+    /// Seeds the hot set with `entries` (the hottest of each key) and warms each: from L2 when
+    /// there is a shared tier, else from the origin.
+    private func warm(_ entries: [HotState.Entry], runtime: ProxyRuntime, tier: (any SharedCacheTier)?) {
         let snapshot = runtime.config
         let t = clock.nanoseconds()
         var jobs: [Job] = []
-        for entry in state.entries {
+        var seen: Set<String> = []
+        for entry in entries.sorted(by: { $0.rate > $1.rate }) {
             var headers = HTTPHeaders(entry.fields.compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil })
             let (path, query) = CacheKeyPolicy.split(uri: entry.target)
-            guard let route = snapshot.routes.first(where: { $0.name == entry.route }), route.warm != nil,
+            guard let route = snapshot.routes.first(where: { $0.name == entry.route }), let warm = route.warm, entry.rate >= warm.minRate,
                   route.matches(method: .GET, path: path), snapshot.route(method: .GET, path: path) === route else { continue }
             let key = route.keyPolicy.key(host: headers.first(name: "host") ?? "", path: path, query: query, headers: headers)
+            guard seen.insert(key.value).inserted else { continue }
             headers.add(name: "Sec-Purpose", value: "prefetch")
             let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: entry.target, headers: headers)
             let hot = HotKey(key.value)
@@ -257,9 +310,73 @@ final class Warmer: Sendable {
             }
             jobs.append(Job(key: key, route: route, head: head, uri: entry.target, entry: nil, since: CacheInstant(milliseconds: 0)))
         }
-        runtime.logger.notice("warming from warming.state_file", metadata: ["file": "\(path)", "keys": "\(jobs.count)"])
         schedule.withLockedValue { $0.startDeadline = clock.nanoseconds() + startTimeout }
-        for job in jobs { submit(job, .start) }
+        guard let tier else {
+            for job in jobs { submit(job, .start) }
+            return
+        }
+        schedule.withLockedValue { $0.l2Pending = jobs.count }
+        let lookups = jobs
+        loop.execute { [self] in
+            let loader = NIOLoopBound(L2Loader(lookups), eventLoop: loop)
+            loadFromL2(loader, tier: tier, runtime: runtime)
+        }
+    }
+
+    /// The warm-start keys still to look up in L2, and the lookups under way; on `loop`.
+    private final class L2Loader {
+        var jobs: ArraySlice<Job>
+        var inFlight = 0
+
+        init(_ jobs: [Job]) {
+            self.jobs = jobs[...]
+        }
+    }
+
+    /// At most this many warm-start lookups in L2 at a time.
+    static let l2Lookups = 64
+
+    /// Looks the next keys up in L2: a copy is stored in the memory cache (`from_l2`; one no
+    /// longer servable is kept to be validated), a key L2 lacks is fetched from the origin.
+    private func loadFromL2(_ loader: NIOLoopBound<L2Loader>, tier: any SharedCacheTier, runtime: ProxyRuntime) {
+        while loader.value.inFlight < Self.l2Lookups, let job = loader.value.jobs.popFirst() {
+            loader.value.inFlight += 1
+            tier.lookup(job.key, requestHeaders: job.head.headers, now: runtime.now(), on: loop) { [self] found in
+                loader.value.inFlight -= 1
+                let now = runtime.now()
+                var fetch: Job? = job
+                if let found {
+                    runtime.store.store(found, for: job.key)
+                    // A copy too old to serve is kept and validated: the fetch sends its validators.
+                    fetch = CacheDecision.isServable(found, at: now) ? nil
+                        : Job(key: job.key, route: job.route, head: job.head, uri: job.uri, entry: found, since: found.responseTime)
+                }
+                schedule.withLockedValue { s in
+                    s.l2Pending = max(0, s.l2Pending - 1)
+                    if fetch == nil { s.counts[CountKey(route: job.route.name, source: .start), default: Counts()].fromL2 += 1 }
+                }
+                if let fetch { submit(fetch, .start) }
+                loadFromL2(loader, tier: tier, runtime: runtime)
+            }
+        }
+    }
+
+    /// Adds the hot keys of warm routes to the hot set the instances share in Redis. At shutdown
+    /// (`waiting`, off the event loops) it waits for the write, at most the Redis time-out.
+    func saveShared(waiting: Bool) {
+        guard let runtime, let tier = runtime.sharedTier else { return }
+        let entries = hotState().entries
+        guard !entries.isEmpty else { return }
+        let seconds = Double(runtime.now().milliseconds) / 1000
+        let members = entries.map { (member: SharedHotness.member($0), score: SharedHotness.score(rate: $0.rate, at: seconds)) }
+        let written = tier.recordHot(members, floorScore: SharedHotness.floorScore(at: seconds), most: Self.savedKeys, on: loop)
+        guard waiting, MultiThreadedEventLoopGroup.currentEventLoop == nil else { return }
+        let done = DispatchSemaphore(value: 0)
+        written.whenComplete { _ in done.signal() }
+        let timeout = runtime.config.configuration.cache.redis?.timeout.milliseconds ?? 1000
+        if done.wait(timeout: .now() + .milliseconds(Int(timeout))) == .timedOut {
+            runtime.logger.warning("the shared hot set was not written to Redis in time at shutdown")
+        }
     }
 
     private var runtime: ProxyRuntime? { owner.withLockedValue { $0.runtime } }
@@ -304,11 +421,14 @@ final class Warmer: Sendable {
     func stop() {
         saver.withLockedValue { $0?.cancel() }
         save(blocking: true)
+        saveShared(waiting: true)
         schedule.withLockedValue { s in
             s.stopped = true
             s.wake?.cancel()
             s.wake = nil
             s.startPending = 0
+            s.l2Pending = 0
+            s.readingShared = false
             for (job, source) in s.budget.drain() {
                 if let list = job.list {
                     s.lists[list]?.pending -= 1
@@ -813,7 +933,10 @@ final class Warmer: Sendable {
     /// passed since it began; nil once it is done (or there was none).
     var warmingStart: Int? {
         let now = clock.nanoseconds()
-        return schedule.withLockedValue { s in s.startPending > 0 && now < s.startDeadline ? s.startPending : nil }
+        return schedule.withLockedValue { s in
+            let pending = s.startPending + s.l2Pending + (s.readingShared ? 1 : 0)
+            return pending > 0 && now < s.startDeadline ? pending : nil
+        }
     }
 
     /// The counts by route and source, and the budget's state.
