@@ -142,6 +142,31 @@ import Testing
         }
     }
 
+    @Test func aHotKeyStaysRefreshedWithoutAHitInEachWindow() async throws {
+        let version = NIOLockedValueBox(1)
+        let routes = """
+            routes:
+              - name: quick
+                match: { methods: [GET, HEAD], path: "/quick/{id}" }
+                ttl: 2s
+                warm: { min_rate: 0.1/s, refresh_ahead: 50% }
+            """
+        try await withProxy(extra: Self.warming, routes: routes, Self.origin(version)) { origin, proxy in
+            for _ in 0..<10 { _ = try await get(proxy.port, "/quick/1") }
+            // Half the lifetime gone: this hit starts the first refresh, at once or when the
+            // key's window opens.
+            proxy.clock.advance(seconds: 1)
+            #expect(try await get(proxy.port, "/quick/1").xCache == "HIT")
+            #expect(await eventually { Self.prefetches(origin, "/quick/1").count == 1 })
+            // No client asks meanwhile: each renewed entry sets the next refresh itself, 1 to 1.5 s
+            // after the last (the wall clock stands still here, so every renewal restarts the
+            // 2 s lifetime at the same instant).
+            #expect(await eventually(timeout: .seconds(8)) { Self.prefetches(origin, "/quick/1").count >= 3 })
+            #expect(origin.count("/quick/1") == Self.prefetches(origin, "/quick/1").count + 1)
+            #expect(try await get(proxy.port, "/quick/1").xCache == "HIT")
+        }
+    }
+
     @Test func theBudgetPacesRefreshesAndNothingIsLostWhileTheyWait() async throws {
         let version = NIOLockedValueBox(1)
         try await withProxy(extra: "warming: { max_rps: 5, max_concurrent: 2 }", routes: Self.routes(), Self.origin(version)) { origin, proxy in

@@ -513,22 +513,50 @@ final class Warmer: Sendable {
         }
         // Not due yet: a hot key may well see no hit inside its window, so the refresh is also
         // set for the window's start, once per key until it fires.
+        setRefresh(hot: hot, age: age, lifetime: lifetime, window: ahead.window(lifetime: lifetime, jitter: jitter), minRate: warm.minRate) {
+            Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers).map { head in
+                Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime)
+            }
+        }
+    }
+
+    /// Sets a refresh (`job()`, made only when none is set yet) for the start of its key's
+    /// window; it starts then if the key is still hot. A key that went cold is left to expire.
+    private func setRefresh(hot: HotKey, age: Double, lifetime: Double, window: Double, minRate: Double, _ job: () -> Job?) {
         guard age < lifetime else { return }
-        let wait = lifetime - age - ahead.window(lifetime: lifetime, jitter: jitter)
-        let set = shard(hash: hash).withLockedValue { s -> Bool in
+        let wait = lifetime - age - window
+        let set = shard(hash: hot.hash).withLockedValue { s -> Bool in
             guard s.hot.flags(of: hot) & Self.refreshSet == 0 else { return false }
             s.hot.setFlags(Self.refreshSet, of: hot)
             return true
         }
-        guard set, let head = Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers) else { return }
-        let job = Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime)
+        guard set else { return }
+        guard let job = job() else {
+            shard(hash: hot.hash).withLockedValue { $0.hot.setFlags(Self.refreshSet, on: false, of: hot) }
+            return
+        }
         loop.scheduleTask(in: .milliseconds(max(1, Int64(wait * 1000)))) { [self] in
-            // Still hot then? A key that went cold is left to expire.
-            let stillHot = shard(hash: hash).withLockedValue { s -> Bool in
+            let stillHot = shard(hash: hot.hash).withLockedValue { s -> Bool in
                 s.hot.setFlags(Self.refreshSet, on: false, of: hot)
-                return s.hot.rate(of: hot, at: clock.nanoseconds()) >= warm.minRate
+                return s.hot.rate(of: hot, at: clock.nanoseconds()) >= minRate
             }
             if stillHot { submit(job, .refresh) }
+        }
+    }
+
+    /// A refresh renewed the entry of a key that is still hot: the next refresh is set for the
+    /// start of the renewed entry's window at once. Left to the next hit, a key asked about once
+    /// a lifetime would often see none in time, and its next client would wait for the origin.
+    private func chainRefresh(after job: Job, runtime: ProxyRuntime) {
+        guard let warm = job.route.warm, let fraction = warm.refreshAhead else { return }
+        let now = runtime.now()
+        guard let entry = runtime.store.lookup(job.key, requestHeaders: job.head.headers, now: now) else { return }
+        let hot = HotKey(job.key.value)
+        let lifetime = Double(entry.terms.freshnessLifetime.milliseconds) / 1000
+        let age = Double(entry.age(at: now).milliseconds) / 1000
+        let window = RefreshAhead(fraction: fraction).window(lifetime: lifetime, jitter: RefreshAhead.jitter(for: UInt64(bitPattern: Int64(hot.hash))))
+        setRefresh(hot: hot, age: age, lifetime: lifetime, window: window, minRate: warm.minRate) {
+            Job(key: job.key, route: job.route, head: job.head, uri: job.uri, entry: entry, since: entry.responseTime)
         }
     }
 
@@ -732,17 +760,19 @@ final class Warmer: Sendable {
         }
         let matches: (Recipe) -> Bool = { recipe in tests.contains { $0(recipe) } }
         let t = clock.nanoseconds()
-        var jobs: [Job] = []
+        var jobs: [(job: Job, rate: Double)] = []
         for shard in shards {
             shard.withLockedValue { s in
                 for recipe in s.recipes.values where matches(recipe) {
-                    guard let warm = recipe.route.warm, warm.rewarmAfterPurge,
-                          s.hot.rate(of: HotKey(recipe.key.value), at: t) >= warm.minRate else { continue }
-                    jobs.append(Job(key: recipe.key, route: recipe.route, head: recipe.head, uri: recipe.uri, entry: nil, since: now))
+                    let rate = s.hot.rate(of: HotKey(recipe.key.value), at: t)
+                    guard let warm = recipe.route.warm, warm.rewarmAfterPurge, rate >= warm.minRate else { continue }
+                    jobs.append((Job(key: recipe.key, route: recipe.route, head: recipe.head, uri: recipe.uri, entry: nil, since: now), rate))
                 }
             }
         }
-        for job in jobs { submit(job, .rewarm) }
+        // Hottest first: under the budget's pace, a key asked r times a second and fetched after
+        // d seconds sends about r × d clients to the origin meanwhile.
+        for (job, _) in jobs.sorted(by: { $0.rate > $1.rate }) { submit(job, .rewarm) }
     }
 
     /// The head of a background fetch for what `request` asked: GET, its target and Host, the
@@ -828,11 +858,16 @@ final class Warmer: Sendable {
             return
         }
         // With Redis, one instance of all those sharing it refreshes a key per lifetime: the
-        // lease lasts until the entry would expire. A Redis that does not answer leases nothing
-        // and stops nothing: the refresh goes on.
+        // lease lasts until the renewed entry's own window opens (the lifetime less the
+        // refresh-ahead share), and at least until this entry would expire. Every other
+        // instance's entry of the key reaches its window within that time, and finds the lease
+        // taken; the holder's next refresh finds it gone. A Redis that does not answer leases
+        // nothing and stops nothing: the refresh goes on.
         if source == .refresh, let tier = runtime.sharedTier, let entry = job.entry,
            case .fresh(let remaining) = entry.freshness(at: runtime.now()) {
-            tier.lease(job.key, milliseconds: remaining.milliseconds + 1000, holder: runtime.instanceID, on: loop) { [self] taken in
+            let untilNextWindow = Int64(Double(entry.terms.freshnessLifetime.milliseconds) * (1 - (job.route.warm?.refreshAhead ?? 0)))
+            tier.lease(job.key, milliseconds: max(remaining.milliseconds + 1000, untilNextWindow), holder: runtime.instanceID,
+                       on: loop) { [self] taken in
                 guard taken == false else { return fetch(job, counted, request: request, current: current, started: started, source: source) }
                 runtime.coalescer.finish(job.key.value, with: .retry)
                 schedule.withLockedValue { $0.counts[counted, default: Counts()].leasedElsewhere += 1 }
@@ -871,6 +906,9 @@ final class Warmer: Sendable {
 
     /// `ending` nil: the job was skipped without a fetch.
     private func finished(_ job: Job, _ counted: CountKey, ending: CacheFill.Ending?, latency: Int64?, countSkipped: Bool = true) {
+        if let ending, ending != .failed, ending != .notStored, counted.source == .refresh, let runtime {
+            chainRefresh(after: job, runtime: runtime)
+        }
         var replacedUnused: CountKey?
         if let ending, ending != .failed, ending != .notStored {
             let hot = HotKey(job.key.value)
