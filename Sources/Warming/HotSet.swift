@@ -12,6 +12,12 @@ import Foundation
 /// When the table is full a new key takes the coldest key's slot and inherits its weight as
 /// `error` (space-saving): it is not evicted again at once, and `rate` subtracts the inherited part,
 /// so a key is never reported hotter than it is (a scan of one-time keys makes none of them hot).
+///
+/// A young key's rate is read over its own history, not over the whole time constant: the
+/// decayed count less its first request, over the decayed time since that request (at least
+/// `tau / 2`), so a key asked r times a second reads about r once it has been asked for half a
+/// time constant, not r (1 - e^(-t/tau)) after t seconds; a key asked once reads 0. For a key
+/// older than a few time constants the two readings agree.
 /// Pure: times are nanoseconds on any monotonic clock, passed in.
 public struct HotSet<Key: Hashable & Sendable>: Sendable {
     public struct Hot: Sendable, Equatable {
@@ -29,6 +35,8 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     @usableFromInline var keys: [Key] = []
     @usableFromInline var weights: [Double] = []
     @usableFromInline var errors: [Double] = []
+    /// The weight its first request added (0 for a seeded key, whose rate is known).
+    @usableFromInline var firsts: [Double] = []
     /// Eight bits per key for the caller (what it keeps elsewhere about the key), cleared when
     /// the key is pushed out.
     @usableFromInline var flags: [UInt8] = []
@@ -77,6 +85,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
             keys.append(key)
             weights.append(weight)
             errors.append(0)
+            firsts.append(inheritingColdest ? weight : 0)
             flags.append(0)
             position[key] = keys.count - 1
             return (siftUp(keys.count - 1), nil)
@@ -84,6 +93,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         let evicted = keys[0]
         position[evicted] = nil
         errors[0] = inheritingColdest ? weights[0] : 0
+        firsts[0] = inheritingColdest ? weight : 0
         weights[0] = (inheritingColdest ? weights[0] : 0) + weight
         flags[0] = 0
         keys[0] = key
@@ -130,11 +140,13 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         let lastKey = keys.removeLast()
         let lastWeight = weights.removeLast()
         let lastError = errors.removeLast()
+        let lastFirst = firsts.removeLast()
         let lastFlags = flags.removeLast()
         guard i < keys.count else { return }
         keys[i] = lastKey
         weights[i] = lastWeight
         errors[i] = lastError
+        firsts[i] = lastFirst
         flags[i] = lastFlags
         position[lastKey] = i
         siftDown(siftUp(i))
@@ -145,14 +157,24 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         keys.removeAll()
         weights.removeAll()
         errors.removeAll()
+        firsts.removeAll()
         flags.removeAll()
         position.removeAll()
     }
 
     @inlinable
     func rate(atIndex i: Int, now: Int64) -> Double {
-        max(0, weights[i] - errors[i]) * exp(-Double(now - landmark) / 1e9 / tau) / tau
+        // What a request now would add; the decayed time since the first request is
+        // tau (1 - first / current) in the same units.
+        let current = exp(Double(now - landmark) / 1e9 / tau)
+        let first = firsts[i]
+        guard first > 0 else { return max(0, weights[i] - errors[i]) / current / tau }
+        let span = max(current - first, current * Self.shortestSpan)
+        return max(0, weights[i] - errors[i] - first) / span / tau
     }
+
+    /// 1 - e^(-1/2): a rate is read over at least half a time constant.
+    @usableFromInline static var shortestSpan: Double { 0.3934693402873666 }
 
     /// Past e^300 the weights are scaled down to a landmark at `now`.
     @inlinable
@@ -163,6 +185,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         for i in weights.indices {
             weights[i] *= scale
             errors[i] *= scale
+            firsts[i] *= scale
         }
         landmark = now
     }
@@ -202,6 +225,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         keys.swapAt(a, b)
         weights.swapAt(a, b)
         errors.swapAt(a, b)
+        firsts.swapAt(a, b)
         flags.swapAt(a, b)
         position[keys[a]] = a
         position[keys[b]] = b

@@ -19,6 +19,26 @@ import Warming
         #expect(set.rate(of: "unknown", at: 0) == 0)
     }
 
+    @Test func aYoungKeyReadsAtItsRateOnceAskedForHalfATimeConstant() {
+        var set = HotSet<String>(capacity: 10, tau: 20)
+        // One request every 3 s for 15 s (0.33/s; 6 requests): read over its own 15 s, not as
+        // 0.33 (1 - e^(-15/20)) = 0.18 over the time constant.
+        for i in 0...5 { set.record("young", at: Int64(i) * 3 * Self.second) }
+        let rate = set.rate(of: "young", at: 15 * Self.second)
+        #expect(abs(rate - 1.0 / 3) < 0.05, "\(rate)")
+        // Asked once: no rate at all. Twice a second apart: one request over half a time
+        // constant, decayed: 20 (1 - e^(-1/2)) = 7.9 s.
+        set.record("once", at: 0)
+        #expect(set.rate(of: "once", at: Self.second) == 0)
+        set.record("twice", at: 0)
+        set.record("twice", at: Self.second)
+        let twice = set.rate(of: "twice", at: Self.second)
+        #expect(twice > 0.12 && twice < 0.13, "\(twice)")
+        // A seeded key reads at its saved rate from the start.
+        set.seed("seeded", rate: 2, at: 0)
+        #expect(abs(set.rate(of: "seeded", at: 0) - 2) < 1e-9)
+    }
+
     @Test func theHottestComeFirstAndTheThresholdFilters() {
         var set = HotSet<String>(capacity: 10, tau: 30)
         for i in 0..<300 {

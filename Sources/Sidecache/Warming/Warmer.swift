@@ -544,6 +544,11 @@ final class Warmer: Sendable {
         }
     }
 
+    /// A key being refreshed stays hot down to this share of `min_rate` (hysteresis): a rate read
+    /// from a few requests a lifetime swings by half either way, and a key truly at `min_rate`
+    /// would otherwise drop out of its chain about every other lifetime and make a client wait.
+    static let keepHotShare = 0.5
+
     /// A refresh renewed the entry of a key that is still hot: the next refresh is set for the
     /// start of the renewed entry's window at once. Left to the next hit, a key asked about once
     /// a lifetime would often see none in time, and its next client would wait for the origin.
@@ -555,7 +560,7 @@ final class Warmer: Sendable {
         let lifetime = Double(entry.terms.freshnessLifetime.milliseconds) / 1000
         let age = Double(entry.age(at: now).milliseconds) / 1000
         let window = RefreshAhead(fraction: fraction).window(lifetime: lifetime, jitter: RefreshAhead.jitter(for: UInt64(bitPattern: Int64(hot.hash))))
-        setRefresh(hot: hot, age: age, lifetime: lifetime, window: window, minRate: warm.minRate) {
+        setRefresh(hot: hot, age: age, lifetime: lifetime, window: window, minRate: warm.minRate * Self.keepHotShare) {
             Job(key: job.key, route: job.route, head: job.head, uri: job.uri, entry: entry, since: entry.responseTime)
         }
     }
