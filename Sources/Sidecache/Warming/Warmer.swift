@@ -480,8 +480,9 @@ final class Warmer: Sendable {
         // another lookup, whether the key has a recipe and whether a fetched entry waits for use.
         let hot = HotKey(key.value)
         let hash = hot.hash
-        let (rate, fetchedBy) = shard(hash: hash).withLockedValue { s -> (Double, CountKey?) in
+        let (rate, fetchedBy, refreshSet) = shard(hash: hash).withLockedValue { s -> (Double, CountKey?, Bool) in
             let (rate, evicted, flags) = s.hot.record(hot, at: clock.nanoseconds())
+            let refreshSet = flags & Self.refreshSet != 0
             if let evicted {
                 s.recipes[evicted] = nil
                 s.unused[evicted] = nil
@@ -493,12 +494,12 @@ final class Warmer: Sendable {
             }
             if flags & Self.fetchedUnused != 0 {
                 s.hot.setFlags(Self.fetchedUnused, on: false, of: hot)
-                return (rate, s.unused.removeValue(forKey: hot))
+                return (rate, s.unused.removeValue(forKey: hot), refreshSet)
             }
-            guard s.untracked > 0, let by = s.unused.removeValue(forKey: hot) else { return (rate, nil) }
+            guard s.untracked > 0, let by = s.unused.removeValue(forKey: hot) else { return (rate, nil, refreshSet) }
             s.untracked -= 1
             untrackedTotal.wrappingSubtract(1, ordering: .relaxed)
-            return (rate, by)
+            return (rate, by, refreshSet)
         }
         if let fetchedBy { schedule.withLockedValue { $0.counts[fetchedBy, default: Counts()].used += 1 } }
         guard let fraction = warm.refreshAhead, rate >= warm.minRate else { return }
@@ -512,7 +513,9 @@ final class Warmer: Sendable {
             return
         }
         // Not due yet: a hot key may well see no hit inside its window, so the refresh is also
-        // set for the window's start, once per key until it fires.
+        // set for the window's start, once per key until it fires (the flag read above saves
+        // a second lock on every hit while it is set).
+        guard !refreshSet else { return }
         setRefresh(hot: hot, age: age, lifetime: lifetime, window: ahead.window(lifetime: lifetime, jitter: jitter), minRate: warm.minRate) {
             Self.backgroundHead(for: request, varyingOn: entry.varyNames, keyHeaders: route.keyPolicy.headers).map { head in
                 Job(key: key, route: route, head: head, uri: request.uri, entry: entry, since: entry.responseTime)
