@@ -552,8 +552,8 @@ final class Warmer: Sendable {
     /// would otherwise drop out of its chain about every other lifetime and make a client wait.
     static let keepHotShare = 0.5
 
-    /// A refresh renewed the entry of a key that is still hot: the next refresh is set for the
-    /// start of the renewed entry's window at once. Left to the next hit, a key asked about once
+    /// A refresh (or a re-warm, or a warm start) stored the entry of a hot key: the next refresh
+    /// is set for the start of the entry's window at once. Left to the next hit, a key asked about once
     /// a lifetime would often see none in time, and its next client would wait for the origin.
     private func chainRefresh(after job: Job, runtime: ProxyRuntime) {
         guard let warm = job.route.warm, let fraction = warm.refreshAhead else { return }
@@ -914,7 +914,9 @@ final class Warmer: Sendable {
 
     /// `ending` nil: the job was skipped without a fetch.
     private func finished(_ job: Job, _ counted: CountKey, ending: CacheFill.Ending?, latency: Int64?, countSkipped: Bool = true) {
-        if let ending, ending != .failed, ending != .notStored, counted.source == .refresh, let runtime {
+        // A fetch that renewed or stored a key that is hot already (a refresh, a re-warm, a warm
+        // start) keeps it fresh from then on; a prefetch waits for the key to be asked.
+        if let ending, ending != .failed, ending != .notStored, [.refresh, .rewarm, .start].contains(counted.source), let runtime {
             chainRefresh(after: job, runtime: runtime)
         }
         var replacedUnused: CountKey?
