@@ -171,7 +171,6 @@ final class Warmer: Sendable {
         warmOnStart(runtime)
         let task = loop.scheduleRepeatedTask(initialDelay: Self.saveInterval, delay: Self.saveInterval) { [weak self] _ in
             self?.save(blocking: false)
-            self?.saveShared(waiting: false)
         }
         saver.withLockedValue { $0 = task }
     }
@@ -212,19 +211,38 @@ final class Warmer: Sendable {
         return HotState(entries: Array(entries.prefix(Self.savedKeys)))
     }
 
-    /// Writes the state file atomically (a new file renamed over the old), on the thread pool
-    /// unless `blocking` (at shutdown).
+    /// Saves the hot set where it is kept: `warming.state_file`, written atomically (a new file
+    /// renamed over the old), and with Redis the hot set the instances share. The hot set is read
+    /// here; encoding and writing run on the thread pool unless `blocking` (at shutdown, when
+    /// the Redis write is waited for, at most the Redis time-out).
     func save(blocking: Bool) {
-        guard let path = stateFile.withLockedValue({ $0 }) else { return }
-        let data = hotState().encoded()
-        let logger = runtime?.logger
+        guard let runtime else { return }
+        let path = stateFile.withLockedValue { $0 }
+        let tier = runtime.sharedTier
+        guard path != nil || tier != nil else { return }
+        let state = hotState()
+        let logger = runtime.logger
+        let seconds = Double(runtime.now().milliseconds) / 1000
+        let redisTimeout = runtime.config.configuration.cache.redis?.timeout.milliseconds ?? 1000
+        let loop = self.loop
         let write: @Sendable () -> Void = {
-            let temporary = path + ".tmp"
-            do {
-                try data.write(to: URL(fileURLWithPath: temporary))
-                guard rename(temporary, path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-            } catch {
-                logger?.warning("cannot write warming.state_file", metadata: ["file": "\(path)", "error": "\(error)"])
+            if let path {
+                let temporary = path + ".tmp"
+                do {
+                    try state.encoded().write(to: URL(fileURLWithPath: temporary))
+                    guard rename(temporary, path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+                } catch {
+                    logger.warning("cannot write warming.state_file", metadata: ["file": "\(path)", "error": "\(error)"])
+                }
+            }
+            guard let tier, !state.entries.isEmpty else { return }
+            let members = state.entries.map { (member: SharedHotness.member($0), score: SharedHotness.score(rate: $0.rate, at: seconds)) }
+            let written = tier.recordHot(members, floorScore: SharedHotness.floorScore(at: seconds), most: Self.savedKeys, on: loop)
+            guard blocking, MultiThreadedEventLoopGroup.currentEventLoop == nil else { return }
+            let done = DispatchSemaphore(value: 0)
+            written.whenComplete { _ in done.signal() }
+            if done.wait(timeout: .now() + .milliseconds(Int(redisTimeout))) == .timedOut {
+                logger.warning("the shared hot set was not written to Redis in time at shutdown")
             }
         }
         if blocking { write() } else { NIOThreadPool.singleton.submit { _ in write() } }
@@ -361,24 +379,6 @@ final class Warmer: Sendable {
         }
     }
 
-    /// Adds the hot keys of warm routes to the hot set the instances share in Redis. At shutdown
-    /// (`waiting`, off the event loops) it waits for the write, at most the Redis time-out.
-    func saveShared(waiting: Bool) {
-        guard let runtime, let tier = runtime.sharedTier else { return }
-        let entries = hotState().entries
-        guard !entries.isEmpty else { return }
-        let seconds = Double(runtime.now().milliseconds) / 1000
-        let members = entries.map { (member: SharedHotness.member($0), score: SharedHotness.score(rate: $0.rate, at: seconds)) }
-        let written = tier.recordHot(members, floorScore: SharedHotness.floorScore(at: seconds), most: Self.savedKeys, on: loop)
-        guard waiting, MultiThreadedEventLoopGroup.currentEventLoop == nil else { return }
-        let done = DispatchSemaphore(value: 0)
-        written.whenComplete { _ in done.signal() }
-        let timeout = runtime.config.configuration.cache.redis?.timeout.milliseconds ?? 1000
-        if done.wait(timeout: .now() + .milliseconds(Int(timeout))) == .timedOut {
-            runtime.logger.warning("the shared hot set was not written to Redis in time at shutdown")
-        }
-    }
-
     private var runtime: ProxyRuntime? { owner.withLockedValue { $0.runtime } }
 
     /// Where the hot set is saved, and the task that saves it every `saveInterval`.
@@ -421,7 +421,6 @@ final class Warmer: Sendable {
     func stop() {
         saver.withLockedValue { $0?.cancel() }
         save(blocking: true)
-        saveShared(waiting: true)
         schedule.withLockedValue { s in
             s.stopped = true
             s.wake?.cancel()
