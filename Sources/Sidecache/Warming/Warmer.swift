@@ -271,20 +271,25 @@ final class Warmer: Sendable {
     private func readSharedHotSet(_ fromFile: [HotState.Entry], runtime: ProxyRuntime, tier: any SharedCacheTier, until deadline: Int64) {
         let seconds = Double(runtime.now().milliseconds) / 1000
         tier.hotMembers(limit: Self.savedKeys, on: loop).whenComplete { [self] result in
-            var entries = fromFile
+            var members: [(member: String, score: Double)] = []
             switch result {
-            case .success(let members):
-                let shared = members.compactMap { SharedHotness.entry(member: $0.member, score: $0.score, at: seconds) }
-                runtime.logger.notice("warming from the shared hot set in Redis", metadata: ["keys": "\(shared.count)"])
-                entries += shared
+            case .success(let read):
+                members = read
             case .failure(let error as RedisError) where error.kind == .unavailable && clock.nanoseconds() < deadline:
                 loop.scheduleTask(in: .milliseconds(50)) { self.readSharedHotSet(fromFile, runtime: runtime, tier: tier, until: deadline) }
                 return
             case .failure(let error):
                 runtime.logger.warning("cannot read the shared hot set from Redis; warming without it", metadata: ["error": "\(error)"])
             }
-            schedule.withLockedValue { $0.readingShared = false }
-            warm(entries, runtime: runtime, tier: tier)
+            // Up to 100,000 recipes to decode: on the thread pool, not on a loop serving clients.
+            let read = members
+            NIOThreadPool.singleton.submit { [self] _ in
+                let shared = read.compactMap { SharedHotness.entry(member: $0.member, score: $0.score, at: seconds) }
+                if !read.isEmpty { runtime.logger.notice("warming from the shared hot set in Redis", metadata: ["keys": "\(shared.count)"]) }
+                warm(fromFile + shared, runtime: runtime, tier: tier)
+                // After `warm` counted its lookups: /readyz never reads ready in between.
+                schedule.withLockedValue { $0.readingShared = false }
+            }
         }
     }
 
