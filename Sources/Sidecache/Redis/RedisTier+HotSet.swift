@@ -32,10 +32,7 @@ extension RedisTier {
     /// Adds `members` (member, score) to the shared hot set, in batches; the future fails with the
     /// first error (counted as a Redis error).
     func recordHot(_ members: [(member: String, score: Double)], floorScore: Double, most: Int, on loop: any EventLoop) -> EventLoopFuture<Void> {
-        var batches: [[(member: String, score: Double)]] = stride(from: 0, to: members.count, by: Self.hotBatch).map {
-            Array(members[$0..<min($0 + Self.hotBatch, members.count)])
-        }
-        if batches.isEmpty { batches = [[]] }  // still trims and expires what is there
+        let batches = stride(from: 0, to: members.count, by: Self.hotBatch).map { members[$0..<min($0 + Self.hotBatch, members.count)] }
         let key = keys.hot
         var chain = loop.makeSucceededVoidFuture()
         for batch in batches {
