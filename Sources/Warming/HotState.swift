@@ -21,6 +21,9 @@ public struct HotState: Sendable, Equatable {
             self.fields = fields
             self.rate = rate
         }
+
+        /// A rate that is a number, a target that is a path, fields that are name-value pairs.
+        var isWellFormed: Bool { rate.isFinite && target.hasPrefix("/") && fields.allSatisfy { $0.count == 2 } }
     }
 
     public struct Damaged: Error, CustomStringConvertible {
@@ -63,8 +66,7 @@ public struct HotState: Sendable, Equatable {
         let decoder = JSONDecoder()
         var entries: [Entry] = []
         for (i, line) in body.enumerated() {
-            guard let entry = try? decoder.decode(Entry.self, from: Data(line.utf8)), entry.rate.isFinite, entry.target.hasPrefix("/"),
-                  entry.fields.allSatisfy({ $0.count == 2 }) else {
+            guard let entry = try? decoder.decode(Entry.self, from: Data(line.utf8)), entry.isWellFormed else {
                 throw Damaged(description: "line \(i + 2) is not a hot key entry")
             }
             entries.append(entry)
@@ -124,8 +126,8 @@ public enum SharedHotness {
     /// The entry a member and its score stand for at `seconds`, or nil for a member that is not a
     /// recipe (written by something else) or a score that is not a number.
     public static func entry(member: String, score: Double, at seconds: Double) -> HotState.Entry? {
-        guard score.isFinite, let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(member.utf8)), recipe.target.hasPrefix("/"),
-              recipe.fields.allSatisfy({ $0.count == 2 }) else { return nil }
-        return HotState.Entry(route: recipe.route, target: recipe.target, fields: recipe.fields, rate: rate(score: score, at: seconds))
+        guard score.isFinite, let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(member.utf8)) else { return nil }
+        let entry = HotState.Entry(route: recipe.route, target: recipe.target, fields: recipe.fields, rate: rate(score: score, at: seconds))
+        return entry.isWellFormed ? entry : nil
     }
 }
