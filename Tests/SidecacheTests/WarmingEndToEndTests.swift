@@ -51,6 +51,11 @@ import Testing
         }.reduce(0, +)
     }
 
+    /// One route's and source's counts in the `warming` section of `/stats`.
+    static func warmCounts(_ stats: [String: Any], route: String, source: String) -> [String: Any]? {
+        (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?[route] as? [String: Any])?[source] as? [String: Any]
+    }
+
     /// Waits until `count` background fetches have ended.
     static func waitForFetches(_ proxy: Sidecar, _ count: Int, sourceLocation: SourceLocation = #_sourceLocation) async {
         let ended = await eventually(timeout: .seconds(10), interval: .milliseconds(20), { await fetchesEnded(proxy) }, until: { $0 >= count })
@@ -255,7 +260,7 @@ import Testing
             let next = try await eventually({ try await get(proxy.port, "/api/items/w1") }, until: { $0.xCache == "HIT" })
             #expect(next.xCache == "HIT" && next.text.contains("v2"))
             let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
-            let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["rewarm"] as? [String: Any]
+            let counted = Self.warmCounts(stats, route: "items", source: "rewarm")
             #expect(counted?["issued"] as? Int == 1 && counted?["stored"] as? Int == 1 && counted?["not_stored"] as? Int == 0)
         }
     }
@@ -296,7 +301,7 @@ import Testing
         let hit = try await get(second.port, "/api/items/s1", [("X-Tenant", "t3")])
         #expect(hit.xCache == "HIT")
         let stats = try AdminTests.json(try await get(try #require(second.adminPort), "/stats"))
-        let started = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["start"] as? [String: Any]
+        let started = Self.warmCounts(stats, route: "items", source: "start")
         #expect(started?["stored"] as? Int == 2 && started?["used"] as? Int == 1)
         await second.stop()
 
@@ -353,7 +358,7 @@ import Testing
         #expect(origin.count("/api/items/r3") == before[2] + 1)
         #expect(Self.prefetches(origin, "/api/items/r3").first?.headers.first(name: "x-tenant") == "t4")
         let stats = try AdminTests.json(try await get(admin, "/stats"))
-        let started = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["start"] as? [String: Any]
+        let started = Self.warmCounts(stats, route: "items", source: "start")
         #expect(started?["from_l2"] as? Int == 2 && started?["stored"] as? Int == 1)
         // A purge of everything keeps the shared hot set: it holds recipes, not responses.
         #expect(try await request(admin, "POST", "/purge", body: #"{"all": true}"#).status == 200)
@@ -405,7 +410,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
             #expect(origin.count("/api/items/7/reviews") == 1)
             let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
-            let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["default"] as? [String: Any])?["prefetch"] as? [String: Any]
+            let counted = Self.warmCounts(stats, route: "default", source: "prefetch")
             #expect(counted?["stored"] as? Int == 1 && counted?["used"] as? Int == 1 && counted?["precision"] as? Double == 1)
         }
     }
@@ -433,7 +438,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(300))
         #expect(Self.prefetches(origin, "/api/items/L").count == 1)
         let stats = try AdminTests.json(try await get(try #require(b.adminPort), "/stats"))
-        let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["refresh"] as? [String: Any]
+        let counted = Self.warmCounts(stats, route: "items", source: "refresh")
         #expect(counted?["leased_elsewhere"] as? Int == 1 && counted?["issued"] as? Int == 0)
         #expect(try redis.command("KEYS t:lease:*/api/items/L*") == "*1")
         await a.stop()
@@ -559,7 +564,7 @@ import Testing
             await Self.waitForFetches(proxy, 1)
             #expect(try await get(proxy.port, "/api/items/b", [("X-Session", "s4")]).xCache == "HIT")
             let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
-            let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["predict"] as? [String: Any]
+            let counted = Self.warmCounts(stats, route: "items", source: "predict")
             // b was still stored (stale): the fetch was conditional, and its 304 renewed it.
             #expect(counted?["completed"] as? Int == 1 && counted?["used"] as? Int == 1, "\(String(describing: stats["warming"]))")
         }
@@ -577,7 +582,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
             #expect(origin.requests.allSatisfy { $0.headers.first(name: "sec-purpose") == nil })
             let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
-            let counted = (((stats["warming"] as? [String: Any])?["routes"] as? [String: Any])?["items"] as? [String: Any])?["predict"] as? [String: Any]
+            let counted = Self.warmCounts(stats, route: "items", source: "predict")
             // Predicted b after a for s2, s3, s4 (right) and s5 (wrong: it asked for z).
             #expect(counted?["shadow_predicted"] as? Int == 4 && counted?["shadow_correct"] as? Int == 3 && counted?["shadow_precision"] as? Double == 0.75,
                     "\(String(describing: counted))")
