@@ -121,7 +121,7 @@ let package = Package(
         // What SwiftNIO alone costs for a hit and for a relay: floors for the benchmark's figures.
         .executableTarget(
             name: "bench-floor",
-            dependencies: nioHTTPServer,
+            dependencies: nioHTTPServer + ["HTTPWire"],
             path: "bench/floor",
             swiftSettings: strict
         ),

@@ -8,7 +8,14 @@
 //                                           127.0.0.1, one kept-alive upstream connection per client
 //                                           connection, parts passed through as they come: the least
 //                                           a proxied request can cost in NIO (defaults 18285, 18080)
+//   bench-floor wire-relay [port] [origin-port]
+//                                           the same relay with sidecache's own wire layer (HTTPWire)
+//                                           in place of NIO's codec: request heads parsed into spans
+//                                           and relayed as their bytes plus a Via line, response heads
+//                                           and bodies relayed as they came: the least a proxied request
+//                                           can cost with NIO as the event loop (defaults 18287, 18080)
 // No routing, no header rewriting, no cache, no log, no pipelining. Two event loops, as sidecache.
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -16,7 +23,8 @@ import NIOPosix
 let arguments = CommandLine.arguments
 let mode = arguments.count > 1 ? arguments[1] : "hit"
 let relaying = mode == "relay"
-let port = arguments.count > 2 ? Int(arguments[2]) ?? 0 : (relaying ? 18285 : 18286)
+let wireRelaying = mode == "wire-relay"
+let port = arguments.count > 2 ? Int(arguments[2]) ?? 0 : (wireRelaying ? 18287 : relaying ? 18285 : 18286)
 let originPort = arguments.count > 3 ? Int(arguments[3]) ?? 18080 : 18080
 
 func response(bodyBytes: Int) -> String {
@@ -109,10 +117,119 @@ final class ClientSide: ChannelInboundHandler {
         guard let context else { return }
         switch part {
         case .head(let h):
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: h.status, headers: h.headers))), promise: nil)
+            var headers = h.headers
+            headers.add(name: "X-Cache", value: "HIT")  // the proxy's own field (anchors looks for it)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: h.status, headers: headers))), promise: nil)
         case .body(let b): context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
         case .end(let t): context.writeAndFlush(wrapOutboundOut(.end(t)), promise: nil)
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        upstream?.close(promise: nil)
+        upstream = nil
+        context.fireChannelInactive()
+    }
+}
+
+/// The upstream side of a wire relay: response bytes parsed only for their framing and written to
+/// the client as they came.
+final class WireUpstreamSide: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    var client: WireClientSide?
+    var decoder = ResponseStreamDecoder()
+    private var unread = UnreadBytes()
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        unread.append(unwrapInboundIn(data))
+        guard var bytes = unread.take() else { return }
+        do {
+            while let event = try decoder.next(&bytes) {
+                switch event {
+                case .head(let head, _):
+                    // The head as received, less its empty line, plus one field of the proxy's own
+                    // (X-Cache, which ../shared/bench/anchors looks for).
+                    var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 16)
+                    out.writeImmutableBuffer(head.bytes.getSlice(at: head.bytes.readerIndex, length: head.bytes.readableBytes - 2) ?? ByteBuffer())
+                    out.writeStaticString("X-Cache: HIT\r\n\r\n")
+                    client?.toClient(out, end: false)
+                case .body(let body): client?.toClient(body, end: false)
+                case .end: client?.toClient(nil, end: true)
+                }
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        unread.putBack(bytes)
+    }
+}
+
+/// The client side of a wire relay: request heads relayed as their own bytes plus a Via line.
+final class WireClientSide: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var context: ChannelHandlerContext?
+    private var upstream: (any Channel)?
+    private var upstreamSide: WireUpstreamSide?
+    private var pending: [ByteBuffer] = []
+    private var decoder = RequestStreamDecoder()
+    private var unread = UnreadBytes()
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let side = NIOLoopBound(WireUpstreamSide(), eventLoop: context.eventLoop)
+        side.value.client = self
+        upstreamSide = side.value
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(side.value) }
+            }
+            .connect(host: "127.0.0.1", port: originPort).assumeIsolated().whenSuccess { [self] channel in
+                upstream = channel
+                for part in pending { channel.write(part, promise: nil) }
+                pending = []
+                channel.flush()
+            }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        unread.append(unwrapInboundIn(data))
+        guard var bytes = unread.take() else { return }
+        do {
+            while let event = try decoder.next(&bytes) {
+                switch event {
+                case .head(let head):
+                    var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 32)
+                    HeadWriter.relay(head, keep: { _ in true }, appending: [("Via", "1.1 floor")], into: &out)
+                    upstreamSide?.decoder.requestSent(isHEAD: head.methodString == "HEAD")
+                    send(out)
+                case .body(let body): send(body)
+                case .end: upstream?.flush()
+                }
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        unread.putBack(bytes)
+    }
+
+    private func send(_ bytes: ByteBuffer) {
+        guard let upstream else {
+            pending.append(bytes)
+            return
+        }
+        upstream.write(bytes, promise: nil)
+    }
+
+    func toClient(_ bytes: ByteBuffer?, end: Bool) {
+        guard let context else { return }
+        if let bytes { context.write(wrapOutboundOut(bytes), promise: nil) }
+        if end { context.flush() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -130,7 +247,9 @@ let server = try ServerBootstrap(group: group)
     .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
             let ops = channel.pipeline.syncOperations
-            if relaying {
+            if wireRelaying {
+                try ops.addHandler(WireClientSide())
+            } else if relaying {
                 try ops.addHandler(HTTPResponseEncoder())
                 try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
                 try ops.addHandler(ClientSide())
@@ -141,5 +260,5 @@ let server = try ServerBootstrap(group: group)
         }
     }
     .bind(host: "127.0.0.1", port: port).wait()
-print("bench-floor \(relaying ? "relay to 127.0.0.1:\(originPort)" : "hit") on \(server.localAddress.map { "\($0)" } ?? "?")")
+print("bench-floor \(wireRelaying ? "wire-relay" : relaying ? "relay" : "hit")\(relaying || wireRelaying ? " to 127.0.0.1:\(originPort)" : "") on \(server.localAddress.map { "\($0)" } ?? "?")")
 try server.closeFuture.wait()
