@@ -27,22 +27,29 @@ public enum HeadWriter {
         buffer.writeStaticString("\r\n")
     }
 
-    /// A received request head passed on: the request line with `target` (the received one when
-    /// nil) and HTTP/1.1, the received field lines that `keep` accepts (by index), then `appending`.
-    public static func relay(_ head: ParsedRequestHead, target: String? = nil, keep: (Int) -> Bool,
+    /// A received request head passed on: the request line with `method` and `target` (the received
+    /// ones when nil) and HTTP/1.1, the received field lines that `keep` accepts (by index), then
+    /// `appending`.
+    public static func relay(_ head: ParsedRequestHead, method: StaticString? = nil, target: String? = nil, keep: (Int) -> Bool,
                              appending: [(name: String, value: String)], into buffer: inout ByteBuffer) {
-        let source = head.bytes
-        let base = source.readerIndex
-        buffer.writeImmutableBuffer(source.getSlice(at: base, length: Int(head.method.count) + 1) ?? ByteBuffer())
-        if let target {
-            buffer.writeString(target)
-        } else {
-            buffer.writeImmutableBuffer(source.getSlice(at: base + head.target.lowerBound, length: Int(head.target.count)) ?? ByteBuffer())
-        }
-        buffer.writeStaticString(" HTTP/1.1\r\n")
-        for (index, field) in head.fields.enumerated() where keep(index) {
-            if let line = source.getSlice(at: base + field.line.lowerBound, length: Int(field.line.count)) {
-                buffer.writeImmutableBuffer(line)
+        head.bytes.withUnsafeReadableBytes { p in
+            func copy(_ span: ByteSpan) {
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: p[span.lowerBound..<span.upperBound]))
+            }
+            if let method {
+                buffer.writeStaticString(method)
+            } else {
+                copy(head.method)
+            }
+            buffer.writeInteger(UInt8(0x20))
+            if let target {
+                buffer.writeString(target)
+            } else {
+                copy(head.target)
+            }
+            buffer.writeStaticString(" HTTP/1.1\r\n")
+            for (index, field) in head.fields.enumerated() where keep(index) {
+                copy(field.line)
                 buffer.writeStaticString("\r\n")
             }
         }

@@ -68,3 +68,42 @@ public struct ParsedRequestHead: Sendable {
         fields.map { (string($0.name), string($0.value)) }
     }
 }
+
+extension ParsedRequestHead {
+    /// A head sidecache makes itself (a background fetch), written as HTTP/1.1 bytes with the span of
+    /// each part, as though a client had sent it, so that it is relayed like one. It has no body.
+    /// A field whose name is not a token or whose value holds a byte no field value may hold is
+    /// left out: nothing of it can reach the wire.
+    public init(method: String, target: String, fields: [(name: String, value: String)]) {
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(method.utf8.count + target.utf8.count + 16 + fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+        let methodCount = bytes.writeString(method)
+        bytes.writeInteger(UInt8(0x20))
+        let targetStart = bytes.writerIndex
+        let targetCount = bytes.writeString(target)
+        bytes.writeStaticString(" HTTP/1.1\r\n")
+        var spans: [WireField] = []
+        spans.reserveCapacity(fields.count)
+        var connection = ConnectionOptions()
+        var hostIndex: Int?
+        for (name, value) in fields {
+            guard !name.isEmpty, name.utf8.allSatisfy(WireBytes.isTokenByte), value.utf8.allSatisfy(WireBytes.isFieldValueByte) else { continue }
+            let lineStart = bytes.writerIndex
+            let nameCount = bytes.writeString(name)
+            bytes.writeStaticString(": ")
+            let valueStart = bytes.writerIndex
+            let valueCount = bytes.writeString(value)
+            let field = WireField(name: ByteSpan(start: lineStart, count: nameCount), value: ByteSpan(start: valueStart, count: valueCount),
+                                  line: ByteSpan(start: lineStart, count: bytes.writerIndex - lineStart))
+            bytes.writeStaticString("\r\n")
+            if hostIndex == nil, name.utf8.count == 4, name.lowercased() == "host" { hostIndex = spans.count }
+            if name.lowercased() == "connection" {
+                bytes.withUnsafeReadableBytes { connection.add($0, field.value) }
+            }
+            spans.append(field)
+        }
+        bytes.writeStaticString("\r\n")
+        self.init(bytes: bytes, method: ByteSpan(start: 0, count: methodCount), target: ByteSpan(start: targetStart, count: targetCount),
+                  minorVersion: 1, fields: spans, framing: .none, connection: connection, hostIndex: hostIndex)
+    }
+}

@@ -26,11 +26,11 @@ public enum WireBytes {
     static func isWhitespace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
 
     @inlinable @inline(__always)
-    static func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+    public static func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
 
     /// True when `bytes[range]` equals `lowercase` ignoring ASCII case.
     @inlinable
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ count: Int, _ lowercase: StaticString) -> Bool {
+    public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ count: Int, _ lowercase: StaticString) -> Bool {
         guard count == lowercase.utf8CodeUnitCount else { return false }
         let literal = lowercase.utf8Start
         for i in 0..<count where lower(bytes[start + i]) != literal[i] { return false }

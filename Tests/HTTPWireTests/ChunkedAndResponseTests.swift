@@ -137,6 +137,29 @@ import Testing
         #expect(String(buffer: out) == "GET /a?b HTTP/1.1\r\nHost: x\r\nX-Y:  z\r\nVia: 1.1 sidecache\r\n\r\n")
     }
 
+    @Test func relayReplacesTheMethodAndTargetWhenAsked() throws {
+        var parser = RequestHeadParser()
+        var input = ByteBuffer(string: "HEAD http://x/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        let head = try #require(try parser.parse(&input))
+        var out = ByteBuffer()
+        HeadWriter.relay(head, method: "GET", target: "/a", keep: { _ in true }, appending: [], into: &out)
+        #expect(String(buffer: out) == "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    }
+
+    /// A head sidecache makes itself has the spans the parser would give its bytes; a field that
+    /// could not be sent is left out.
+    @Test func aMadeHeadReadsAsIfParsed() throws {
+        let made = ParsedRequestHead(method: "GET", target: "/w?x=1", fields: [("Host", "h"), ("Bad Name", "v"), ("X-Crlf", "a\r\nInjected: 1"),
+                                                                              ("Connection", "close"), ("Accept", "*/*")])
+        #expect(String(buffer: made.bytes) == "GET /w?x=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nAccept: */*\r\n\r\n")
+        var parser = RequestHeadParser()
+        var bytes = made.bytes
+        let parsed = try #require(try parser.parse(&bytes))
+        #expect(made.method == parsed.method && made.target == parsed.target && made.minorVersion == parsed.minorVersion)
+        #expect(made.fields == parsed.fields && made.hostIndex == parsed.hostIndex && made.connection == parsed.connection)
+        #expect(made.framing == parsed.framing && !made.keepAlive)
+    }
+
     @Test func writtenHeadsParseBack() throws {
         var out = ByteBuffer()
         HeadWriter.writeResponseHead(status: 201, reason: "Created", fields: [("Location", "/x"), ("Content-Length", "0")], into: &out)

@@ -498,17 +498,44 @@ import Testing
         await proxy.stop()
         try await origin.stop()
     }
+    /// The head goes upstream as the client's own field lines (spacing, case and order kept), less
+    /// the hop-by-hop ones and those `Connection` names, then the forwarding fields; a fill also
+    /// drops the client's preconditions (issue 21 §2).
+    @Test func requestHeadsAreRelayedAsTheirOwnLinesPlusTheForwardingFields() async throws {
+        let origin = try await RawLineOrigin.start(wholeHead: true, cacheControl: "max-age=60")
+        let proxy = try await Sidecar.start(origin: nil, upstreamPort: origin.port)
+        let sent = try await offloaded {
+            let c = try TestConnection(port: proxy.port)
+            try c.send("DELETE /api/things/7?x=1 HTTP/1.1\r\nHost: example.test\r\nuser-agent:  raw/1 \r\nConnection: keep-alive, X-Hop\r\n"
+                       + "X-Hop: secret\r\nKeep-Alive: 5\r\nX-Forwarded-For: 10.0.0.9\r\nTE: trailers\r\nX-Request-ID: abc-123\r\n"
+                       + "Accept: */*\r\nContent-Length: 0\r\n\r\n")
+            let forwarded = try c.readResponse().text
+            try c.send("GET /origin/echo HTTP/1.1\r\nHost: example.test\r\nIf-None-Match: \"v1\"\r\nif-modified-since: Tue, 01 Dec 2026 00:00:00 GMT\r\n"
+                       + "X-Request-ID: def-456\r\nAccept: */*\r\n\r\n")
+            return (forwarded, try c.readResponse().text)
+        }
+        #expect(sent.0 == "DELETE /api/things/7?x=1 HTTP/1.1\r\nHost: example.test\r\nuser-agent:  raw/1 \r\nAccept: */*\r\nContent-Length: 0\r\n"
+                + "X-Forwarded-For: 10.0.0.9, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.test\r\nVia: 1.1 sidecache\r\n"
+                + "X-Request-ID: abc-123")
+        // The route gzips: sidecache asks for the coding it serves (identity for this client).
+        #expect(sent.1 == "GET /origin/echo HTTP/1.1\r\nHost: example.test\r\nAccept: */*\r\nAccept-Encoding: identity\r\nX-Forwarded-For: 127.0.0.1\r\n"
+                + "X-Forwarded-Proto: http\r\nX-Forwarded-Host: example.test\r\nVia: 1.1 sidecache\r\nX-Request-ID: def-456")
+        await proxy.stop()
+        try await origin.stop()
+    }
 }
 
-/// An origin that answers every request with its request line, read as bytes (no HTTP parser).
+
+/// An origin that answers every request with its request line (or its whole head), read as bytes
+/// (no HTTP parser).
 struct RawLineOrigin {
     let channel: any Channel
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    static func start() async throws -> RawLineOrigin {
+    static func start(wholeHead: Bool = false, cacheControl: String = "no-store") async throws -> RawLineOrigin {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler()) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler(wholeHead: wholeHead, cacheControl: cacheControl)) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         return RawLineOrigin(channel: server)
@@ -520,14 +547,20 @@ struct RawLineOrigin {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
         private var pending = ""
+        let wholeHead: Bool
+        let cacheControl: String
+        init(wholeHead: Bool, cacheControl: String) {
+            self.wholeHead = wholeHead
+            self.cacheControl = cacheControl
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             pending += String(buffer: unwrapInboundIn(data))
             while let end = pending.range(of: "\r\n\r\n") {
                 let head = pending[..<end.lowerBound]
-                let line = head.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
+                let line = wholeHead ? String(head) : head.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
                 pending = String(pending[end.upperBound...])
-                let reply = "HTTP/1.1 200 OK\r\nContent-Length: \(line.utf8.count)\r\nCache-Control: no-store\r\n\r\n\(line)"
+                let reply = "HTTP/1.1 200 OK\r\nContent-Length: \(line.utf8.count)\r\nCache-Control: \(cacheControl)\r\n\r\n\(line)"
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: reply)), promise: nil)
             }
         }

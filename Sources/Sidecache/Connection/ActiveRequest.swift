@@ -1,4 +1,5 @@
 import HTTPCaching
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 import SidecacheConfig
@@ -7,6 +8,9 @@ import SidecacheConfig
 /// response written. Holds what the access log line and the cache decisions need.
 final class ActiveRequest {
     let head: HTTPRequestHead
+    /// The head as the client sent it, relayed upstream line by line (`UpstreamRequest`); made
+    /// from `head` for a request sidecache makes itself (warming).
+    let wire: ParsedRequestHead
     /// The request target in origin-form (an absolute-form target is reduced to its path and query).
     let uri: String
     /// `uri` split once into path and query.
@@ -54,8 +58,10 @@ final class ActiveRequest {
     var range: String?
 
     /// `routed: false` for a request answered before routing (a malformed target).
-    init(head: HTTPRequestHead, uri: String, config: ActiveConfig, routed: Bool, requestID: RequestID, started: NIODeadline) {
+    init(head: HTTPRequestHead, wire: ParsedRequestHead? = nil, uri: String, config: ActiveConfig, routed: Bool, requestID: RequestID,
+         started: NIODeadline) {
         self.head = head
+        self.wire = wire ?? ParsedRequestHead(method: head.method.rawValue, target: head.uri, fields: head.headers.map { ($0.name, $0.value) })
         self.uri = uri
         (self.path, self.query) = CacheKeyPolicy.split(uri: uri)
         self.snapshot = config.snapshot

@@ -49,14 +49,14 @@ struct CacheTarget {
 /// here instead of in NIO's `HTTPServerPipelineHandler` lets a hit write pre-encoded bytes below
 /// the HTTP encoder, which the pipeline handler, expecting typed response parts, would not allow.
 final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ClientRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     let runtime: ProxyRuntime
     private(set) var context: ChannelHandlerContext?
     /// Confined to the connection's event loop, and never mutated across a call out of the
     /// handler: exclusivity is not checked at run time (it costs a runtime call per access).
-    @exclusivity(unchecked) var state = ConnectionState<ActiveRequest, HTTPServerRequestPart>()
+    @exclusivity(unchecked) var state = ConnectionState<ActiveRequest, ClientRequestPart>()
     var deadlines = ClientDeadlines()
     private(set) var clientAddress = "-"
     private var timestamps = TimestampCache()
@@ -89,7 +89,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: - Connection events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        received(unwrapInboundIn(data))
+    }
+
+    /// A part of a request, from the wire decoder (which calls this directly, not through the
+    /// pipeline).
+    func received(_ part: ClientRequestPart) {
+        guard let context else { return }
         let isHead = part.isHead
         if isHead { headInThisRead = true }
         switch state.read(part, isHead: isHead) {
@@ -103,10 +109,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func process(_ part: ClientRequestPart, context: ChannelHandlerContext) {
         switch part {
-        case .head(let head):
-            start(head, context: context)
+        case .head(let wire):
+            start(wire, context: context)
         case .body(let buffer):
             request?.forward?.clientBody(buffer)
         case .end:
@@ -238,18 +244,19 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: - The request steps
 
-    private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func start(_ wire: ParsedRequestHead, context: ChannelHandlerContext) {
         requestHeadArrived()
+        let head = WireRequestDecoder.requestHead(wire)
         let config = runtime.current
         let requestID = head.headers.first(name: "x-request-id").flatMap { RequestIDGenerator.isAcceptable($0) ? RequestID(client: $0) : nil }
             ?? runtime.requestIDs.next()
         guard let uri = Self.originForm(head.uri, method: head.method) else {
-            let r = ActiveRequest(head: head, uri: "/", config: config, routed: false, requestID: requestID, started: .now())
+            let r = ActiveRequest(head: head, wire: wire, uri: "/", config: config, routed: false, requestID: requestID, started: .now())
             state.begin(r)
             respondLocally(.badRequest, "bad request target", request: r, close: true)
             return
         }
-        let r = ActiveRequest(head: head, uri: uri, config: config, routed: true, requestID: requestID, started: .now())
+        let r = ActiveRequest(head: head, wire: wire, uri: uri, config: config, routed: true, requestID: requestID, started: .now())
         state.begin(r)
         run(.admit, for: r)
     }
@@ -522,9 +529,3 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-extension HTTPServerRequestPart {
-    var isHead: Bool {
-        if case .head = self { return true }
-        return false
-    }
-}

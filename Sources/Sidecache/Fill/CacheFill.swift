@@ -26,7 +26,7 @@ final class CacheFill: UpstreamResponseDelegate {
     private weak var owner: (any ClientResponder)?
     private let validating: CachedResponse?
     private let eventLoop: any EventLoop
-    private let upstreamHead: HTTPRequestHead
+    private let upstreamHead: UpstreamRequestHead
     private let maxObjectBytes: Int
     private var mode = Mode.awaitingHead
     private var connection: UpstreamConnection?
@@ -88,7 +88,8 @@ final class CacheFill: UpstreamResponseDelegate {
         }
         let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: runtime.pools.loopCount)
         if owner != nil, request.upstreamStarted == nil { request.markUpstreamStart() }
-        pool.acquire(settings, fresh: needsFreshConnection) { [self] result in
+        // A first attempt met by a connection the upstream closed is tried again on a new one.
+        pool.acquire(settings, fresh: needsFreshConnection, checkPeer: tries.attempts > 1) { [self] result in
             switch result {
             case .success(let connection):
                 self.connection = connection

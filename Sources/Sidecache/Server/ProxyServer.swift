@@ -100,6 +100,7 @@ enum ClientPipeline {
         let decoder = WireRequestDecoder(limits: RequestHeadLimits(maxHeadBytes: limits.maxHeaderBytes))
         let proxy = ProxyHandler(runtime: runtime)
         proxy.httpHandlers = ClientHTTPHandlers(decoder: decoder, encoder: encoder)
+        decoder.receiver = proxy
         try channel.pipeline.syncOperations.addHandlers([encoder, decoder, proxy])
         proxy.rawWriter = try channel.pipeline.syncOperations.context(handler: encoder)
     }

@@ -10,7 +10,7 @@ final class ForwardExchange: UpstreamResponseDelegate {
     private let runtime: ProxyRuntime
     private let request: ActiveRequest
     private let eventLoop: any EventLoop
-    private let upstreamHead: HTTPRequestHead
+    private let upstreamHead: UpstreamRequestHead
     private let cacheStatus: CacheStatus
     private var connection: UpstreamConnection?
     private var pendingBody: [ByteBuffer] = []
@@ -55,7 +55,10 @@ final class ForwardExchange: UpstreamResponseDelegate {
         }
         let settings = UpstreamSettings(request.snapshot.configuration.upstream, loops: runtime.pools.loopCount)
         if request.upstreamStarted == nil { request.markUpstreamStart() }
-        pool.acquire(settings, fresh: needsFreshConnection) { [self] result in
+        // Only a first attempt with its idempotent request whole and unsent is tried again on a new
+        // connection when a kept-alive one turns out closed (`upstreamFailed`); others check the peer.
+        let replaysOnClose = tries.attempts == 1 && bodyBytesSent == 0 && request.requestEnded && request.head.method.isIdempotent
+        pool.acquire(settings, fresh: needsFreshConnection, checkPeer: !replaysOnClose) { [self] result in
             switch result {
             case .success(let connection): self.connected(connection, settings: settings)
             case .failure(let error): self.upstreamFailed(error)

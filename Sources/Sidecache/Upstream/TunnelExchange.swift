@@ -1,4 +1,5 @@
 import HTTPCaching
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -53,12 +54,21 @@ final class TunnelExchange {
         }
     }
 
-    private func connected(_ channel: any Channel, head: HTTPRequestHead) {
+    private func connected(_ channel: any Channel, head: UpstreamRequestHead) {
         guard handler != nil else {
             channel.close(promise: nil)
             return
         }
         upstream = channel
+        // NIO's codec for this one exchange (off the hot path): its decoder hands on the bytes
+        // after a 101, and needs to see the request go out as a typed head, which the relayed
+        // bytes are parsed back into.
+        var bytes = head.bytes
+        var parser = RequestHeadParser(limits: RequestHeadLimits(maxHeadBytes: max(32 * 1024, bytes.readableBytes)))
+        guard let parsed = try? parser.parse(&bytes) else {
+            channel.close(promise: nil)
+            return
+        }
         let encoder = HTTPRequestEncoder()
         let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
         let receiver = TunnelResponseReceiver(exchange: self)
@@ -69,7 +79,7 @@ final class TunnelExchange {
             channel.close(promise: nil)
             return
         }
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.write(HTTPClientRequestPart.head(WireRequestDecoder.requestHead(parsed)), promise: nil)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
     }
 

@@ -23,7 +23,7 @@ protocol UpstreamResponseDelegate: AnyObject {
 /// the response timeout, and tells the pool when the connection is free again.
 final class UpstreamClientHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
 
     enum State {
         case idle
@@ -42,7 +42,14 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     private var deadline = NIODeadline.distantFuture
     private var timerDeadline = NIODeadline.distantFuture
     private var responseTimeout = TimeAmount.seconds(30)
-    private var requestKeepAlive = true
+    /// The request body goes out in chunks (the client sent it so, without a length).
+    private var chunkedBody = false
+    /// Told of each request sent, whose method decides whether its response has a body.
+    let responseDecoder: WireResponseDecoder
+
+    init(responseDecoder: WireResponseDecoder) {
+        self.responseDecoder = responseDecoder
+    }
     /// Reading was paused for a slow client and must be resumed before the connection is reused.
     private var readingPaused = false
     /// Called when an exchange finished and the connection may carry another request.
@@ -66,27 +73,46 @@ final class UpstreamClientHandler: ChannelInboundHandler {
     }
 
     /// Starts an exchange: writes the request head and arms the response timeout.
-    func begin(head: HTTPRequestHead, delegate: any UpstreamResponseDelegate, responseTimeout: TimeAmount) {
+    func begin(head: UpstreamRequestHead, delegate: any UpstreamResponseDelegate, responseTimeout: TimeAmount) {
         guard let context, case .idle = state else {
             delegate.upstreamFailed(UpstreamError(.closedBeforeResponse, "connection was not ready", requestNotSent: true))
             return
         }
         self.delegate = delegate
         self.responseTimeout = responseTimeout
-        self.requestKeepAlive = head.isKeepAlive
+        chunkedBody = head.chunked
         responseStarted = false
         state = .awaitingHead
         armTimeout()
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        responseDecoder.requestSent(isHEAD: head.isHEAD)
+        context.write(wrapOutboundOut(head.bytes), promise: nil)
     }
 
+    /// Body bytes as they came from the client; in chunks when the request is chunked (an empty
+    /// buffer is no chunk: a chunk of size zero would end the body).
     func sendBody(_ buffer: ByteBuffer) {
-        context?.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        guard let context, buffer.readableBytes > 0 else { return }
+        guard chunkedBody else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            return
+        }
+        var size = context.channel.allocator.buffer(capacity: 18)
+        size.writeString(String(buffer.readableBytes, radix: 16))
+        size.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(size), promise: nil)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        context.write(wrapOutboundOut(Self.lineEnd), promise: nil)
     }
 
+    /// The end of the request: the last chunk of a chunked body (with no trailer fields), and a flush.
     func sendEnd() {
-        context?.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        guard let context else { return }
+        if chunkedBody { context.write(wrapOutboundOut(Self.lastChunk), promise: nil) }
+        context.flush()
     }
+
+    private static let lineEnd = ByteBuffer(string: "\r\n")
+    private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 
     func flush() { context?.flush() }
 
@@ -126,7 +152,7 @@ final class UpstreamClientHandler: ChannelInboundHandler {
                 if head.status != .continue { delegate?.upstreamInterimResponse(head) }
                 return
             }
-            state = .receivingBody(keepAlive: head.isKeepAlive && requestKeepAlive)
+            state = .receivingBody(keepAlive: head.isKeepAlive)
             armTimeout()
             delegate?.upstreamResponseHead(head)
         case (.body(let buffer), .receivingBody):

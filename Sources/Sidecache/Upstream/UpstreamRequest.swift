@@ -1,59 +1,130 @@
 import HTTPCaching
+import HTTPWire
+import NIOCore
 import NIOHTTP1
+
+/// A request head ready for an upstream connection: its bytes, and what the connection must know
+/// of it (a response to HEAD has no body; a chunked body is framed on the way).
+struct UpstreamRequestHead {
+    var bytes: ByteBuffer
+    var isHEAD: Bool
+    var chunked: Bool
+}
 
 /// How a client's request is rewritten for the upstream (RFC 9110 §7.6).
 enum UpstreamRequest {
     static let via = "1.1 sidecache"
 
-    /// The head sent upstream: hop-by-hop fields removed, forwarding fields added, framing kept.
-    /// For a cache fill the method becomes GET and the client's preconditions are dropped: the cache
-    /// needs a full response it can store, and answers the client's conditions itself.
-    static func head(for request: ActiveRequest, clientAddress: String, forFill: Bool, validating: CachedResponse? = nil) -> HTTPRequestHead {
-        let client = request.head
-        var headers = client.headers
-        let chunked = headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
-        let isUpgrade = !forFill && isWebSocketUpgrade(client)
-        let upgradeValue = headers.first(name: "upgrade")
-        HopByHopHeaders.strip(&headers)
-        headers.remove(name: "expect")
+    /// The head sent upstream, as bytes: the client's field lines as they came, less the hop-by-hop
+    /// ones (RFC 9110 §7.6.1: the standard ones and those `Connection` names) and `Expect`, then
+    /// the forwarding fields (`X-Forwarded-*`, `Via`, `X-Request-ID`); framing kept. For a cache
+    /// fill the method becomes GET and the client's preconditions, `Range` and `Content-Length` are
+    /// dropped: the cache needs a full response it can store, and answers the client's conditions
+    /// itself. Within the strict profile the wire parser enforces, relaying the kept lines is the
+    /// same as re-serialising them (issue 21 §2).
+    static func head(for request: ActiveRequest, clientAddress: String, forFill: Bool, validating: CachedResponse? = nil) -> UpstreamRequestHead {
+        let wire = request.wire
+        let gzipRoute = forFill && request.route?.gzip != nil
+        let isUpgrade = !forFill && isWebSocketUpgrade(request.head)
+        var fields = FieldPlan(count: wire.fields.count)
+        wire.withFieldReader { r in fields.read(r, forFill: forFill, gzipRoute: gzipRoute) }
+        var appending: [(name: String, value: String)] = []
+        appending.reserveCapacity(6)
         if forFill {
-            for name in ConditionalRequest.clientOnlyFields { headers.remove(name: name) }
-            // A fill sends no body (a GET's content is not part of what the cache stores).
-            headers.remove(name: "content-length")
-            if let etag = validating?.etag { headers.add(name: "If-None-Match", value: etag) }
-            if let lm = validating?.lastModified { headers.add(name: "If-Modified-Since", value: lm) }
+            if let etag = validating?.etag { appending.append(("If-None-Match", etag)) }
+            if let lm = validating?.lastModified { appending.append(("If-Modified-Since", lm)) }
             // With gzip on, sidecache does the negotiating: it asks for the one coding it can
             // serve to everyone (decoding it for clients without gzip), or for identity.
-            if request.route?.gzip != nil {
-                headers.replaceOrAdd(name: "Accept-Encoding", value: ContentCoding.acceptsGzip(client.headers) ? "gzip" : "identity")
-            }
-        } else if chunked {
-            headers.add(name: "Transfer-Encoding", value: "chunked")
-        } else if !headers.contains(name: "content-length"), client.method.hasRequestBody {
-            headers.add(name: "Content-Length", value: "0")
+            if gzipRoute { appending.append(("Accept-Encoding", ContentCoding.acceptsGzip(request.head.headers) ? "gzip" : "identity")) }
+        } else if wire.framing == .chunked {
+            appending.append(("Transfer-Encoding", "chunked"))
+        } else if !fields.hasContentLength, request.head.method.hasRequestBody {
+            appending.append(("Content-Length", "0"))
         }
-        if isUpgrade, let upgradeValue {
-            headers.add(name: "Connection", value: "Upgrade")
-            headers.add(name: "Upgrade", value: upgradeValue)
+        if isUpgrade, let upgrade = fields.upgrade {
+            appending.append(("Connection", "Upgrade"))
+            appending.append(("Upgrade", upgrade))
         }
-        if let existing = headers.first(name: "x-forwarded-for") {
-            headers.replaceOrAdd(name: "X-Forwarded-For", value: existing + ", " + clientAddress)
-        } else {
-            headers.add(name: "X-Forwarded-For", value: clientAddress)
+        appending.append(("X-Forwarded-For", fields.forwardedFor.map { $0 + ", " + clientAddress } ?? clientAddress))
+        if !fields.hasForwardedProto { appending.append(("X-Forwarded-Proto", "http")) }
+        if !fields.hasForwardedHost, let host = wire.hostIndex.map({ wire.string(wire.fields[$0].value) }) {
+            appending.append(("X-Forwarded-Host", host))
         }
-        if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "X-Forwarded-Proto", value: "http") }
-        if !headers.contains(name: "x-forwarded-host"), let host = client.headers.first(name: "host") {
-            headers.add(name: "X-Forwarded-Host", value: host)
-        }
-        headers.add(name: "Via", value: via)
-        headers.replaceOrAdd(name: "X-Request-ID", value: request.requestID.text)
-        return HTTPRequestHead(version: .http1_1, method: forFill ? .GET : onTheWire(client.method), uri: request.uri, headers: headers)
+        appending.append(("Via", via))
+        appending.append(("X-Request-ID", request.requestID.text))
+        let originForm = wire.target.count > 0 && wire.bytes.getInteger(at: wire.bytes.readerIndex + wire.target.lowerBound, as: UInt8.self) == UInt8(ascii: "/")
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(wire.bytes.readableBytes + 160 + clientAddress.utf8.count)
+        HeadWriter.relay(wire, method: forFill ? "GET" : nil, target: originForm ? nil : request.uri, keep: { fields.keep[$0] },
+                         appending: appending, into: &bytes)
+        return UpstreamRequestHead(bytes: bytes, isHEAD: !forFill && request.head.method == .HEAD, chunked: !forFill && wire.framing == .chunked)
     }
 
-    /// The method as the upstream must see it. SwiftNIO decodes `M-SEARCH` (SSDP) as `.MSEARCH`
-    /// but encodes that as `MSEARCH`, another method: it is sent as the token that was received.
-    static func onTheWire(_ method: HTTPMethod) -> HTTPMethod {
-        method == .MSEARCH ? .RAW(value: "M-SEARCH") : method
+    /// Which of a request's field lines go upstream, and what the forwarding fields need of them.
+    private struct FieldPlan {
+        var keep: [Bool]
+        var hasContentLength = false
+        var hasForwardedProto = false
+        var hasForwardedHost = false
+        /// The first `X-Forwarded-For` value: the client's address is appended to it.
+        var forwardedFor: String?
+        var upgrade: String?
+
+        init(count: Int) {
+            keep = Array(repeating: true, count: count)
+        }
+
+        mutating func read(_ r: FieldReader, forFill: Bool, gzipRoute: Bool) {
+            var nominated: [ByteSpan] = []
+            for i in keep.indices where r.nameCount(i) == 10 && r.name(i, is: "connection") { r.nominatedNames(i, into: &nominated) }
+            for i in keep.indices {
+                if Self.isAlwaysHopByHop(r, i) {
+                    if upgrade == nil, r.nameCount(i) == 7, r.name(i, is: "upgrade") { upgrade = r.value(i) }
+                    keep[i] = false
+                    continue
+                }
+                if !nominated.isEmpty, nominated.contains(where: { r.name(i, equals: $0) }) {
+                    keep[i] = false
+                    continue
+                }
+                switch r.nameCount(i) {
+                case 5 where forFill && r.name(i, is: "range"),
+                     6 where r.name(i, is: "expect"),
+                     8 where forFill && (r.name(i, is: "if-match") || r.name(i, is: "if-range")),
+                     12 where r.name(i, is: "x-request-id"),
+                     13 where forFill && r.name(i, is: "if-none-match"),
+                     15 where gzipRoute && r.name(i, is: "accept-encoding"),
+                     17 where forFill && r.name(i, is: "if-modified-since"),
+                     19 where forFill && r.name(i, is: "if-unmodified-since"):
+                    keep[i] = false
+                case 14 where r.name(i, is: "content-length"):
+                    if forFill { keep[i] = false } else { hasContentLength = true }
+                case 15 where r.name(i, is: "x-forwarded-for"):
+                    if forwardedFor == nil { forwardedFor = r.value(i) }
+                    keep[i] = false
+                case 16 where r.name(i, is: "x-forwarded-host"):
+                    hasForwardedHost = true
+                case 17 where r.name(i, is: "x-forwarded-proto"):
+                    hasForwardedProto = true
+                default:
+                    break
+                }
+            }
+        }
+
+        /// `HopByHopHeaders.isAlwaysHopByHop` over bytes.
+        private static func isAlwaysHopByHop(_ r: FieldReader, _ i: Int) -> Bool {
+            switch r.nameCount(i) {
+            case 2: r.name(i, is: "te")
+            case 7: r.name(i, is: "trailer") || r.name(i, is: "upgrade")
+            case 10: r.name(i, is: "connection") || r.name(i, is: "keep-alive")
+            case 16: r.name(i, is: "proxy-connection")
+            case 17: r.name(i, is: "transfer-encoding")
+            case 18: r.name(i, is: "proxy-authenticate")
+            case 19: r.name(i, is: "proxy-authorization")
+            default: false
+            }
+        }
     }
 
     static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {

@@ -3,26 +3,25 @@ import NIOCore
 import NIOHTTP1
 
 /// An upstream connection's response decoder: HTTPWire's strict response parser in place of NIO's
-/// `HTTPResponseDecoder`, handing on the same parts. It watches the requests going out, since a
+/// `HTTPResponseDecoder`, handing on the same parts. It is told of the requests going out, since a
 /// response to HEAD has no body whatever its fields say (RFC 9112 §6.3).
 ///
 /// A response outside the profile is an error, answered 502 by the proxy, never stored, and its
 /// connection closed, as nginx does: a malformed head, obs-fold, a bad or conflicting
 /// `Content-Length`, and `Content-Length` beside `Transfer-Encoding` or repeated (both are what
 /// response splitting looks like). Interim (1xx) responses are handed on as heads with no end.
-final class WireResponseDecoder: ChannelDuplexHandler {
+final class WireResponseDecoder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
 
     private var decoder = ResponseStreamDecoder()
     private var unread = UnreadBytes()
     private var failed = false
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .head(let head) = unwrapOutboundIn(data) { decoder.requestSent(isHEAD: head.method == .HEAD) }
-        context.write(data, promise: promise)
+    /// A request went out on the connection (the client handler writes requests as bytes and
+    /// says which were HEADs).
+    func requestSent(isHEAD: Bool) {
+        decoder.requestSent(isHEAD: isHEAD)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 
@@ -42,8 +43,10 @@ final class UpstreamDocumentFetch: UpstreamResponseDelegate {
             return
         }
         let settings = UpstreamSettings(runtime.config.configuration.upstream, loops: runtime.pools.loopCount)
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri,
-                                   headers: HTTPHeaders([("Host", host), ("Sec-Purpose", "prefetch"), ("Accept", "application/xml, text/xml")]))
+        var bytes = ByteBuffer()
+        HeadWriter.writeRequestHead(method: "GET", target: uri, fields: [("Host", host), ("Sec-Purpose", "prefetch"), ("Accept", "application/xml, text/xml")],
+                                    into: &bytes)
+        let head = UpstreamRequestHead(bytes: bytes, isHEAD: false, chunked: false)
         pool.acquire(settings) { result in
             switch result {
             case .success(let connection):
