@@ -17,7 +17,7 @@ public enum HopByHopHeaders {
     }
 
     /// The field names a `Connection` value lists, other than `close` and `keep-alive`.
-    private static func connectionOptions(_ value: String, into named: inout [String]) {
+    public static func connectionOptions(_ value: String, into named: inout [String]) {
         ASCII.forEachListMember(value) { token in
             if !ASCII.equalsIgnoringCase(token, "close"), !ASCII.equalsIgnoringCase(token, "keep-alive") {
                 named.append(String(decoding: token, as: UTF8.self))

@@ -28,6 +28,24 @@ import Testing
         }
     }
 
+    /// A relayed response's head is written in one pass from the upstream's fields: the fields
+    /// sidecache sets are its own, once, after the upstream's (which keep their order).
+    @Test func aRelayedResponseCarriesSidecachesOwnFieldsOnce() async throws {
+        try await withProxy({ _ in .ok("x", [("X-First", "1"), ("Cache-Status", "upstream; hit"), ("X-Cache", "HIT"), ("X-Request-ID", "up-1"),
+                                              ("X-Invalidate-Tags", "a"), ("X-Last", "2"), ("Cache-Control", "no-store")]) }) { _, proxy in
+            let r = try await request(proxy.port, "DELETE", "/api/things/1", headers: [("X-Request-ID", "mine-1")])
+            #expect(r.headers.filter { $0.0.lowercased() == "cache-status" }.map(\.1) == ["sidecache; fwd=bypass"])
+            #expect(r.headers.filter { $0.0.lowercased() == "x-cache" }.map(\.1) == ["BYPASS"])
+            #expect(r.headers.filter { $0.0.lowercased() == "x-request-id" }.map(\.1) == ["mine-1"])
+            #expect(r.header("X-Invalidate-Tags") == nil)
+            let names = r.headers.map { $0.0.lowercased() }
+            let first = try #require(names.firstIndex(of: "x-first"))
+            let last = try #require(names.firstIndex(of: "x-last"))
+            let via = try #require(names.firstIndex(of: "via"))
+            #expect(first < last && last < via && via < (names.firstIndex(of: "cache-status") ?? 0))
+        }
+    }
+
     @Test func aClientRequestIDIsKeptAndForwarded() async throws {
         try await withProxy({ _ in .ok("x") }) { origin, proxy in
             let r = try await get(proxy.port, "/anything", [("X-Request-ID", "trace-123")])

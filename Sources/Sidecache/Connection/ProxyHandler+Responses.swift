@@ -149,10 +149,36 @@ extension ProxyHandler: ClientResponder {
             reader?.abort()
             return
         }
+        if let gzip = r.route?.gzip, !r.isHead, Self.compressesOnTheFly(upstream, request: r.head.headers, settings: gzip) {
+            r.gzipStream = try? StreamingGzip(level: gzip.level, allocator: context.channel.allocator)
+        }
+        r.status = upstream.status.code
+        r.responseStarted = true
+        r.upstreamReader = reader
+        if r.head.version == .http1_1, r.gzipStream == nil, let raw = rawWriter, RawResponseHead.isLengthDelimited(upstream.headers) {
+            // Delimited by its length, the response needs nothing from the HTTP encoder: its head is
+            // written here, in one pass from the upstream's fields, and its body passes below the
+            // encoder as it arrives.
+            r.relaysBelowEncoder = true
+            let closes = closesAfter(r)
+            let head = RawResponseHead.encodeRelayed(status: upstream.status, headers: upstream.headers, allocator: context.channel.allocator,
+                                                     appendBytes: 96 + cacheStatus.maxBytes + r.requestID.utf8Count) { head in
+                head.writeStaticString("Cache-Status: ")
+                cacheStatus.write(to: &head)
+                head.writeStaticString("\r\nX-Cache: ")
+                head.writeString(r.outcome.xCache)
+                head.writeStaticString("\r\nX-Request-ID: ")
+                r.requestID.write(to: &head)
+                head.writeStaticString("\r\n")
+                r.rateLimit?.write(to: &head)
+                if closes { head.writeStaticString("Connection: close\r\n") }
+            }
+            raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
+            if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
+            return
+        }
         var headers = UpstreamRequest.clientHeaders(from: upstream.headers)
-        if let gzip = r.route?.gzip, !r.isHead, Self.compressesOnTheFly(upstream, request: r.head.headers, settings: gzip),
-           let stream = try? StreamingGzip(level: gzip.level, allocator: context.channel.allocator) {
-            r.gzipStream = stream
+        if r.gzipStream != nil {
             let length = headers.first(name: "content-length").flatMap(Int.init) ?? 0
             headers = ContentCoding.headers(headers, coding: "gzip", length: length, etagSuffix: "gzip")
             headers.remove(name: "content-length")  // the compressed length is known only at the end
@@ -167,18 +193,7 @@ extension ProxyHandler: ClientResponder {
         headers.replaceOrAdd(name: "X-Request-ID", value: r.requestID.text)
         r.rateLimit?.add(to: &headers)
         addConnectionHeader(&headers, r)
-        r.status = upstream.status.code
-        r.responseStarted = true
-        r.upstreamReader = reader
-        if r.head.version == .http1_1, r.gzipStream == nil, let raw = rawWriter, RawResponseHead.isLengthDelimited(headers) {
-            // Delimited by its length, the response needs nothing from the HTTP encoder: its head is
-            // written here and its body passes below the encoder as it arrives.
-            r.relaysBelowEncoder = true
-            let head = RawResponseHead.encode(status: upstream.status, headers: headers, allocator: context.channel.allocator)
-            raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
-        } else {
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: upstream.status, headers: headers))), promise: nil)
-        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: r.head.version, status: upstream.status, headers: headers))), promise: nil)
         if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
     }
 

@@ -40,4 +40,53 @@ enum RawResponseHead {
         }
         return buffer
     }
+
+    /// An upstream response's head as relayed to the client, in one pass with no header list
+    /// copied: the status line; the upstream's fields less the hop-by-hop ones (RFC 9110 §7.6.1,
+    /// with those its `Connection` names), `X-Invalidate-Tags` (meant for sidecache alone) and the
+    /// fields sidecache sets itself (`Cache-Status`, `X-Cache`, `X-Request-ID`); `Via`; then what
+    /// `append` writes (each line ending in CRLF), and the blank line. The same head as
+    /// `UpstreamRequest.clientHeaders` and `replaceOrAdd` of those fields, encoded.
+    static func encodeRelayed(status: HTTPResponseStatus, headers: HTTPHeaders, allocator: ByteBufferAllocator, appendBytes: Int,
+                              append: (inout ByteBuffer) -> Void) -> ByteBuffer {
+        var nominated: [String] = []
+        var size = 64 + appendBytes + status.reasonPhrase.utf8.count
+        for (name, value) in headers {
+            size += name.utf8.count + value.utf8.count + 4
+            if name.utf8.count == 10, ASCII.equalsIgnoringCase(name, "connection") { HopByHopHeaders.connectionOptions(value, into: &nominated) }
+        }
+        var buffer = allocator.buffer(capacity: size)
+        let code = min(999, max(100, status.code))
+        buffer.writeStaticString("HTTP/1.1 ")
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 100))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in headers where !isReplaced(name) && !HopByHopHeaders.isAlwaysHopByHop(name)
+            && (nominated.isEmpty || !nominated.contains(where: { $0.lowercased() == name.lowercased() })) {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("Via: ")
+        buffer.writeString(UpstreamRequest.via)
+        buffer.writeStaticString("\r\n")
+        append(&buffer)
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// Fields of the upstream's that a relayed head leaves out: sidecache's own, and the one meant
+    /// for sidecache alone.
+    private static func isReplaced(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 7: ASCII.equalsIgnoringCase(name, "x-cache")
+        case 12: ASCII.equalsIgnoringCase(name, "cache-status") || ASCII.equalsIgnoringCase(name, "x-request-id")
+        case 17: ASCII.equalsIgnoringCase(name, "x-invalidate-tags")
+        default: false
+        }
+    }
 }
