@@ -50,6 +50,7 @@ let package = Package(
         .target(
             name: "HTTPCaching",
             dependencies: [
+                "HTTPWire",
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "RawStructuredFieldValues", package: "swift-http-structured-headers"),
                 .product(name: "NIOCore", package: "swift-nio"),

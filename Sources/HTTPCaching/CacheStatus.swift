@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 
 /// The `Cache-Status` field (RFC 9211) of one response, as a value: how the cache handled the
@@ -118,45 +119,27 @@ public struct CacheStatus: Sendable, Equatable {
     /// Rendered into the response head. Inlinable: every hit writes it, and across the module
     /// boundary it would cost a call and a copy of the value.
     @inlinable
-    public func write(to buffer: inout ByteBuffer) {
-        buffer.writeStaticString("sidecache")
-        if hit { buffer.writeStaticString("; hit") }
+    public func write(to out: inout HeadBytes) {
+        out.put("sidecache")
+        if hit { out.put("; hit") }
         if let forward {
-            buffer.writeStaticString("; fwd=")
-            buffer.writeString(forward.rawValue)
+            out.put("; fwd=")
+            out.put(forward.rawValue)
         }
         if let forwardStatus {
-            buffer.writeStaticString("; fwd-status=")
-            buffer.writeDecimal(Int64(forwardStatus))
+            out.put("; fwd-status=")
+            out.putDecimal(Int64(forwardStatus))
         }
         if let ttl {
-            buffer.writeStaticString("; ttl=")
-            buffer.writeDecimal(ttl)
+            out.put("; ttl=")
+            out.putDecimal(ttl)
         }
-        if stored { buffer.writeStaticString("; stored") }
-        if collapsed { buffer.writeStaticString("; collapsed") }
+        if stored { out.put("; stored") }
+        if collapsed { out.put("; collapsed") }
         if let detail {
-            buffer.writeStaticString("; detail=")
-            buffer.writeString(detail.name)
+            out.put("; detail=")
+            out.put(detail.name)
         }
-        if tier == .l2 { buffer.writeStaticString("; tier=l2") }
-    }
-}
-
-extension ByteBuffer {
-    /// `value` in decimal ASCII, without making a string.
-    @inlinable
-    public mutating func writeDecimal(_ value: Int64) {
-        if value < 0 { writeInteger(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var start = digits.count
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            writeBytes(UnsafeBufferPointer(rebasing: digits[start...]))
-        }
+        if tier == .l2 { out.put("; tier=l2") }
     }
 }

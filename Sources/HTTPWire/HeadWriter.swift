@@ -32,29 +32,39 @@ public enum HeadWriter {
     /// `appending`.
     public static func relay(_ head: ParsedRequestHead, method: StaticString? = nil, target: String? = nil, keep: (Int) -> Bool,
                              appending: [(name: String, value: String)], into buffer: inout ByteBuffer) {
+        var size = Int(head.method.count) + Int(head.target.count) + 16 + (target?.utf8.count ?? 0)
+        for field in head.fields { size += Int(field.line.count) + 2 }
+        for (name, value) in appending { size += name.utf8.count + value.utf8.count + 4 }
         head.bytes.withUnsafeReadableBytes { p in
-            func copy(_ span: ByteSpan) {
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: p[span.lowerBound..<span.upperBound]))
-            }
-            if let method {
-                buffer.writeStaticString(method)
-            } else {
-                copy(head.method)
-            }
-            buffer.writeInteger(UInt8(0x20))
-            if let target {
-                buffer.writeString(target)
-            } else {
-                copy(head.target)
-            }
-            buffer.writeStaticString(" HTTP/1.1\r\n")
-            for (index, field) in head.fields.enumerated() where keep(index) {
-                copy(field.line)
-                buffer.writeStaticString("\r\n")
+            buffer.writeHead(capacity: size) { out in
+                func copy(_ span: ByteSpan) {
+                    out.put(UnsafeRawBufferPointer(rebasing: p[span.lowerBound..<span.upperBound]))
+                }
+                if let method {
+                    out.put(method)
+                } else {
+                    copy(head.method)
+                }
+                out.put(UInt8(0x20))
+                if let target {
+                    out.put(target)
+                } else {
+                    copy(head.target)
+                }
+                out.put(" HTTP/1.1\r\n")
+                for (index, field) in head.fields.enumerated() where keep(index) {
+                    copy(field.line)
+                    out.put("\r\n")
+                }
+                for (name, value) in appending {
+                    out.put(name)
+                    out.put(": ")
+                    out.put(value)
+                    out.put("\r\n")
+                }
+                out.put("\r\n")
             }
         }
-        writeFields(appending, into: &buffer)
-        buffer.writeStaticString("\r\n")
     }
 
     private static func writeFields(_ fields: [(name: String, value: String)], into buffer: inout ByteBuffer) {

@@ -172,3 +172,37 @@ import Testing
         #expect(WireHarness.ours(Array(request.readableBytesView)).messages.first?.method == "PUT")
     }
 }
+
+@Suite struct HeadBytesTests {
+    /// A piece that does not fit is not written, and `writeHead` writes the whole head again in
+    /// more room: the bytes are the same whatever the first guess.
+    @Test func aHeadThatOutgrowsItsGuessIsWrittenWhole() {
+        let expected = "HTTP/1.1 200 OK\r\nX-Long: " + String(repeating: "v", count: 300) + "\r\nAge: -42\r\n\r\n"
+        for guess in [0, 1, 20, 64, 65, 200, 340, 4096] {
+            var buffer = ByteBuffer(string: "kept:")
+            buffer.writeHead(capacity: guess) { out in
+                out.put("HTTP/1.1 200 OK\r\n")
+                out.put("X-Long: " + String(repeating: "v", count: 300))
+                out.put(UInt8(ascii: "\r"))
+                out.put(UInt8(ascii: "\n"))
+                out.put("Age: ")
+                out.putDecimal(-42)
+                out.put("\r\n\r\n")
+            }
+            #expect(String(buffer: buffer) == "kept:" + expected, "guess \(guess)")
+        }
+    }
+
+    @Test func aPieceThatDoesNotFitIsNotWrittenInPart() {
+        let room = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 1)
+        defer { room.deallocate() }
+        var out = HeadBytes(room)
+        out.put("abcde")
+        out.put("fghij")
+        out.put("k")
+        #expect(out.overflowed && out.count == 5)
+        out.putDecimal(7)
+        out.put(count: 1) { $0[0] = 0x21 }
+        #expect(out.count == 5 && String(decoding: UnsafeRawBufferPointer(rebasing: room[0..<5]), as: UTF8.self) == "abcde")
+    }
+}

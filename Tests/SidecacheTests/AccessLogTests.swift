@@ -2,6 +2,7 @@ import Foundation
 import HTTPCaching
 import NIOCore
 @testable import Sidecache
+import HTTPWire
 import Testing
 
 @Suite struct AccessLogTests {
@@ -72,7 +73,7 @@ import Testing
         for (id, text) in zip(ids, texts) {
             #expect(id.text == text && id.utf8Count == text.utf8.count)
             var buffer = ByteBuffer()
-            id.write(to: &buffer)
+            buffer.writeHead(capacity: id.utf8Count) { id.write(to: &$0) }
             #expect(String(buffer: buffer) == text)
             var bytes = Array("x".utf8)
             id.append(to: &bytes)

@@ -1,4 +1,5 @@
 import HTTPCaching
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 import SidecacheConfig
@@ -110,25 +111,30 @@ extension ProxyHandler: ClientResponder {
         // A small body is copied behind the head: one buffer through the pipeline and one write(2)
         // cost less than a second pipeline write and a writev of two.
         let inline = sendsBody && body.readableBytes <= Self.inlineBodyBytes
-        var head = context.channel.allocator.buffer(capacity: encodedHead.bytes.count + 96 + cacheStatus.maxBytes + r.requestID.utf8Count
-                                                    + (inline ? body.readableBytes : 0))
-        encodedHead.bytes.withUnsafeBytes { _ = head.writeBytes($0) }
-        head.writeStaticString("Age: ")
-        head.writeDecimal(entry.age(at: now).seconds)
-        head.writeStaticString("\r\nCache-Status: ")
-        cacheStatus.write(to: &head)
-        head.writeStaticString("\r\nX-Cache: ")
-        head.writeString(r.outcome.xCache)
-        head.writeStaticString("\r\nX-Request-ID: ")
-        r.requestID.write(to: &head)
-        if closesAfter(r) { head.writeStaticString("\r\nConnection: close") }
-        head.writeStaticString("\r\n")
-        r.rateLimit?.write(to: &head)
-        head.writeStaticString("\r\n")
+        let capacity = encodedHead.bytes.count + 96 + cacheStatus.maxBytes + r.requestID.utf8Count + (r.rateLimit == nil ? 0 : RateLimitFields.maxBytes)
+            + (inline ? body.readableBytes : 0)
+        var head = context.channel.allocator.buffer(capacity: capacity)
+        let closes = closesAfter(r)
+        let age = entry.age(at: now).seconds
+        head.writeHead(capacity: capacity) { out in
+            encodedHead.bytes.withUnsafeBytes { out.put($0) }
+            out.put("Age: ")
+            out.putDecimal(age)
+            out.put("\r\nCache-Status: ")
+            cacheStatus.write(to: &out)
+            out.put("\r\nX-Cache: ")
+            out.put(r.outcome.xCache)
+            out.put("\r\nX-Request-ID: ")
+            r.requestID.write(to: &out)
+            if closes { out.put("\r\nConnection: close") }
+            out.put("\r\n")
+            r.rateLimit?.write(to: &out)
+            out.put("\r\n")
+            if inline { body.withUnsafeReadableBytes { out.put($0) } }
+        }
         r.responseStarted = true
         r.status = entry.status.code
         if sendsBody { r.bytes = body.readableBytes }
-        if inline { head.writeImmutableBuffer(body) }
         raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
         if sendsBody && !inline { raw.write(NIOAny(IOData.byteBuffer(body)), promise: nil) }
         finishResponse(r, encoded: true)
@@ -162,16 +168,17 @@ extension ProxyHandler: ClientResponder {
             r.relaysBelowEncoder = true
             let closes = closesAfter(r)
             let head = RawResponseHead.encodeRelayed(status: upstream.status, headers: upstream.headers, allocator: context.channel.allocator,
-                                                     appendBytes: 96 + cacheStatus.maxBytes + r.requestID.utf8Count) { head in
-                head.writeStaticString("Cache-Status: ")
-                cacheStatus.write(to: &head)
-                head.writeStaticString("\r\nX-Cache: ")
-                head.writeString(r.outcome.xCache)
-                head.writeStaticString("\r\nX-Request-ID: ")
-                r.requestID.write(to: &head)
-                head.writeStaticString("\r\n")
-                r.rateLimit?.write(to: &head)
-                if closes { head.writeStaticString("Connection: close\r\n") }
+                                                     appendBytes: 96 + cacheStatus.maxBytes + r.requestID.utf8Count
+                                                         + (r.rateLimit == nil ? 0 : RateLimitFields.maxBytes)) { out in
+                out.put("Cache-Status: ")
+                cacheStatus.write(to: &out)
+                out.put("\r\nX-Cache: ")
+                out.put(r.outcome.xCache)
+                out.put("\r\nX-Request-ID: ")
+                r.requestID.write(to: &out)
+                out.put("\r\n")
+                r.rateLimit?.write(to: &out)
+                if closes { out.put("Connection: close\r\n") }
             }
             raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
             if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }

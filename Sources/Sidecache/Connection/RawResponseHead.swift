@@ -1,4 +1,5 @@
 import HTTPCaching
+import HTTPWire
 import NIOCore
 import NIOHTTP1
 
@@ -48,7 +49,7 @@ enum RawResponseHead {
     /// `append` writes (each line ending in CRLF), and the blank line. The same head as
     /// `UpstreamRequest.clientHeaders` and `replaceOrAdd` of those fields, encoded.
     static func encodeRelayed(status: HTTPResponseStatus, headers: HTTPHeaders, allocator: ByteBufferAllocator, appendBytes: Int,
-                              append: (inout ByteBuffer) -> Void) -> ByteBuffer {
+                              append: (inout HeadBytes) -> Void) -> ByteBuffer {
         var nominated: [String] = []
         var size = 64 + appendBytes + status.reasonPhrase.utf8.count
         for (name, value) in headers {
@@ -57,25 +58,27 @@ enum RawResponseHead {
         }
         var buffer = allocator.buffer(capacity: size)
         let code = min(999, max(100, status.code))
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 100))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
-        for (name, value) in headers where !isReplaced(name) && !HopByHopHeaders.isAlwaysHopByHop(name)
-            && (nominated.isEmpty || !nominated.contains(where: { $0.lowercased() == name.lowercased() })) {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+        buffer.writeHead(capacity: size) { out in
+            out.put("HTTP/1.1 ")
+            out.put(UInt8(ascii: "0") + UInt8(code / 100))
+            out.put(UInt8(ascii: "0") + UInt8(code / 10 % 10))
+            out.put(UInt8(ascii: "0") + UInt8(code % 10))
+            out.put(UInt8(ascii: " "))
+            out.put(status.reasonPhrase)
+            out.put("\r\n")
+            for (name, value) in headers where !isReplaced(name) && !HopByHopHeaders.isAlwaysHopByHop(name)
+                && (nominated.isEmpty || !nominated.contains(where: { $0.lowercased() == name.lowercased() })) {
+                out.put(name)
+                out.put(": ")
+                out.put(value)
+                out.put("\r\n")
+            }
+            out.put("Via: ")
+            out.put(UpstreamRequest.via)
+            out.put("\r\n")
+            append(&out)
+            out.put("\r\n")
         }
-        buffer.writeStaticString("Via: ")
-        buffer.writeString(UpstreamRequest.via)
-        buffer.writeStaticString("\r\n")
-        append(&buffer)
-        buffer.writeStaticString("\r\n")
         return buffer
     }
 

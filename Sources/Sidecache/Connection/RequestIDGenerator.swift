@@ -1,3 +1,4 @@
+import HTTPWire
 import NIOCore
 import Synchronization
 
@@ -58,12 +59,12 @@ struct RequestID: Sendable, Equatable {
         }
     }
 
-    func write(to buffer: inout ByteBuffer) {
+    func write(to out: inout HeadBytes) {
         switch storage {
         case .client(let id):
-            buffer.writeString(id)
+            out.put(id)
         case .generated(let prefix, let counter):
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: utf8Count) { Self.write(prefix: prefix, counter: counter, into: $0) }
+            out.put(count: utf8Count) { _ = Self.write(prefix: prefix, counter: counter, into: $0) }
         }
     }
 

@@ -1,3 +1,4 @@
+import HTTPWire
 import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
@@ -131,15 +132,18 @@ struct RateLimitFields: Sendable, Equatable {
     }
 
     /// The same fields as raw header lines (for the pre-encoded hit path), each ending in CRLF.
-    func write(to buffer: inout ByteBuffer) {
-        buffer.writeStaticString("RateLimit-Limit: ")
-        buffer.writeString(String(limit))
-        buffer.writeStaticString("\r\nRateLimit-Remaining: ")
-        buffer.writeString(String(remaining))
-        buffer.writeStaticString("\r\nRateLimit-Reset: ")
-        buffer.writeString(String(resetSeconds))
-        buffer.writeStaticString("\r\n")
+    func write(to out: inout HeadBytes) {
+        out.put("RateLimit-Limit: ")
+        out.putDecimal(Int64(limit))
+        out.put("\r\nRateLimit-Remaining: ")
+        out.putDecimal(Int64(remaining))
+        out.put("\r\nRateLimit-Reset: ")
+        out.putDecimal(Int64(resetSeconds))
+        out.put("\r\n")
     }
+
+    /// At least the bytes `write` adds.
+    static let maxBytes = 17 + 21 + 21 + 17 + 20 + 2 + 17 + 20 + 2
 }
 
 /// The limiters of one config snapshot, indexed like its routes.
