@@ -32,9 +32,23 @@ public enum HeadWriter {
     /// `appending`.
     public static func relay(_ head: ParsedRequestHead, method: StaticString? = nil, target: String? = nil, keep: (Int) -> Bool,
                              appending: [(name: String, value: String)], into buffer: inout ByteBuffer) {
-        var size = Int(head.method.count) + Int(head.target.count) + 16 + (target?.utf8.count ?? 0)
+        relay(head, method: method, target: target, keep: keep, appendBytes: appending.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 },
+              append: { out in
+                  for (name, value) in appending {
+                      out.put(name)
+                      out.put(": ")
+                      out.put(value)
+                      out.put("\r\n")
+                  }
+              }, into: &buffer)
+    }
+
+    /// The same, with the fields appended by `append` (each line ending in CRLF), which writes
+    /// about `appendBytes` bytes.
+    public static func relay(_ head: ParsedRequestHead, method: StaticString? = nil, target: String? = nil, keep: (Int) -> Bool,
+                             appendBytes: Int, append: (inout HeadBytes) -> Void, into buffer: inout ByteBuffer) {
+        var size = Int(head.method.count) + Int(head.target.count) + 16 + (target?.utf8.count ?? 0) + appendBytes
         for field in head.fields { size += Int(field.line.count) + 2 }
-        for (name, value) in appending { size += name.utf8.count + value.utf8.count + 4 }
         head.bytes.withUnsafeReadableBytes { p in
             buffer.writeHead(capacity: size) { out in
                 func copy(_ span: ByteSpan) {
@@ -56,12 +70,7 @@ public enum HeadWriter {
                     copy(field.line)
                     out.put("\r\n")
                 }
-                for (name, value) in appending {
-                    out.put(name)
-                    out.put(": ")
-                    out.put(value)
-                    out.put("\r\n")
-                }
+                append(&out)
                 out.put("\r\n")
             }
         }

@@ -541,8 +541,22 @@ import Testing
         await proxy.stop()
         try await origin.stop()
     }
-}
 
+    /// A head with no field lines at all (HTTP/1.0 needs no Host) goes up with the forwarding fields.
+    @Test func aRequestWithNoFieldsIsRelayedWithTheForwardingFields() async throws {
+        let origin = try await RawLineOrigin.start(wholeHead: true)
+        let proxy = try await Sidecar.start(origin: nil, upstreamPort: origin.port)
+        let sent = try await offloaded {
+            let c = try TestConnection(port: proxy.port)
+            try c.send("DELETE /api/things/9 HTTP/1.0\r\n\r\n")
+            return try c.readResponse().text
+        }
+        #expect(sent.hasPrefix("DELETE /api/things/9 HTTP/1.1\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+                               + "Via: 1.1 sidecache\r\nX-Request-ID: "), "\(sent)")
+        await proxy.stop()
+        try await origin.stop()
+    }
+}
 
 /// An origin that answers every request with its request line (or its whole head), read as bytes
 /// (no HTTP parser).

@@ -25,44 +25,70 @@ enum UpstreamRequest {
     static func head(for request: ActiveRequest, clientAddress: String, forFill: Bool, validating: CachedResponse? = nil) -> UpstreamRequestHead {
         let wire = request.wire
         let gzipRoute = forFill && request.route?.gzip != nil
-        let isUpgrade = !forFill && isWebSocketUpgrade(request.head)
-        var fields = FieldPlan(count: wire.fields.count)
-        wire.withFieldReader { r in fields.read(r, forFill: forFill, gzipRoute: gzipRoute) }
-        var appending: [(name: String, value: String)] = []
-        appending.reserveCapacity(6)
-        if forFill {
-            if let etag = validating?.etag { appending.append(("If-None-Match", etag)) }
-            if let lm = validating?.lastModified { appending.append(("If-Modified-Since", lm)) }
+        let count = wire.fields.count
+        return withUnsafeTemporaryAllocation(of: Bool.self, capacity: max(1, count)) { keep in
+            keep.initialize(repeating: true)
+            var fields = FieldPlan()
+            wire.withFieldReader { r in fields.read(r, keep: keep, forFill: forFill, gzipRoute: gzipRoute) }
+            // A WebSocket upgrade (RFC 6455 §4.1) goes through a tunnel, not a fill.
+            let upgrade = forFill || !wire.connection.upgrade ? nil : fields.upgrade.flatMap { $0.lowercased().contains("websocket") ? $0 : nil }
             // With gzip on, sidecache does the negotiating: it asks for the one coding it can
             // serve to everyone (decoding it for clients without gzip), or for identity.
-            if gzipRoute { appending.append(("Accept-Encoding", ContentCoding.acceptsGzip(request.head.headers) ? "gzip" : "identity")) }
-        } else if wire.framing == .chunked {
-            appending.append(("Transfer-Encoding", "chunked"))
-        } else if !fields.hasContentLength, request.head.method.hasRequestBody {
-            appending.append(("Content-Length", "0"))
+            let acceptEncoding: StaticString? = gzipRoute ? (ContentCoding.acceptsGzip(request.head.headers) ? "gzip" : "identity") : nil
+            let etag = forFill ? validating?.etag : nil
+            let lastModified = forFill ? validating?.lastModified : nil
+            let framing: StaticString? = forFill ? nil
+                : wire.framing == .chunked ? "Transfer-Encoding: chunked\r\n"
+                : !fields.hasContentLength && request.head.method.hasRequestBody ? "Content-Length: 0\r\n" : nil
+            let host = fields.hasForwardedHost ? nil : wire.hostIndex.map { wire.fields[$0].value }
+            let originForm = wire.target.count > 0 && wire.bytes.getInteger(at: wire.bytes.readerIndex + wire.target.lowerBound, as: UInt8.self) == UInt8(ascii: "/")
+            let appendBytes = 200 + clientAddress.utf8.count + (fields.forwardedFor?.utf8.count ?? 0) + request.requestID.utf8Count
+                + (etag?.utf8.count ?? 0) + (lastModified?.utf8.count ?? 0) + (upgrade?.utf8.count ?? 0) + Int(host?.count ?? 0)
+            var bytes = ByteBuffer()
+            HeadWriter.relay(wire, method: forFill ? "GET" : nil, target: originForm ? nil : request.uri, keep: { keep[$0] }, appendBytes: appendBytes,
+                             append: { out in
+                                 if let etag { Self.line(&out, "If-None-Match: ", etag) }
+                                 if let lastModified { Self.line(&out, "If-Modified-Since: ", lastModified) }
+                                 if let acceptEncoding {
+                                     out.put("Accept-Encoding: ")
+                                     out.put(acceptEncoding)
+                                     out.put("\r\n")
+                                 }
+                                 if let framing { out.put(framing) }
+                                 if let upgrade {
+                                     out.put("Connection: Upgrade\r\n")
+                                     Self.line(&out, "Upgrade: ", upgrade)
+                                 }
+                                 out.put("X-Forwarded-For: ")
+                                 if let earlier = fields.forwardedFor {
+                                     out.put(earlier)
+                                     out.put(", ")
+                                 }
+                                 out.put(clientAddress)
+                                 out.put("\r\n")
+                                 if !fields.hasForwardedProto { out.put("X-Forwarded-Proto: http\r\n") }
+                                 if let host {
+                                     out.put("X-Forwarded-Host: ")
+                                     wire.bytes.withUnsafeReadableBytes { out.put(UnsafeRawBufferPointer(rebasing: $0[host.lowerBound..<host.upperBound])) }
+                                     out.put("\r\n")
+                                 }
+                                 Self.line(&out, "Via: ", via)
+                                 out.put("X-Request-ID: ")
+                                 request.requestID.write(to: &out)
+                                 out.put("\r\n")
+                             }, into: &bytes)
+            return UpstreamRequestHead(bytes: bytes, isHEAD: !forFill && request.head.method == .HEAD, chunked: !forFill && wire.framing == .chunked)
         }
-        if isUpgrade, let upgrade = fields.upgrade {
-            appending.append(("Connection", "Upgrade"))
-            appending.append(("Upgrade", upgrade))
-        }
-        appending.append(("X-Forwarded-For", fields.forwardedFor.map { $0 + ", " + clientAddress } ?? clientAddress))
-        if !fields.hasForwardedProto { appending.append(("X-Forwarded-Proto", "http")) }
-        if !fields.hasForwardedHost, let host = wire.hostIndex.map({ wire.string(wire.fields[$0].value) }) {
-            appending.append(("X-Forwarded-Host", host))
-        }
-        appending.append(("Via", via))
-        appending.append(("X-Request-ID", request.requestID.text))
-        let originForm = wire.target.count > 0 && wire.bytes.getInteger(at: wire.bytes.readerIndex + wire.target.lowerBound, as: UInt8.self) == UInt8(ascii: "/")
-        var bytes = ByteBuffer()
-        bytes.reserveCapacity(wire.bytes.readableBytes + 160 + clientAddress.utf8.count)
-        HeadWriter.relay(wire, method: forFill ? "GET" : nil, target: originForm ? nil : request.uri, keep: { fields.keep[$0] },
-                         appending: appending, into: &bytes)
-        return UpstreamRequestHead(bytes: bytes, isHEAD: !forFill && request.head.method == .HEAD, chunked: !forFill && wire.framing == .chunked)
+    }
+
+    private static func line(_ out: inout HeadBytes, _ name: StaticString, _ value: String) {
+        out.put(name)
+        out.put(value)
+        out.put("\r\n")
     }
 
     /// Which of a request's field lines go upstream, and what the forwarding fields need of them.
     private struct FieldPlan {
-        var keep: [Bool]
         var hasContentLength = false
         var hasForwardedProto = false
         var hasForwardedHost = false
@@ -70,14 +96,10 @@ enum UpstreamRequest {
         var forwardedFor: String?
         var upgrade: String?
 
-        init(count: Int) {
-            keep = Array(repeating: true, count: count)
-        }
-
-        mutating func read(_ r: FieldReader, forFill: Bool, gzipRoute: Bool) {
+        mutating func read(_ r: FieldReader, keep: UnsafeMutableBufferPointer<Bool>, forFill: Bool, gzipRoute: Bool) {
             var nominated: [ByteSpan] = []
-            for i in keep.indices where r.nameCount(i) == 10 && r.name(i, is: "connection") { r.nominatedNames(i, into: &nominated) }
-            for i in keep.indices {
+            for i in r.fields.indices where r.nameCount(i) == 10 && r.name(i, is: "connection") { r.nominatedNames(i, into: &nominated) }
+            for i in r.fields.indices {
                 if Self.isAlwaysHopByHop(r, i) {
                     if upgrade == nil, r.nameCount(i) == 7, r.name(i, is: "upgrade") { upgrade = r.value(i) }
                     keep[i] = false
