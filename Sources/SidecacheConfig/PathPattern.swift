@@ -80,30 +80,53 @@ public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
     }
 
     private func matchCore(_ path: Substring, captures: inout [(name: String, value: Substring)]?) -> Bool {
-        guard path.utf8.first == UInt8(ascii: "/") else { return false }
-        var rest = path[path.utf8.index(after: path.startIndex)...]
-        for (i, segment) in segments.enumerated() {
-            let isLast = i == segments.count - 1
-            switch segment {
-            case .rest(let prefix):
-                return rest.utf8.starts(with: prefix.utf8)
-            case .literal, .parameter:
-                let end = rest.utf8.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
-                let piece = rest[rest.startIndex..<end]
-                if case .literal(let literal) = segment {
-                    guard piece.utf8.elementsEqual(literal.utf8) else { return false }
-                } else if case .parameter(let name) = segment {
-                    guard !piece.isEmpty else { return false }
-                    captures?.append((name, piece))
-                }
-                if isLast {
-                    return end == rest.endIndex
-                }
-                guard end != rest.endIndex else { return false }
-                rest = rest[rest.utf8.index(after: end)...]
+        // Over the path's bytes: walking a Substring's UTF-8 indices cost more than the match.
+        var spans: [(name: String, start: Int, end: Int)]? = captures == nil ? nil : []
+        let matched = path.utf8.withContiguousStorageIfAvailable { matchBytes($0, captures: &spans) }
+            ?? Array(path.utf8).withUnsafeBufferPointer { matchBytes($0, captures: &spans) }
+        guard matched else { return false }
+        if let spans {
+            let utf8 = path.utf8
+            captures = spans.map { span in
+                let start = utf8.index(utf8.startIndex, offsetBy: span.start)
+                return (span.name, path[start..<utf8.index(start, offsetBy: span.end - span.start)])
             }
         }
-        return segments.isEmpty && rest.isEmpty
+        return true
+    }
+
+    private func matchBytes(_ p: UnsafeBufferPointer<UInt8>, captures: inout [(name: String, start: Int, end: Int)]?) -> Bool {
+        guard p.first == UInt8(ascii: "/") else { return false }
+        var i = 1
+        for (k, segment) in segments.enumerated() {
+            switch segment {
+            case .rest(let prefix):
+                return Self.bytes(p, from: i, to: min(p.count, i + prefix.utf8.count), equal: prefix)
+            case .literal, .parameter:
+                var end = i
+                while end < p.count, p[end] != UInt8(ascii: "/") { end += 1 }
+                if case .literal(let literal) = segment {
+                    guard Self.bytes(p, from: i, to: end, equal: literal) else { return false }
+                } else if case .parameter(let name) = segment {
+                    guard end > i else { return false }
+                    captures?.append((name, i, end))
+                }
+                if k == segments.count - 1 { return end == p.count }
+                guard end != p.count else { return false }
+                i = end + 1
+            }
+        }
+        return segments.isEmpty && i == p.count
+    }
+
+    private static func bytes(_ p: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int, equal text: String) -> Bool {
+        guard end - start == text.utf8.count else { return false }
+        var k = start
+        for byte in text.utf8 {
+            guard p[k] == byte else { return false }
+            k += 1
+        }
+        return true
     }
 
     /// True when every path this pattern's `other` matches is also matched by this one; used to find

@@ -300,6 +300,19 @@ func parse(_ yaml: String) throws -> SidecacheConfiguration {
         #expect(!(try PathPattern("/").matches("/x")))
     }
 
+    /// The path is matched as bytes and the values are handed back as parts of the path itself,
+    /// wherever it starts in its string and whatever its characters.
+    @Test func valuesArePartsOfThePathSubstring() throws {
+        let target = "/shop/Café/items/é42?lang=fr"
+        let path = target[..<(target.firstIndex(of: "?") ?? target.endIndex)].dropFirst(5)  // "/Café/items/é42"
+        let pattern = try PathPattern("/{shop}/items/{id}")
+        let values = try #require(pattern.match(path))
+        #expect(values.map(\.name) == ["shop", "id"] && values.map { String($0.value) } == ["Café", "é42"])
+        #expect(values[1].value.endIndex == path.endIndex)
+        let cafPrefix = try PathPattern("/Caf*"), cafDirectory = try PathPattern("/Caf/*")
+        #expect(!pattern.matches(path.dropLast(4)) && cafPrefix.matches(path) && !cafDirectory.matches(path))
+    }
+
     @Test func badPatterns() {
         #expect(throws: PathPattern.ParseError.mustStartWithSlash) { try PathPattern("api") }
         #expect(throws: PathPattern.ParseError.wildcardNotLast) { try PathPattern("/a/*/b") }
