@@ -58,6 +58,17 @@ final class HitFloor: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
 }
 
+/// Opens a client connection's own upstream connection, with the handlers `addHandlers` adds.
+func connectToOrigin(on loop: any EventLoop,
+                     _ addHandlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> EventLoopFuture<any Channel> {
+    ClientBootstrap(group: loop)
+        .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try addHandlers(channel.pipeline.syncOperations) }
+        }
+        .connect(host: "127.0.0.1", port: originPort)
+}
+
 /// The upstream side of a relay: hands response parts to the client side.
 final class UpstreamSide: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
@@ -83,15 +94,10 @@ final class ClientSide: ChannelInboundHandler {
         self.context = context
         let side = NIOLoopBound(UpstreamSide(), eventLoop: context.eventLoop)
         side.value.client = self
-        ClientBootstrap(group: context.eventLoop)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(side.value)
-                }
-            }
-            .connect(host: "127.0.0.1", port: originPort).assumeIsolated().whenSuccess { [self] channel in
+        connectToOrigin(on: context.eventLoop) { pipeline in
+            try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+            try pipeline.addHandler(side.value)
+        }.assumeIsolated().whenSuccess { [self] channel in
                 upstream = channel
                 for part in pending { channel.write(part, promise: nil) }
                 pending = []
@@ -132,6 +138,21 @@ final class ClientSide: ChannelInboundHandler {
     }
 }
 
+/// Hands each event the decoder finds in what has arrived to `handle`, keeping the rest for the
+/// next read; a stream the decoder refuses closes the connection.
+func decodeEach<Event>(_ data: ByteBuffer, _ unread: inout UnreadBytes, context: ChannelHandlerContext,
+                       next: (inout ByteBuffer) throws -> Event?, handle: (Event) -> Void) {
+    unread.append(data)
+    guard var bytes = unread.take() else { return }
+    do {
+        while let event = try next(&bytes) { handle(event) }
+    } catch {
+        context.close(promise: nil)
+        return
+    }
+    unread.putBack(bytes)
+}
+
 /// The upstream side of a wire relay: response bytes parsed only for their framing and written to
 /// the client as they came.
 final class WireUpstreamSide: ChannelInboundHandler {
@@ -141,27 +162,19 @@ final class WireUpstreamSide: ChannelInboundHandler {
     private var unread = UnreadBytes()
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        unread.append(unwrapInboundIn(data))
-        guard var bytes = unread.take() else { return }
-        do {
-            while let event = try decoder.next(&bytes) {
-                switch event {
-                case .head(let head, _):
-                    // The head as received, less its empty line, plus one field of the proxy's own
-                    // (X-Cache, which ../shared/bench/anchors looks for).
-                    var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 16)
-                    out.writeImmutableBuffer(head.bytes.getSlice(at: head.bytes.readerIndex, length: head.bytes.readableBytes - 2) ?? ByteBuffer())
-                    out.writeStaticString("X-Cache: HIT\r\n\r\n")
-                    client?.toClient(out, end: false)
-                case .body(let body): client?.toClient(body, end: false)
-                case .end: client?.toClient(nil, end: true)
-                }
+        decodeEach(unwrapInboundIn(data), &unread, context: context, next: { try decoder.next(&$0) }) { event in
+            switch event {
+            case .head(let head, _):
+                // The head as received, less its empty line, plus one field of the proxy's own
+                // (X-Cache, which ../shared/bench/anchors looks for).
+                var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 16)
+                out.writeImmutableBuffer(head.bytes.getSlice(at: head.bytes.readerIndex, length: head.bytes.readableBytes - 2) ?? ByteBuffer())
+                out.writeStaticString("X-Cache: HIT\r\n\r\n")
+                client?.toClient(out, end: false)
+            case .body(let body): client?.toClient(body, end: false)
+            case .end: client?.toClient(nil, end: true)
             }
-        } catch {
-            context.close(promise: nil)
-            return
         }
-        unread.putBack(bytes)
     }
 }
 
@@ -183,12 +196,7 @@ final class WireClientSide: ChannelInboundHandler {
         let side = NIOLoopBound(WireUpstreamSide(), eventLoop: context.eventLoop)
         side.value.client = self
         upstreamSide = side.value
-        ClientBootstrap(group: context.eventLoop)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(side.value) }
-            }
-            .connect(host: "127.0.0.1", port: originPort).assumeIsolated().whenSuccess { [self] channel in
+        connectToOrigin(on: context.eventLoop) { try $0.addHandler(side.value) }.assumeIsolated().whenSuccess { [self] channel in
                 upstream = channel
                 for part in pending { channel.write(part, promise: nil) }
                 pending = []
@@ -197,25 +205,17 @@ final class WireClientSide: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        unread.append(unwrapInboundIn(data))
-        guard var bytes = unread.take() else { return }
-        do {
-            while let event = try decoder.next(&bytes) {
-                switch event {
-                case .head(let head):
-                    var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 32)
-                    HeadWriter.relay(head, keep: { _ in true }, appending: [("Via", "1.1 floor")], into: &out)
-                    upstreamSide?.decoder.requestSent(isHEAD: head.methodString == "HEAD")
-                    send(out)
-                case .body(let body): send(body)
-                case .end: upstream?.flush()
-                }
+        decodeEach(unwrapInboundIn(data), &unread, context: context, next: { try decoder.next(&$0) }) { event in
+            switch event {
+            case .head(let head):
+                var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 32)
+                HeadWriter.relay(head, keep: { _ in true }, appending: [("Via", "1.1 floor")], into: &out)
+                upstreamSide?.decoder.requestSent(isHEAD: head.methodString == "HEAD")
+                send(out)
+            case .body(let body): send(body)
+            case .end: upstream?.flush()
             }
-        } catch {
-            context.close(promise: nil)
-            return
         }
-        unread.putBack(bytes)
     }
 
     private func send(_ bytes: ByteBuffer) {

@@ -111,8 +111,7 @@ extension ProxyHandler: ClientResponder {
         // A small body is copied behind the head: one buffer through the pipeline and one write(2)
         // cost less than a second pipeline write and a writev of two.
         let inline = sendsBody && body.readableBytes <= Self.inlineBodyBytes
-        let capacity = encodedHead.bytes.count + 96 + cacheStatus.maxBytes + r.requestID.utf8Count + (r.rateLimit == nil ? 0 : RateLimitFields.maxBytes)
-            + (inline ? body.readableBytes : 0)
+        let capacity = encodedHead.bytes.count + 32 + ownFieldsBytes(r, cacheStatus) + (inline ? body.readableBytes : 0)
         var head = context.channel.allocator.buffer(capacity: capacity)
         let closes = closesAfter(r)
         let age = entry.age(at: now).seconds
@@ -120,15 +119,8 @@ extension ProxyHandler: ClientResponder {
             encodedHead.bytes.withUnsafeBytes { out.put($0) }
             out.put("Age: ")
             out.putDecimal(age)
-            out.put("\r\nCache-Status: ")
-            cacheStatus.write(to: &out)
-            out.put("\r\nX-Cache: ")
-            out.put(r.outcome.xCache)
-            out.put("\r\nX-Request-ID: ")
-            r.requestID.write(to: &out)
-            if closes { out.put("\r\nConnection: close") }
             out.put("\r\n")
-            r.rateLimit?.write(to: &out)
+            writeOwnFields(r, cacheStatus, closes: closes, into: &out)
             out.put("\r\n")
             if inline { body.withUnsafeReadableBytes { out.put($0) } }
         }
@@ -138,6 +130,25 @@ extension ProxyHandler: ClientResponder {
         raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
         if sendsBody && !inline { raw.write(NIOAny(IOData.byteBuffer(body)), promise: nil) }
         finishResponse(r, encoded: true)
+    }
+
+    /// The fields sidecache adds to every response it writes as bytes (a hit, a relayed response),
+    /// each line ending in CRLF.
+    private func writeOwnFields(_ r: ActiveRequest, _ cacheStatus: CacheStatus, closes: Bool, into out: inout HeadBytes) {
+        out.put("Cache-Status: ")
+        cacheStatus.write(to: &out)
+        out.put("\r\nX-Cache: ")
+        out.put(r.outcome.xCache)
+        out.put("\r\nX-Request-ID: ")
+        r.requestID.write(to: &out)
+        out.put("\r\n")
+        if closes { out.put("Connection: close\r\n") }
+        r.rateLimit?.write(to: &out)
+    }
+
+    /// At least the bytes `writeOwnFields` writes.
+    private func ownFieldsBytes(_ r: ActiveRequest, _ cacheStatus: CacheStatus) -> Int {
+        96 + cacheStatus.maxBytes + r.requestID.utf8Count + (r.rateLimit == nil ? 0 : RateLimitFields.maxBytes)
     }
 
     /// Bodies up to this size are sent in the same buffer as the head.
@@ -168,17 +179,8 @@ extension ProxyHandler: ClientResponder {
             r.relaysBelowEncoder = true
             let closes = closesAfter(r)
             let head = RawResponseHead.encodeRelayed(status: upstream.status, headers: upstream.headers, allocator: context.channel.allocator,
-                                                     appendBytes: 96 + cacheStatus.maxBytes + r.requestID.utf8Count
-                                                         + (r.rateLimit == nil ? 0 : RateLimitFields.maxBytes)) { out in
-                out.put("Cache-Status: ")
-                cacheStatus.write(to: &out)
-                out.put("\r\nX-Cache: ")
-                out.put(r.outcome.xCache)
-                out.put("\r\nX-Request-ID: ")
-                r.requestID.write(to: &out)
-                out.put("\r\n")
-                r.rateLimit?.write(to: &out)
-                if closes { out.put("Connection: close\r\n") }
+                                                     appendBytes: ownFieldsBytes(r, cacheStatus)) { out in
+                writeOwnFields(r, cacheStatus, closes: closes, into: &out)
             }
             raw.write(NIOAny(IOData.byteBuffer(head)), promise: nil)
             if !context.channel.isWritable { pauseUpstreamIfStillUnwritable(r, context) }
