@@ -306,9 +306,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func route(_ r: ActiveRequest) -> RequestStep? {
         let head = r.head
         let route = r.route
-        // The parser read the Connection options already: only a request whose Connection names
-        // `upgrade` has its fields searched for a WebSocket upgrade.
-        if r.wire.connection.upgrade, UpstreamRequest.isWebSocketUpgrade(head) { return .tunnel }
+        if UpstreamRequest.isWebSocketUpgrade(r.wire) { return .tunnel }
         let readsCache = head.method == .GET || head.method == .HEAD
         if let route, route.cacheEnabled, readsCache {
             // A range of a GET is cut from the stored representation; HEAD has no range handling

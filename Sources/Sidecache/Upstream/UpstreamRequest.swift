@@ -31,7 +31,7 @@ enum UpstreamRequest {
             var fields = FieldPlan()
             wire.withFieldReader { r in fields.read(r, keep: keep, forFill: forFill, gzipRoute: gzipRoute) }
             // A WebSocket upgrade (RFC 6455 §4.1) goes through a tunnel, not a fill.
-            let upgrade = forFill || !wire.connection.upgrade ? nil : fields.upgrade.flatMap { $0.lowercased().contains("websocket") ? $0 : nil }
+            let upgrade = forFill || !wire.connection.upgrade ? nil : webSocketUpgrade(fields.upgrade)
             // With gzip on, sidecache does the negotiating: it asks for the one coding it can
             // serve to everyone (decoding it for clients without gzip), or for identity.
             let acceptEncoding: StaticString? = gzipRoute ? (ContentCoding.acceptsGzip(request.head.headers) ? "gzip" : "identity") : nil
@@ -149,9 +149,15 @@ enum UpstreamRequest {
         }
     }
 
-    static func isWebSocketUpgrade(_ head: HTTPRequestHead) -> Bool {
-        guard let upgrade = head.headers.first(name: "upgrade"), upgrade.lowercased().contains("websocket") else { return false }
-        return head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+    /// `Connection: upgrade` (read by the parser) and a first `Upgrade` field naming websocket.
+    static func isWebSocketUpgrade(_ head: ParsedRequestHead) -> Bool {
+        guard head.connection.upgrade else { return false }
+        return webSocketUpgrade(head.withFieldReader { r in r.fields.indices.first { r.nameCount($0) == 7 && r.name($0, is: "upgrade") }.map { r.value($0) } }) != nil
+    }
+
+    /// The `Upgrade` value when it asks for a WebSocket.
+    private static func webSocketUpgrade(_ value: String?) -> String? {
+        value.flatMap { $0.lowercased().contains("websocket") ? $0 : nil }
     }
 
     /// A response's headers as relayed to the client: hop-by-hop fields and the origin's
