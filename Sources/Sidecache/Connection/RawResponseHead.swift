@@ -22,26 +22,6 @@ enum RawResponseHead {
         return lengths == 1
     }
 
-    /// The status line, the fields and the blank line that ends the head.
-    static func size(status: HTTPResponseStatus, headers: HTTPHeaders) -> Int {
-        EncodedHead.wireSize(status: status, headers: headers) + 2
-    }
-
-    /// The head in a buffer of exactly its size, written in one pass by the same writer as a
-    /// stored entry's head.
-    static func encode(status: HTTPResponseStatus, headers: HTTPHeaders, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let size = size(status: status, headers: headers)
-        var buffer = allocator.buffer(capacity: size)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
-            var at = 0
-            EncodedHead.write(status: status, headers: headers, into: raw, at: &at)
-            raw[at] = UInt8(ascii: "\r")
-            raw[at + 1] = UInt8(ascii: "\n")
-            return at + 2
-        }
-        return buffer
-    }
-
     /// An upstream response's head as relayed to the client, in one pass with no header list
     /// copied: the status line; the upstream's fields less the hop-by-hop ones (RFC 9110 §7.6.1,
     /// with those its `Connection` names), `X-Invalidate-Tags` (meant for sidecache alone) and the
