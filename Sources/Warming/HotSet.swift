@@ -9,6 +9,10 @@ import Foundation
 /// does not change with time and a min-heap finds the coldest key; when the exponent grows large
 /// every weight is rescaled to a new landmark at once (the order is kept).
 ///
+/// The heap is needed only to push a key out, so it is built when the table first fills, not
+/// before: a table with room counts a request with one lookup and one addition. It holds slot
+/// numbers, so that moving a key through it swaps integers and never touches the key lookup.
+///
 /// When the table is full a new key takes the coldest key's slot and inherits its weight as
 /// `error` (space-saving): it is not evicted again at once, and `rate` subtracts the inherited part,
 /// so a key is never reported hotter than it is (a scan of one-time keys makes none of them hot).
@@ -30,8 +34,8 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     /// The decay's time constant in seconds: a burst's weight falls to 1/e after it.
     public let tau: Double
     @usableFromInline var landmark: Int64
-    /// A min-heap on weight, kept as three parallel arrays so that sifting and reading rates
-    /// touch only numbers; `errors` is the weight inherited from the key evicted for this one.
+    /// One slot per key, kept as parallel arrays so that reading rates touches only numbers;
+    /// `errors` is the weight inherited from the key evicted for this one.
     @usableFromInline var keys: [Key] = []
     @usableFromInline var weights: [Double] = []
     @usableFromInline var errors: [Double] = []
@@ -40,7 +44,12 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     /// Eight bits per key for the caller (what it keeps elsewhere about the key), cleared when
     /// the key is pushed out.
     @usableFromInline var flags: [UInt8] = []
-    @usableFromInline var position: [Key: Int] = [:]
+    @usableFromInline var slot: [Key: Int] = [:]
+    /// A min-heap of slots on weight, and where each slot is in it; empty until the table first
+    /// fills (`ordered`).
+    @usableFromInline var heap: [Int] = []
+    @usableFromInline var heapIndex: [Int] = []
+    @usableFromInline var ordered = false
 
     public init(capacity: Int, tau: Double = 60, startingAt now: Int64 = 0) {
         self.capacity = max(1, capacity)
@@ -57,70 +66,96 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     public mutating func record(_ key: Key, at now: Int64) -> (rate: Double, evicted: Key?, flags: UInt8) {
         rebaseIfNeeded(now)
         let added = exp(Double(now - landmark) / 1e9 / tau)
-        if let i = position[key] {
+        if let i = slot[key] {
             weights[i] += added
-            let at = siftDown(i)
-            return (rate(atIndex: at, now: now), nil, flags[at])
+            if ordered { siftDown(heapIndex[i]) }
+            return (rate(atIndex: i, current: added), nil, flags[i])
         }
         let (at, evicted) = insert(key, weight: added, inheritingColdest: true)
-        return (rate(atIndex: at, now: now), evicted, 0)
+        return (rate(atIndex: at, current: added), evicted, 0)
     }
 
     /// Starts tracking `key` at `rate` requests per second (a rate saved before a restart); a
     /// key tracked already keeps its own, and a full table takes it only over its coldest key.
     public mutating func seed(_ key: Key, rate: Double, at now: Int64) {
-        guard position[key] == nil, rate > 0, rate.isFinite else { return }
+        guard slot[key] == nil, rate > 0, rate.isFinite else { return }
         rebaseIfNeeded(now)
         let weight = rate * tau * exp(Double(now - landmark) / 1e9 / tau)
-        guard keys.count < capacity || weight > weights[0] else { return }
+        if keys.count >= capacity {
+            makeOrdered()
+            guard weight > weights[heap[0]] else { return }
+        }
         insert(key, weight: weight, inheritingColdest: false)
     }
 
-    /// Puts a new `key` in with `weight`: appended while there is room, else in the coldest
-    /// key's place (that key is returned). `inheritingColdest` adds the coldest's weight to the
-    /// newcomer's and counts it as error (space-saving). Returns where the key ended.
+    /// Puts a new `key` in with `weight`: in a new slot while there is room, else in the coldest
+    /// key's (that key is returned). `inheritingColdest` adds the coldest's weight to the
+    /// newcomer's and counts it as error (space-saving). Returns the key's slot.
     @inlinable @discardableResult
     mutating func insert(_ key: Key, weight: Double, inheritingColdest: Bool) -> (at: Int, evicted: Key?) {
         guard keys.count >= capacity else {
+            let i = keys.count
             keys.append(key)
             weights.append(weight)
             errors.append(0)
             firsts.append(inheritingColdest ? weight : 0)
             flags.append(0)
-            position[key] = keys.count - 1
-            return (siftUp(keys.count - 1), nil)
+            slot[key] = i
+            if ordered {
+                heap.append(i)
+                heapIndex.append(heap.count - 1)
+                siftUp(heap.count - 1)
+            }
+            return (i, nil)
         }
-        let evicted = keys[0]
-        position[evicted] = nil
-        errors[0] = inheritingColdest ? weights[0] : 0
-        firsts[0] = inheritingColdest ? weight : 0
-        weights[0] = (inheritingColdest ? weights[0] : 0) + weight
-        flags[0] = 0
-        keys[0] = key
-        position[key] = 0
-        return (siftDown(0), evicted)
+        makeOrdered()
+        let i = heap[0]
+        let evicted = keys[i]
+        slot[evicted] = nil
+        errors[i] = inheritingColdest ? weights[i] : 0
+        firsts[i] = inheritingColdest ? weight : 0
+        weights[i] = (inheritingColdest ? weights[i] : 0) + weight
+        flags[i] = 0
+        keys[i] = key
+        slot[key] = i
+        siftDown(0)
+        return (i, evicted)
+    }
+
+    /// Builds the heap over every slot (Floyd's, linear), the first time a key must be pushed out.
+    @inlinable
+    mutating func makeOrdered() {
+        guard !ordered else { return }
+        heap = Array(keys.indices)
+        heapIndex = Array(keys.indices)
+        ordered = true
+        var i = heap.count / 2
+        while i > 0 {
+            i -= 1
+            siftDown(i)
+        }
     }
 
     @inlinable
-    public func contains(_ key: Key) -> Bool { position[key] != nil }
+    public func contains(_ key: Key) -> Bool { slot[key] != nil }
 
     /// The caller's flags of `key` (0 for a key not tracked).
     @inlinable
     public func flags(of key: Key) -> UInt8 {
-        position[key].map { flags[$0] } ?? 0
+        slot[key].map { flags[$0] } ?? 0
     }
 
     /// Sets (`on`) or clears the bits of `mask` on `key`; nothing for a key not tracked.
     @inlinable
     public mutating func setFlags(_ mask: UInt8, on: Bool = true, of key: Key) {
-        guard let i = position[key] else { return }
+        guard let i = slot[key] else { return }
         flags[i] = on ? flags[i] | mask : flags[i] & ~mask
     }
 
     /// The key's rate at `now` (0 for a key not tracked).
     @inlinable
     public func rate(of key: Key, at now: Int64) -> Double {
-        position[key].map { rate(atIndex: $0, now: now) } ?? 0
+        slot[key].map { rate(atIndex: $0, current: exp(Double(now - landmark) / 1e9 / tau)) } ?? 0
     }
 
     /// Below this (one request in about 12 days) a key counts as not asked at all.
@@ -128,7 +163,8 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
 
     /// Keys whose rate is at least `minimum`, hottest first, at most `limit`.
     public func hottest(_ limit: Int, atLeast minimum: Double = 0, at now: Int64) -> [Hot] {
-        keys.indices.map { Hot(key: keys[$0], rate: rate(atIndex: $0, now: now)) }
+        let current = exp(Double(now - landmark) / 1e9 / tau)
+        return keys.indices.map { Hot(key: keys[$0], rate: rate(atIndex: $0, current: current)) }
             .filter { $0.rate >= max(minimum, Self.negligibleRate) }
             .sorted { $0.rate > $1.rate }
             .prefix(limit).map { $0 }
@@ -136,20 +172,35 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
 
     /// Forgets `key`.
     public mutating func remove(_ key: Key) {
-        guard let i = position.removeValue(forKey: key) else { return }
+        guard let i = slot.removeValue(forKey: key) else { return }
+        if ordered {
+            // Out of the heap: the last heap entry takes its place and moves to where it belongs.
+            let at = heapIndex[i]
+            let last = heap.removeLast()
+            if at < heap.count {
+                heap[at] = last
+                heapIndex[last] = at
+                siftDown(siftUp(at))
+            }
+        }
+        // Out of the slots: the last slot moves into the freed one.
         let lastKey = keys.removeLast()
         let lastWeight = weights.removeLast()
         let lastError = errors.removeLast()
         let lastFirst = firsts.removeLast()
         let lastFlags = flags.removeLast()
+        let lastHeapIndex = ordered ? heapIndex.removeLast() : 0
         guard i < keys.count else { return }
         keys[i] = lastKey
         weights[i] = lastWeight
         errors[i] = lastError
         firsts[i] = lastFirst
         flags[i] = lastFlags
-        position[lastKey] = i
-        siftDown(siftUp(i))
+        slot[lastKey] = i
+        if ordered {
+            heapIndex[i] = lastHeapIndex
+            heap[lastHeapIndex] = i
+        }
     }
 
     /// Forgets every key.
@@ -159,14 +210,16 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         errors.removeAll()
         firsts.removeAll()
         flags.removeAll()
-        position.removeAll()
+        slot.removeAll()
+        heap.removeAll()
+        heapIndex.removeAll()
+        ordered = false
     }
 
     @inlinable
-    func rate(atIndex i: Int, now: Int64) -> Double {
-        // What a request now would add; the decayed time since the first request is
-        // tau (1 - first / current) in the same units.
-        let current = exp(Double(now - landmark) / 1e9 / tau)
+    /// `current` is what a request now would add, exp((now - L) / tau).
+    func rate(atIndex i: Int, current: Double) -> Double {
+        // The decayed time since the first request is tau (1 - first / current) in the same units.
         let first = firsts[i]
         guard first > 0 else { return max(0, weights[i] - errors[i]) / current / tau }
         let span = max(current - first, current * Self.shortestSpan)
@@ -190,30 +243,30 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         landmark = now
     }
 
-    /// Moves the entry at `start` up to its place; returns where it ended.
+    /// Moves the heap entry at `start` up to its place; returns where it ended.
     @inlinable @discardableResult
     mutating func siftUp(_ start: Int) -> Int {
         var i = start
         while i > 0 {
             let parent = (i - 1) / 2
-            guard weights[i] < weights[parent] else { break }
+            guard weights[heap[i]] < weights[heap[parent]] else { break }
             swapAt(i, parent)
             i = parent
         }
         return i
     }
 
-    /// Moves the entry at `start` down to its place; returns where it ended.
+    /// Moves the heap entry at `start` down to its place; returns where it ended.
     @inlinable @discardableResult
     mutating func siftDown(_ start: Int) -> Int {
         var i = start
-        let n = weights.count
+        let n = heap.count
         while true {
             let left = 2 * i + 1
             let right = left + 1
             var smallest = i
-            if left < n, weights[left] < weights[smallest] { smallest = left }
-            if right < n, weights[right] < weights[smallest] { smallest = right }
+            if left < n, weights[heap[left]] < weights[heap[smallest]] { smallest = left }
+            if right < n, weights[heap[right]] < weights[heap[smallest]] { smallest = right }
             guard smallest != i else { return i }
             swapAt(i, smallest)
             i = smallest
@@ -222,12 +275,8 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
 
     @inlinable
     mutating func swapAt(_ a: Int, _ b: Int) {
-        keys.swapAt(a, b)
-        weights.swapAt(a, b)
-        errors.swapAt(a, b)
-        firsts.swapAt(a, b)
-        flags.swapAt(a, b)
-        position[keys[a]] = a
-        position[keys[b]] = b
+        heap.swapAt(a, b)
+        heapIndex[heap[a]] = a
+        heapIndex[heap[b]] = b
     }
 }

@@ -90,6 +90,88 @@ import Warming
     }
 }
 
+@Suite struct HotSetReferenceTests {
+    /// The table's rules written plainly: a dictionary of weights, the coldest found by a scan.
+    struct Reference {
+        var capacity: Int
+        var tau: Double
+        var entries: [Int: (weight: Double, error: Double, first: Double)] = [:]
+
+        func added(_ t: Int64) -> Double { exp(Double(t) / 1e9 / tau) }
+
+        func coldest() -> Int? { entries.min { $0.value.weight < $1.value.weight }?.key }
+
+        mutating func record(_ key: Int, at t: Int64) -> (rate: Double, evicted: Int?) {
+            let a = added(t)
+            if var e = entries[key] {
+                e.weight += a
+                entries[key] = e
+                return (rate(key, at: t), nil)
+            }
+            var evicted: Int?
+            var inherited = 0.0
+            if entries.count >= capacity, let c = coldest() {
+                inherited = entries[c]?.weight ?? 0
+                entries[c] = nil
+                evicted = c
+            }
+            entries[key] = (inherited + a, inherited, a)
+            return (rate(key, at: t), evicted)
+        }
+
+        mutating func seed(_ key: Int, rate: Double, at t: Int64) {
+            guard entries[key] == nil else { return }
+            let w = rate * tau * added(t)
+            if entries.count >= capacity, let c = coldest() {
+                guard w > entries[c]?.weight ?? 0 else { return }
+                entries[c] = nil
+            }
+            entries[key] = (w, 0, 0)
+        }
+
+        func rate(_ key: Int, at t: Int64) -> Double {
+            guard let e = entries[key] else { return 0 }
+            let current = added(t)
+            guard e.first > 0 else { return max(0, e.weight - e.error) / current / tau }
+            let span = max(current - e.first, current * (1 - exp(-0.5)))
+            return max(0, e.weight - e.error - e.first) / span / tau
+        }
+    }
+
+    @Test func recordSeedAndRemoveAgreeWithAPlainScanOfTheTable() {
+        // Ten seeds; each runs 3,000 operations over 40 keys on a table of 8, so the table
+        // fills, empties by removals, and fills again (the heap is built, then kept).
+        for seed in 0..<10 {
+            var rng = SplitMix64(seed: UInt64(seed))
+            var set = HotSet<Int>(capacity: 8, tau: 5)
+            var reference = Reference(capacity: 8, tau: 5)
+            var t: Int64 = 0
+            for step in 0..<3_000 {
+                t += Int64.random(in: 1...400_000_000, using: &rng)
+                let key = Int.random(in: 0..<40, using: &rng)
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0:
+                    let rate = Double.random(in: 0.01...3, using: &rng)
+                    set.seed(key, rate: rate, at: t)
+                    reference.seed(key, rate: rate, at: t)
+                case 1:
+                    set.remove(key)
+                    reference.entries[key] = nil
+                default:
+                    let got = set.record(key, at: t)
+                    let want = reference.record(key, at: t)
+                    #expect(got.evicted == want.evicted, "seed \(seed) step \(step)")
+                    #expect(abs(got.rate - want.rate) <= 1e-9 * max(1, want.rate), "seed \(seed) step \(step): \(got.rate) \(want.rate)")
+                }
+                #expect(set.count == reference.entries.count, "seed \(seed) step \(step)")
+            }
+            for key in 0..<40 {
+                #expect(abs(set.rate(of: key, at: t) - reference.rate(key, at: t)) <= 1e-9 * max(1, reference.rate(key, at: t)))
+            }
+        }
+    }
+}
+
 @Suite struct HotSetFlagsTests {
     @Test func flagsFollowTheirKeyThroughTheHeapAndAreClearedWhenItIsPushedOut() {
         var set = HotSet<String>(capacity: 2, tau: 10)
