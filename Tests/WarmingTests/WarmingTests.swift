@@ -399,9 +399,12 @@ import Warming
         _ = model.observe("a", session: "x", at: 0, minimum: 0.5)
         _ = model.observe("b", session: "x", at: 10 * Self.second, minimum: 0.5)  // too late
         #expect(model.predict(after: "a", at: 10 * Self.second, minimum: 0).isEmpty)
-        // Learn a -> b, then a session asking a is predicted b, and asking b is scored correct.
-        _ = model.observe("a", session: "y", at: 20 * Self.second, minimum: 0.5)
-        _ = model.observe("b", session: "y", at: 21 * Self.second, minimum: 0.5)
+        // Learn a -> b (three of a's four requests so far), then a session asking a is
+        // predicted b (three of five), and asking b is scored correct.
+        for i in 0..<3 {
+            _ = model.observe("a", session: "y\(i)", at: (20 + Int64(i)) * Self.second, minimum: 0.5)
+            _ = model.observe("b", session: "y\(i)", at: (20 + Int64(i)) * Self.second + 1, minimum: 0.5)
+        }
         let first = model.observe("a", session: "z", at: 30 * Self.second, minimum: 0.5)
         #expect(first.predictions.map(\.key) == ["b"] && first.outcome == nil)
         let next = model.observe("b", session: "z", at: 31 * Self.second, minimum: 0.5)
@@ -409,6 +412,36 @@ import Warming
         // A wrong guess scores 0.
         _ = model.observe("a", session: "w", at: 40 * Self.second, minimum: 0.5)
         #expect(model.observe("q", session: "w", at: 41 * Self.second, minimum: 0.5).outcome == .init(predicted: 1, correct: 0))
+    }
+
+    @Test func everythingASessionAsksWithinTheWindowAfterAKeyIsItsSuccessorInAnyOrder() {
+        var model = SuccessorModel<String, String>(window: 5 * Self.second)
+        // Four sessions ask for the page, then its three assets in a different order each, one of
+        // them twice; a fifth asks for the page and stops.
+        let orders = [["css", "js", "png"], ["png", "css", "js"], ["js", "png", "css", "css"], ["css", "png", "js"]]
+        var t: Int64 = 0
+        for (i, assets) in orders.enumerated() {
+            t += 10 * Self.second
+            _ = model.observe("page", session: "s\(i)", at: t, minimum: 0.5)
+            for (j, asset) in assets.enumerated() { _ = model.observe(asset, session: "s\(i)", at: t + Int64(j + 1) * Self.second / 10, minimum: 0.5) }
+        }
+        t += 10 * Self.second
+        _ = model.observe("page", session: "leaver", at: t, minimum: 0.5)
+        // Each asset followed four of the page's five requests (a repeat counts once).
+        let after = model.predict(after: "page", at: t, minimum: 0)
+        #expect(Set(after.map(\.key)) == ["css", "js", "png"])
+        for p in after { #expect(abs(p.probability - 0.8) < 0.01, "\(p)") }
+        // An asset's successors are what came after it: css was asked five times (twice in a row
+        // by one session) and js came after three of them.
+        let afterCSS = model.predict(after: "css", at: t, minimum: 0)
+        #expect(afterCSS.first { $0.key == "js" }.map { abs($0.probability - 3.0 / 5) < 0.01 } == true, "\(afterCSS)")
+        #expect(!afterCSS.contains { $0.key == "page" })
+        // A session asking the page is predicted all three; the assets it asks score as they come.
+        let asked = model.observe("page", session: "new", at: t + 20 * Self.second, minimum: 0.5)
+        #expect(asked.predictions.count == 3)
+        #expect(model.observe("js", session: "new", at: t + 20 * Self.second + 1, minimum: 0.5).outcome == .init(predicted: 3, correct: 1))
+        // Past the window, nothing is counted and pending predictions lapse.
+        #expect(model.observe("png", session: "new", at: t + 40 * Self.second, minimum: 0.5).outcome == nil)
     }
 
     @Test func keysSessionsAndSuccessorsAreBounded() {
