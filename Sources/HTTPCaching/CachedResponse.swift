@@ -33,6 +33,10 @@ public final class CachedResponse: Sendable {
     /// The pending copy's compressed body, made once for this body however many requests (the
     /// followers of a coalesced fill, two event loops) ask for it together.
     private let pendingGzip: PendingGzip?
+    /// Where a table that counts this entry's hits (the warmer's hot set) last found its key, or
+    /// -1: a hint the table checks against its own slot before using it, so that a hit on a
+    /// large table needs no lookup of the key there.
+    public let counterSlot = Atomic<Int32>(-1)
 
     private final class PendingGzip: Sendable {
         /// nil: not made yet; .some(nil): gzip does not make the body smaller.

@@ -34,16 +34,30 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     /// The decay's time constant in seconds: a burst's weight falls to 1/e after it.
     public let tau: Double
     @usableFromInline var landmark: Int64
-    /// One slot per key, kept as parallel arrays so that reading rates touches only numbers;
-    /// `errors` is the weight inherited from the key evicted for this one.
-    @usableFromInline var keys: [Key] = []
-    @usableFromInline var weights: [Double] = []
-    @usableFromInline var errors: [Double] = []
-    /// The weight its first request added (0 for a seeded key, whose rate is known).
-    @usableFromInline var firsts: [Double] = []
-    /// Eight bits per key for the caller (what it keeps elsewhere about the key), cleared when
-    /// the key is pushed out.
-    @usableFromInline var flags: [UInt8] = []
+    /// One slot per key, everything a request reads and writes side by side, so that counting a
+    /// request touches one cache line (four parallel arrays touched four, on a table too big
+    /// for the processor's cache).
+    @usableFromInline struct Slot: Sendable {
+        @usableFromInline var key: Key
+        @usableFromInline var weight: Double
+        /// The weight inherited from the key evicted for this one.
+        @usableFromInline var error: Double
+        /// The weight its first request added (0 for a seeded key, whose rate is known).
+        @usableFromInline var first: Double
+        /// Eight bits per key for the caller (what it keeps elsewhere about the key), cleared
+        /// when the key is pushed out.
+        @usableFromInline var flags: UInt8
+
+        @inlinable init(key: Key, weight: Double, error: Double, first: Double, flags: UInt8) {
+            self.key = key
+            self.weight = weight
+            self.error = error
+            self.first = first
+            self.flags = flags
+        }
+    }
+
+    @usableFromInline var slots: [Slot] = []
     @usableFromInline var slot: [Key: Int] = [:]
     /// A min-heap of slots on weight, and where each slot is in it; empty until the table first
     /// fills (`ordered`).
@@ -57,22 +71,25 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         landmark = now
     }
 
-    public var count: Int { keys.count }
+    public var count: Int { slots.count }
 
     /// Counts one request for `key` at `now`: the key's rate after it, the key it pushed out of
-    /// a full table (if any), and its flags.
+    /// a full table (if any), its flags, and its slot. `hint` is where the caller last saw the
+    /// key (the slot this returned); it is used only if the key is still there, else the key is
+    /// looked up.
     @discardableResult
     @inlinable
-    public mutating func record(_ key: Key, at now: Int64) -> (rate: Double, evicted: Key?, flags: UInt8) {
+    public mutating func record(_ key: Key, at now: Int64, hint: Int = -1) -> (rate: Double, evicted: Key?, flags: UInt8, slot: Int) {
         rebaseIfNeeded(now)
         let added = exp(Double(now - landmark) / 1e9 / tau)
-        if let i = slot[key] {
-            weights[i] += added
+        let found = hint >= 0 && hint < slots.count && slots[hint].key == key ? hint : slot[key]
+        if let i = found {
+            slots[i].weight += added
             if ordered { siftDown(heapIndex[i]) }
-            return (rate(atIndex: i, current: added), nil, flags[i])
+            return (rate(atIndex: i, current: added), nil, slots[i].flags, i)
         }
         let (at, evicted) = insert(key, weight: added, inheritingColdest: true)
-        return (rate(atIndex: at, current: added), evicted, 0)
+        return (rate(atIndex: at, current: added), evicted, 0, at)
     }
 
     /// Starts tracking `key` at `rate` requests per second (a rate saved before a restart); a
@@ -81,9 +98,9 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         guard slot[key] == nil, rate > 0, rate.isFinite else { return }
         rebaseIfNeeded(now)
         let weight = rate * tau * exp(Double(now - landmark) / 1e9 / tau)
-        if keys.count >= capacity {
+        if slots.count >= capacity {
             makeOrdered()
-            guard weight > weights[heap[0]] else { return }
+            guard weight > slots[heap[0]].weight else { return }
         }
         insert(key, weight: weight, inheritingColdest: false)
     }
@@ -93,13 +110,9 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     /// newcomer's and counts it as error (space-saving). Returns the key's slot.
     @inlinable @discardableResult
     mutating func insert(_ key: Key, weight: Double, inheritingColdest: Bool) -> (at: Int, evicted: Key?) {
-        guard keys.count >= capacity else {
-            let i = keys.count
-            keys.append(key)
-            weights.append(weight)
-            errors.append(0)
-            firsts.append(inheritingColdest ? weight : 0)
-            flags.append(0)
+        guard slots.count >= capacity else {
+            let i = slots.count
+            slots.append(Slot(key: key, weight: weight, error: 0, first: inheritingColdest ? weight : 0, flags: 0))
             slot[key] = i
             if ordered {
                 heap.append(i)
@@ -110,13 +123,10 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         }
         makeOrdered()
         let i = heap[0]
-        let evicted = keys[i]
+        let evicted = slots[i].key
         slot[evicted] = nil
-        errors[i] = inheritingColdest ? weights[i] : 0
-        firsts[i] = inheritingColdest ? weight : 0
-        weights[i] = (inheritingColdest ? weights[i] : 0) + weight
-        flags[i] = 0
-        keys[i] = key
+        let inherited = inheritingColdest ? slots[i].weight : 0
+        slots[i] = Slot(key: key, weight: inherited + weight, error: inherited, first: inheritingColdest ? weight : 0, flags: 0)
         slot[key] = i
         siftDown(0)
         return (i, evicted)
@@ -126,8 +136,8 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     @inlinable
     mutating func makeOrdered() {
         guard !ordered else { return }
-        heap = Array(keys.indices)
-        heapIndex = Array(keys.indices)
+        heap = Array(slots.indices)
+        heapIndex = Array(slots.indices)
         ordered = true
         var i = heap.count / 2
         while i > 0 {
@@ -142,14 +152,14 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     /// The caller's flags of `key` (0 for a key not tracked).
     @inlinable
     public func flags(of key: Key) -> UInt8 {
-        slot[key].map { flags[$0] } ?? 0
+        slot[key].map { slots[$0].flags } ?? 0
     }
 
     /// Sets (`on`) or clears the bits of `mask` on `key`; nothing for a key not tracked.
     @inlinable
     public mutating func setFlags(_ mask: UInt8, on: Bool = true, of key: Key) {
         guard let i = slot[key] else { return }
-        flags[i] = on ? flags[i] | mask : flags[i] & ~mask
+        slots[i].flags = on ? slots[i].flags | mask : slots[i].flags & ~mask
     }
 
     /// The key's rate at `now` (0 for a key not tracked).
@@ -164,7 +174,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     /// Keys whose rate is at least `minimum`, hottest first, at most `limit`.
     public func hottest(_ limit: Int, atLeast minimum: Double = 0, at now: Int64) -> [Hot] {
         let current = exp(Double(now - landmark) / 1e9 / tau)
-        return keys.indices.map { Hot(key: keys[$0], rate: rate(atIndex: $0, current: current)) }
+        return slots.indices.map { Hot(key: slots[$0].key, rate: rate(atIndex: $0, current: current)) }
             .filter { $0.rate >= max(minimum, Self.negligibleRate) }
             .sorted { $0.rate > $1.rate }
             .prefix(limit).map { $0 }
@@ -184,19 +194,11 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
             }
         }
         // Out of the slots: the last slot moves into the freed one.
-        let lastKey = keys.removeLast()
-        let lastWeight = weights.removeLast()
-        let lastError = errors.removeLast()
-        let lastFirst = firsts.removeLast()
-        let lastFlags = flags.removeLast()
+        let last = slots.removeLast()
         let lastHeapIndex = ordered ? heapIndex.removeLast() : 0
-        guard i < keys.count else { return }
-        keys[i] = lastKey
-        weights[i] = lastWeight
-        errors[i] = lastError
-        firsts[i] = lastFirst
-        flags[i] = lastFlags
-        slot[lastKey] = i
+        guard i < slots.count else { return }
+        slots[i] = last
+        slot[last.key] = i
         if ordered {
             heapIndex[i] = lastHeapIndex
             heap[lastHeapIndex] = i
@@ -205,11 +207,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
 
     /// Forgets every key.
     public mutating func removeAll() {
-        keys.removeAll()
-        weights.removeAll()
-        errors.removeAll()
-        firsts.removeAll()
-        flags.removeAll()
+        slots.removeAll()
         slot.removeAll()
         heap.removeAll()
         heapIndex.removeAll()
@@ -220,10 +218,10 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
     /// `current` is what a request now would add, exp((now - L) / tau).
     func rate(atIndex i: Int, current: Double) -> Double {
         // The decayed time since the first request is tau (1 - first / current) in the same units.
-        let first = firsts[i]
-        guard first > 0 else { return max(0, weights[i] - errors[i]) / current / tau }
-        let span = max(current - first, current * Self.shortestSpan)
-        return max(0, weights[i] - errors[i] - first) / span / tau
+        let s = slots[i]
+        guard s.first > 0 else { return max(0, s.weight - s.error) / current / tau }
+        let span = max(current - s.first, current * Self.shortestSpan)
+        return max(0, s.weight - s.error - s.first) / span / tau
     }
 
     /// 1 - e^(-1/2): a rate is read over at least half a time constant.
@@ -235,10 +233,10 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         let exponent = Double(now - landmark) / 1e9 / tau
         guard exponent > 300 || exponent < -300 else { return }
         let scale = exp(-exponent)
-        for i in weights.indices {
-            weights[i] *= scale
-            errors[i] *= scale
-            firsts[i] *= scale
+        for i in slots.indices {
+            slots[i].weight *= scale
+            slots[i].error *= scale
+            slots[i].first *= scale
         }
         landmark = now
     }
@@ -249,7 +247,7 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
         var i = start
         while i > 0 {
             let parent = (i - 1) / 2
-            guard weights[heap[i]] < weights[heap[parent]] else { break }
+            guard slots[heap[i]].weight < slots[heap[parent]].weight else { break }
             swapAt(i, parent)
             i = parent
         }
@@ -265,8 +263,8 @@ public struct HotSet<Key: Hashable & Sendable>: Sendable {
             let left = 2 * i + 1
             let right = left + 1
             var smallest = i
-            if left < n, weights[heap[left]] < weights[heap[smallest]] { smallest = left }
-            if right < n, weights[heap[right]] < weights[heap[smallest]] { smallest = right }
+            if left < n, slots[heap[left]].weight < slots[heap[smallest]].weight { smallest = left }
+            if right < n, slots[heap[right]].weight < slots[heap[smallest]].weight { smallest = right }
             guard smallest != i else { return i }
             swapAt(i, smallest)
             i = smallest

@@ -61,21 +61,6 @@ final class Warmer: Sendable {
         let tags: [String]
     }
 
-    /// A cache key as the hot set tracks it: hashed once per request, then compared and
-    /// hashed again by that number alone (two keys whose 64-bit hashes collide share a rate).
-    struct HotKey: Hashable, Sendable {
-        let hash: Int
-        let name: String
-
-        init(_ name: String) {
-            self.name = name
-            hash = name.hashValue
-        }
-
-        static func == (a: HotKey, b: HotKey) -> Bool { a.hash == b.hash }
-        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-    }
-
     /// What the fetches of one route and source did.
     struct Counts: Sendable, Equatable {
         var issued = 0
@@ -113,14 +98,14 @@ final class Warmer: Sendable {
     }
 
     private struct Shard {
-        var hot: HotSet<HotKey>
+        var hot: HotSet<HashedKey>
         /// Keys whose entry a fetch stored and no client has been served since, with who fetched it.
-        var unused: [HotKey: CountKey] = [:]
+        var unused: [HashedKey: CountKey] = [:]
         /// Of those, the keys the hot set did not track when their fetch ended (a prefetch of a
         /// key not yet asked for): looked up on every hit while there are any.
         var untracked = 0
         /// Hot keys of warm routes: at most one per tracked key (for re-warming and the state file).
-        var recipes: [HotKey: Recipe] = [:]
+        var recipes: [HashedKey: Recipe] = [:]
     }
 
     private struct Schedule {
@@ -156,21 +141,21 @@ final class Warmer: Sendable {
     private let schedule: NIOLockedValueBox<Schedule>
     private let loop: any EventLoop
     private let clock: MonotonicClock
-    /// The runtime whose cache, pools and fills the fetches use; it holds the warmer.
-    private let owner = NIOLockedValueBox(WeakRuntime())
-
-    private struct WeakRuntime {
-        weak var runtime: ProxyRuntime?
-    }
+    /// The runtime whose cache, pools and fills the fetches use; it holds the warmer, and
+    /// `stop` lets it go. Not a weak reference: one weak reference gives an object a side table
+    /// for its counts, and every retain and release of the runtime, on every request, then took
+    /// the slow path (2% of a hit's user time with warming on).
+    private let owner = NIOLockedValueBox<ProxyRuntime?>(nil)
 
     /// The runtime that holds this warmer: set once it exists. Loads the state file, if one is
     /// configured, and saves it from then on.
     func attach(to runtime: ProxyRuntime) {
-        owner.withLockedValue { $0.runtime = runtime }
+        owner.withLockedValue { $0 = runtime }
         warmStart(runtime)
         warmOnStart(runtime)
-        let task = loop.scheduleRepeatedTask(initialDelay: Self.saveInterval, delay: Self.saveInterval) { [weak self] _ in
-            self?.save(blocking: false)
+        // Held until `stop` cancels it (a weak capture would slow every retain of the warmer).
+        let task = loop.scheduleRepeatedTask(initialDelay: Self.saveInterval, delay: Self.saveInterval) { _ in
+            self.save(blocking: false)
         }
         saver.withLockedValue { $0 = task }
     }
@@ -323,7 +308,7 @@ final class Warmer: Sendable {
             guard seen.insert(key.value).inserted else { continue }
             headers.add(name: "Sec-Purpose", value: "prefetch")
             let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: entry.target, headers: headers)
-            let hot = HotKey(key.value)
+            let hot = HashedKey(key.value)
             shard(hash: hot.hash).withLockedValue { s in
                 s.hot.seed(hot, rate: entry.rate, at: t)
                 guard s.hot.contains(hot) else { return }
@@ -384,7 +369,7 @@ final class Warmer: Sendable {
         }
     }
 
-    private var runtime: ProxyRuntime? { owner.withLockedValue { $0.runtime } }
+    private var runtime: ProxyRuntime? { owner.withLockedValue { $0 } }
 
     /// Where the hot set is saved, and the task that saves it every `saveInterval`.
     private let stateFile: NIOLockedValueBox<String?>
@@ -422,7 +407,7 @@ final class Warmer: Sendable {
     }
 
     /// Stops starting fetches and drops the queued ones (fetches under way finish); the hot set
-    /// is saved a last time.
+    /// is saved a last time, and the runtime is let go.
     func stop() {
         saver.withLockedValue { $0?.cancel() }
         save(blocking: true)
@@ -442,6 +427,7 @@ final class Warmer: Sendable {
                 s.counts[CountKey(route: job.route.name, source: source), default: Counts()].dropped += 1
             }
         }
+        owner.withLockedValue { $0 = nil }
     }
 
     private func shard(hash: Int) -> NIOLockedValueBox<Shard> {
@@ -468,7 +454,7 @@ final class Warmer: Sendable {
         guard let warm else {
             // A route without warm: only whether a prefetch stored what was served.
             guard untrackedTotal.load(ordering: .relaxed) > 0 else { return }
-            let hot = HotKey(key.value)
+            let hot = HashedKey(key.value)
             let fetchedBy = shard(hash: hot.hash).withLockedValue { s -> CountKey? in
                 guard s.untracked > 0, !s.hot.contains(hot), let by = s.unused.removeValue(forKey: hot) else { return nil }
                 s.untracked -= 1
@@ -482,10 +468,12 @@ final class Warmer: Sendable {
         }
         // One hash of the key picks the shard and the refresh jitter; the flags say, without
         // another lookup, whether the key has a recipe and whether a fetched entry waits for use.
-        let hot = HotKey(key.value)
+        let hot = HashedKey(key.value)
         let hash = hot.hash
         let (rate, fetchedBy, refreshSet) = shard(hash: hash).withLockedValue { s -> (Double, CountKey?, Bool) in
-            let (rate, evicted, flags) = s.hot.record(hot, at: clock.nanoseconds())
+            let hint = Int(entry.counterSlot.load(ordering: .relaxed))
+            let (rate, evicted, flags, at) = s.hot.record(hot, at: clock.nanoseconds(), hint: hint)
+            if at != hint { entry.counterSlot.store(Int32(truncatingIfNeeded: at), ordering: .relaxed) }
             let refreshSet = flags & Self.refreshSet != 0
             if let evicted {
                 s.recipes[evicted] = nil
@@ -529,7 +517,7 @@ final class Warmer: Sendable {
 
     /// Sets a refresh (`job()`, made only when none is set yet) for the start of its key's
     /// window; it starts then if the key is still hot. A key that went cold is left to expire.
-    private func setRefresh(hot: HotKey, age: Double, lifetime: Double, window: Double, minRate: Double, _ job: () -> Job?) {
+    private func setRefresh(hot: HashedKey, age: Double, lifetime: Double, window: Double, minRate: Double, _ job: () -> Job?) {
         guard age < lifetime else { return }
         let wait = lifetime - age - window
         let set = shard(hash: hot.hash).withLockedValue { s -> Bool in
@@ -563,7 +551,7 @@ final class Warmer: Sendable {
         guard let warm = job.route.warm, let fraction = warm.refreshAhead else { return }
         let now = runtime.now()
         guard let entry = runtime.store.lookup(job.key, requestHeaders: job.head.headers, now: now) else { return }
-        let hot = HotKey(job.key.value)
+        let hot = HashedKey(job.key.value)
         let lifetime = Double(entry.terms.freshnessLifetime.milliseconds) / 1000
         let age = Double(entry.age(at: now).milliseconds) / 1000
         let window = RefreshAhead(fraction: fraction).window(lifetime: lifetime, jitter: RefreshAhead.jitter(for: UInt64(bitPattern: Int64(hot.hash))))
@@ -776,7 +764,7 @@ final class Warmer: Sendable {
         for shard in shards {
             shard.withLockedValue { s in
                 for recipe in s.recipes.values where matches(recipe) {
-                    let rate = s.hot.rate(of: HotKey(recipe.key.value), at: t)
+                    let rate = s.hot.rate(of: HashedKey(recipe.key.value), at: t)
                     guard let warm = recipe.route.warm, warm.rewarmAfterPurge, rate >= warm.minRate else { continue }
                     jobs.append((Job(key: recipe.key, route: recipe.route, head: recipe.head, uri: recipe.uri, entry: nil, since: now), rate))
                 }
@@ -925,7 +913,7 @@ final class Warmer: Sendable {
         }
         var replacedUnused: CountKey?
         if let ending, ending != .failed, ending != .notStored {
-            let hot = HotKey(job.key.value)
+            let hot = HashedKey(job.key.value)
             replacedUnused = shard(hash: hot.hash).withLockedValue { s in
                 let replaced = s.unused[hot]
                 if s.hot.contains(hot) {
