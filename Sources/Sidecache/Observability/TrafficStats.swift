@@ -90,8 +90,8 @@ final class HotKeys: Sendable {
     }
 
     /// Counts a hit on `key` at `second` (any monotonic clock in seconds). The key is hashed
-    /// once, for its shard and its bucket's table alike (hashing it for each, and comparing
-    /// keys as strings, cost 7.7% of a hit's user time on 10,000 keys).
+    /// once, for its shard and its bucket's table alike: hashed for each and compared as a
+    /// string, the count took 7.7% of a hit's user time on 10,000 keys, and 4% so.
     func record(_ key: String, atSecond second: Int64) {
         let bucket = second / Self.bucketSeconds
         let hashed = HashedKey(key)
