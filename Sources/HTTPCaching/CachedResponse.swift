@@ -221,9 +221,12 @@ public final class CachedResponse: Sendable {
         return .stale(staleness: terms.revalidateAlways ? max(.zero, age - terms.freshnessLifetime) : age - terms.freshnessLifetime)
     }
 
-    /// RFC 5861 §3: may be served at once while one background request refreshes it.
+    /// RFC 5861 §3: may be served at once while one background request refreshes it. A window
+    /// of zero (none given) allows nothing, not even at the very millisecond the entry expires:
+    /// that instant served a stale copy and sent its refresh to the origin, past an L2 that
+    /// another instance had just refreshed.
     public func isWithinStaleWhileRevalidate(at now: CacheInstant) -> Bool {
-        guard terms.mayServeStale, !terms.revalidateAlways else { return false }
+        guard terms.mayServeStale, !terms.revalidateAlways, terms.staleWhileRevalidate > .zero else { return false }
         if case .stale(let staleness) = freshness(at: now) { return staleness <= terms.staleWhileRevalidate }
         return false
     }
@@ -233,7 +236,7 @@ public final class CachedResponse: Sendable {
         guard terms.mayServeStale else { return false }
         switch freshness(at: now) {
         case .fresh: return true
-        case .stale(let staleness): return staleness <= terms.staleIfError
+        case .stale(let staleness): return terms.staleIfError > .zero && staleness <= terms.staleIfError
         }
     }
 

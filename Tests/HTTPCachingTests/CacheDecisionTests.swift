@@ -40,6 +40,20 @@ import Testing
         #expect(!CacheDecision.isServable(e, at: t0 + .seconds(41)))
     }
 
+    @Test func withoutAStaleWindowTheInstantOfExpiryIsAlreadyValidated() throws {
+        // Age equal to the lifetime is stale by zero: no stale-while-revalidate or stale-if-error
+        // of zero lets it be served (it used to, for that one millisecond).
+        let e = try entry("max-age=10")
+        #expect(CacheDecision.use(e, at: t0 + .milliseconds(9_999), clientAsksRevalidation: false) == .serveFresh(.hit(ttl: 0)))
+        #expect(CacheDecision.use(e, at: t0 + .seconds(10), clientAsksRevalidation: false) == .validate)
+        #expect(!e.isWithinStaleIfError(at: t0 + .seconds(10)))
+        #expect(CacheDecision.staleInsteadOfError(e, at: t0 + .seconds(10), upstreamRefused: false, failure: "connect-failed") == nil)
+        let swr = try entry("max-age=10, stale-while-revalidate=5, stale-if-error=5")
+        #expect(CacheDecision.use(swr, at: t0 + .seconds(10), clientAsksRevalidation: false)
+            == .serveStaleAndRefresh(.hit(ttl: -1, detail: .staleWhileRevalidate)))
+        #expect(swr.isWithinStaleIfError(at: t0 + .seconds(15)))
+    }
+
     @Test func mustRevalidateIsNeverServedStaleWhileRevalidating() throws {
         let e = try entry("max-age=10, must-revalidate, stale-while-revalidate=30")
         #expect(CacheDecision.use(e, at: t0 + .seconds(11), clientAsksRevalidation: false) == .validate)

@@ -76,6 +76,31 @@ import Testing
         }
     }
 
+    @Test func aStaleWhileRevalidateRefreshTakesTheCopyAnotherInstanceRefreshedFromL2() async throws {
+        let reply: TestOrigin.Responder = { r in
+            let fields = [("ETag", "\"v1\""), ("Cache-Control", "max-age=2, stale-while-revalidate=30")]
+            return r.headers.first(name: "if-none-match") == "\"v1\"" ? OriginReply(status: .notModified, headers: fields) : .ok(Self.item, fields)
+        }
+        // The origin-rules route keeps the origin's own lifetime and stale window.
+        try await Self.withTwoInstances(reply) { origin, redis, a, b in
+            #expect(try await get(a.port, "/origin/7").xCache == "MISS")
+            try await Self.waitForL2(redis, keyContaining: "/origin/7")
+            #expect(try await get(b.port, "/origin/7").xCache == "HIT")
+            a.clock.advance(seconds: 3)
+            b.clock.advance(seconds: 3)
+            // Both copies are stale now. A serves its copy stale and refreshes it at the origin.
+            #expect(try await get(a.port, "/origin/7").xCache == "STALE")
+            let refreshedOnA = await eventually { (try? await get(a.port, "/origin/7").xCache) == "HIT" }
+            #expect(refreshedOnA && origin.count("/origin/7") == 2)
+            try await Task.sleep(for: .milliseconds(200))  // A's L2 write is asynchronous
+            // B serves its own stale copy, and its refresh finds A's in L2: no origin request.
+            #expect(try await get(b.port, "/origin/7").xCache == "STALE")
+            let refreshedOnB = await eventually { (try? await get(b.port, "/origin/7").xCache) == "HIT" }
+            #expect(refreshedOnB)
+            #expect(origin.count("/origin/7") == 2)
+        }
+    }
+
     /// One GET with the given `Host`, as a client that calls the instance by that name.
     static func getAs(_ port: Int, _ path: String, host: String) async throws -> TestResponse {
         try await offloaded {

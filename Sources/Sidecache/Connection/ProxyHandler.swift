@@ -424,10 +424,22 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         warmer.served(entry, key: key, route: route, warm: route.warm, request: r, now: now)
     }
 
+    /// Stale-while-revalidate: one background refresh per key. With Redis, L2 first: another
+    /// instance may have refreshed the key already, and its copy then replaces this one without
+    /// an origin request.
     private func refreshInBackground(_ r: ActiveRequest, _ target: CacheTarget, entry: CachedResponse) {
         guard let context, runtime.coalescer.join(target.key.value, waiter: nil) == .leader else { return }
-        CacheFill(runtime: runtime, key: target.key, route: target.route, request: r, owner: nil, clientAddress: clientAddress,
-                  validating: entry, eventLoop: context.eventLoop).start()
+        let loop = context.eventLoop
+        let fill = { [runtime, clientAddress] in
+            CacheFill(runtime: runtime, key: target.key, route: target.route, request: r, owner: nil, clientAddress: clientAddress,
+                      validating: entry, eventLoop: loop).start()
+        }
+        guard let tier = runtime.sharedTier else { return fill() }
+        tier.lookup(target.key, requestHeaders: r.head.headers, now: runtime.now(), on: loop) { [runtime] found in
+            guard let found, found.responseTime > entry.responseTime, case .fresh = found.freshness(at: runtime.now()) else { return fill() }
+            runtime.store.store(found, for: target.key)
+            runtime.coalescer.finish(target.key.value, with: .entry(found))
+        }
     }
 
     /// A fill this request waited on has finished: a follower resumes here.
