@@ -862,11 +862,14 @@ final class Warmer: Sendable {
         // refresh-ahead share), and at least until this entry would expire. Every other
         // instance's entry of the key reaches its window within that time, and finds the lease
         // taken; the holder's next refresh finds it gone. A Redis that does not answer leases
-        // nothing and stops nothing: the refresh goes on.
-        if source == .refresh, let tier = runtime.sharedTier, let entry = job.entry,
-           case .fresh(let remaining) = entry.freshness(at: runtime.now()) {
+        // nothing and stops nothing: the refresh goes on. An entry that expired while its refresh
+        // waited for the budget takes the lease too: without it, two instances whose refreshes
+        // both started late each went to the origin.
+        if source == .refresh, let tier = runtime.sharedTier, let entry = job.entry {
+            var remaining: Int64 = 0
+            if case .fresh(let left) = entry.freshness(at: runtime.now()) { remaining = left.milliseconds }
             let untilNextWindow = Int64(Double(entry.terms.freshnessLifetime.milliseconds) * (1 - (job.route.warm?.refreshAhead ?? 0)))
-            tier.lease(job.key, milliseconds: max(remaining.milliseconds + 1000, untilNextWindow), holder: runtime.instanceID,
+            tier.lease(job.key, milliseconds: max(remaining + 1000, untilNextWindow), holder: runtime.instanceID,
                        on: loop) { [self] taken in
                 guard taken == false else { return fetch(job, counted, request: request, current: current, started: started, source: source) }
                 runtime.coalescer.finish(job.key.value, with: .retry)
