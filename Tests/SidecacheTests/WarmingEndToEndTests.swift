@@ -446,6 +446,43 @@ import Testing
         await origin.stop()
     }
 
+    @Test func aRefreshThatWaitedPastItsEntrysExpiryStillTakesTheLease() async throws {
+        let version = NIOLockedValueBox(1)
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let origin = try await TestOrigin.start(Self.origin(version))
+        // One background request a second: a second refresh on an instance waits for it.
+        let extra = RedisTierTests.redisSection(redis) + "\nwarming: { max_rps: 1, max_concurrent: 4 }\nadmin: { listen: \"127.0.0.1:0\" }"
+        let a = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        let b = try await Sidecar.start(origin: origin, extra: extra, routes: Self.routes())
+        try await RedisTierTests.waitForRedis(a)
+        try await RedisTierTests.waitForRedis(b)
+        for path in ["/api/items/P", "/api/items/Q"] {
+            _ = try await get(a.port, path)
+            try await RedisTierTests.waitForL2(redis, keyContaining: path)
+        }
+        for proxy in [a, b] { for path in ["/api/items/P", "/api/items/Q"] { for _ in 0..<10 { _ = try await get(proxy.port, path) } } }
+        a.clock.advance(seconds: 96)
+        b.clock.advance(seconds: 96)
+        // B's token goes to P; its refresh of Q waits about a second for the next one.
+        #expect(try await get(b.port, "/api/items/P").xCache == "HIT")
+        #expect(await eventually { Self.prefetches(origin, "/api/items/P").count == 1 })
+        #expect(try await get(b.port, "/api/items/Q").xCache == "HIT")
+        // A refreshes Q meanwhile and holds its lease; B's copy expires before B's refresh starts.
+        #expect(try await get(a.port, "/api/items/Q").xCache == "HIT")
+        #expect(await eventually { Self.prefetches(origin, "/api/items/Q").count == 1 })
+        b.clock.advance(seconds: 5)
+        let leased = await eventually(timeout: .seconds(5), interval: .milliseconds(50)) {
+            guard let admin = b.adminPort, let stats = try? AdminTests.json(try await get(admin, "/stats")) else { return false }
+            return (Self.warmCounts(stats, route: "items", source: "refresh")?["leased_elsewhere"] as? Int ?? 0) >= 1
+        }
+        #expect(leased, "B's late refresh of Q did not meet A's lease")
+        #expect(Self.prefetches(origin, "/api/items/Q").count == 1)
+        await a.stop()
+        await b.stop()
+        await origin.stop()
+    }
+
     @Test func linksTheOriginAnnouncesAreFetchedOnRoutesThatFollowThem() async throws {
         let responder: TestOrigin.Responder = { request in
             if request.path == "/api/items/9" {
