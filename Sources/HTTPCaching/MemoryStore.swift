@@ -227,8 +227,7 @@ public final class MemoryStore: Sendable {
         return shard(for: key.value).withLockedValue { s in
             let existing = s.table.peek(key.value)
             if existing == nil {
-                let alone = VariantSet(variants: [entry], path: key.path, keyBytes: Self.keyBytes(key))
-                guard s.table.admit(key.value, cost: alone.cost, limit: admissionLimit) else { return false }
+                guard s.table.admit(key.value, cost: Self.keyBytes(key) + entry.cost, limit: admissionLimit) else { return false }
             }
             var set = existing ?? VariantSet(variants: [], path: key.path, keyBytes: Self.keyBytes(key))
             let before = existing?.cost ?? 0
