@@ -15,9 +15,7 @@ public enum EvictionPolicy: String, Sendable, Equatable, CaseIterable {
 /// Under S3-FIFO (per table, i.e. per shard of the memory store):
 /// - a new key enters the small queue, or the main queue when its hash is in the ghost queue (it
 ///   was evicted from the small queue lately and is asked for again); a key costing more than the
-///   small queue's share goes straight to main; a new key costing more than the whole cache's small
-///   queue is not stored the first time at all, only its hash joins the ghost queue, so that it is
-///   stored, in main, when asked for again while remembered (`admit`);
+///   small queue's share goes straight to main (kept out, it would be uncacheable at any size);
 /// - a hit raises the entry's counter (at most 3);
 /// - evicting from the small queue (while it holds more than `smallShare` of the capacity): an
 ///   entry hit at least `promotionThreshold` times moves to main with its counter cleared, the
@@ -49,8 +47,6 @@ struct EvictionTable<Key: Hashable, Value> {
         var ghostHits = 0
         var evictedFromSmall = 0
         var evictedFromMain = 0
-        /// New keys larger than the small queue refused on first sight (`admit`).
-        var notAdmitted = 0
     }
 
     private(set) var policy: EvictionPolicy
@@ -100,22 +96,6 @@ struct EvictionTable<Key: Hashable, Value> {
         setCost(slot, cost)
     }
 
-    /// Whether a `set` of `key` at `cost` would be kept: always for a key present or under LRU.
-    /// Under S3-FIFO a new key costing more than `limit` is refused the first time and its hash
-    /// remembered in the ghost queue; asked for again while remembered, it is admitted to main.
-    /// The memory store passes the small queue of the whole cache (10% of it): stored on first
-    /// sight, such an object pushes out a whole small queue's worth of entries for a request it
-    /// may never see again. (A shard's own small queue is too small a limit: in a cache of a few
-    /// hundred KiB every object exceeds it, and refusing them all missed up to 8% more than LRU.)
-    mutating func admit(_ key: Key, cost: Int, limit: Int) -> Bool {
-        guard policy == .s3fifo, cost > limit, slots[key] == nil else { return true }
-        let hash = key.hashValue
-        if ghost.contains(hash) { return true }
-        ghost.insert(hash, capacity: max(main.count, 64))
-        counters.notAdmitted += 1
-        return false
-    }
-
     /// Inserts, or replaces and counts a use; returns the value it replaced.
     @discardableResult
     mutating func set(_ key: Key, _ value: Value, cost: Int) -> Value? {
@@ -133,7 +113,6 @@ struct EvictionTable<Key: Hashable, Value> {
         case .s3fifo:
             let remembered = ghost.remove(key.hashValue)
             if remembered { counters.ghostHits += 1 }
-            // A key larger than the small queue arrives here only through `admit`, remembered.
             toMain = remembered || cost > smallTarget
         }
         let node = Node(key: key, value: value, cost: cost, frequency: 0, inSmall: !toMain, newer: -1, older: -1)
@@ -306,8 +285,6 @@ struct GhostQueue: Sendable {
             start = 0
         }
     }
-
-    func contains(_ hash: Int) -> Bool { members[hash] != nil }
 
     /// Whether the hash was there; it is forgotten either way.
     mutating func remove(_ hash: Int) -> Bool {

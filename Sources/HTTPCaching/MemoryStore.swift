@@ -44,9 +44,6 @@ public final class MemoryStore: Sendable {
         /// Keys that moved from the small queue to main, and new keys found in the ghost queue.
         public var promotions = 0
         public var ghostHits = 0
-        /// New keys larger than a shard's small queue, not stored on first sight (stored when asked
-        /// for again while their hash is in the ghost queue).
-        public var notAdmitted = 0
         /// Primary keys evicted from each queue.
         public var evictedFromSmall = 0
         public var evictedFromMain = 0
@@ -216,19 +213,12 @@ public final class MemoryStore: Sendable {
     }
 
     /// Stores a response, replacing the variant with the same Vary values. Returns false when the
-    /// entry is larger than `maxObjectBytes`, or (S3-FIFO) when it is a new key larger than the
-    /// cache's small queue (10% of `maxBytes`) asked for the first time (see
-    /// `EvictionTable.admit`); it is then not stored.
+    /// entry is larger than `maxObjectBytes` (it is then not stored).
     @discardableResult
     public func store(_ entry: CachedResponse, for key: CacheKey) -> Bool {
-        let limits = currentLimits
-        guard Self.fits(entry, limits) else { return false }
-        let admissionLimit = limits.maxBytes / 100 * EvictionTable<String, VariantSet>.smallShare
-        return shard(for: key.value).withLockedValue { s in
+        guard fits(entry) else { return false }
+        shard(for: key.value).withLockedValue { s in
             let existing = s.table.peek(key.value)
-            if existing == nil {
-                guard s.table.admit(key.value, cost: Self.keyBytes(key) + entry.cost, limit: admissionLimit) else { return false }
-            }
             var set = existing ?? VariantSet(variants: [], path: key.path, keyBytes: Self.keyBytes(key))
             let before = existing?.cost ?? 0
             let beforeCount = set.variants.count
@@ -249,17 +239,14 @@ public final class MemoryStore: Sendable {
             s.table.set(key.value, set, cost: set.cost)
             s.index(key.value, entry, path: key.path)
             s.evict(toFit: s.maxBytes)
-            return true
         }
+        return true
     }
 
     /// Whether the entry is small enough to be stored (`maxObjectBytes`, heads aside).
     public func fits(_ entry: CachedResponse) -> Bool {
-        Self.fits(entry, currentLimits)
-    }
-
-    private static func fits(_ entry: CachedResponse, _ limits: Limits) -> Bool {
-        entry.cost <= limits.maxObjectBytes + 4096 && entry.body.readableBytes <= limits.maxObjectBytes
+        let limits = currentLimits
+        return entry.cost <= limits.maxObjectBytes + 4096 && entry.body.readableBytes <= limits.maxObjectBytes
     }
 
     /// Puts `new` in place of `old` if `old` (this very object) is still stored under the key: an
@@ -384,7 +371,6 @@ public final class MemoryStore: Sendable {
                 let counters = s.table.counters
                 total.promotions += counters.promotions
                 total.ghostHits += counters.ghostHits
-                total.notAdmitted += counters.notAdmitted
                 total.evictedFromSmall += counters.evictedFromSmall
                 total.evictedFromMain += counters.evictedFromMain
             }

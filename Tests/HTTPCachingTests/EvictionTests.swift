@@ -53,23 +53,6 @@ import Testing
         #expect(t.peek(favourite) != nil || t.counters.evictedFromMain > 0)
     }
 
-    @Test func aNewKeyOverTheAdmissionLimitIsRememberedFirstAndStoredWhenAskedAgain() {
-        var t = Table(policy: .s3fifo, capacity: 100)
-        // Over the limit and new: refused, its hash remembered; asked again: admitted (to main).
-        let first = t.admit("huge", cost: 60, limit: 50)
-        #expect(!first && t.peek("huge") == nil && t.counters.notAdmitted == 1 && t.ghostEntries == 1)
-        let again = t.admit("huge", cost: 60, limit: 50)
-        #expect(again)
-        _ = Self.insert(&t, "huge", cost: 60)
-        #expect(t.mainQueue.entries == 1 && t.counters.ghostHits == 1)
-        // A key present, one at the limit, and LRU are never refused.
-        let present = t.admit("huge", cost: 90, limit: 50)
-        let atLimit = t.admit("fits", cost: 50, limit: 50)
-        var lru = Table(policy: .lru, capacity: 100)
-        let underLRU = lru.admit("huge", cost: 60, limit: 50)
-        #expect(present && atLimit && underLRU && lru.counters.notAdmitted == 0)
-    }
-
     @Test func aKeyLargerThanTheSmallQueueGoesStraightToMain() {
         var t = Table(policy: .s3fifo, capacity: 100)
         _ = Self.insert(&t, "big", cost: 30)
@@ -121,33 +104,6 @@ import Testing
         ghost.insert(9_999, capacity: 100)
         let again = ghost.remove(9_999)
         #expect(again)
-    }
-}
-
-/// The store's admission rule: a new entry larger than the cache's small queue (10% of it).
-@Suite struct AdmissionTests {
-    @Test func anEntryLargerThanTheSmallQueueIsStoredTheSecondTimeItComes() {
-        let now = CacheInstant(seconds: 1_800_000_000)
-        let terms = StorageTerms(freshnessLifetime: .seconds(600), staleWhileRevalidate: .zero, staleIfError: .zero,
-                                 revalidateAlways: false, mayServeStale: true)
-        func entry(_ bytes: Int) -> CachedResponse {
-            CachedResponse(status: .ok, headers: HTTPHeaders([("Content-Length", "\(bytes)")]), body: ByteBuffer(repeating: 0x61, count: bytes),
-                           requestTime: now, responseTime: now, terms: terms, varyNames: [], varyValues: [], tags: ["t"])
-        }
-        let key = CacheKey(value: "h/big", path: "/big")
-        for policy in EvictionPolicy.allCases {
-            let store = MemoryStore(limits: .init(maxBytes: 1_000_000, maxObjectBytes: 500_000, policy: policy), shardCount: 1)
-            // 150 KB against a small queue of 100 KB: S3-FIFO stores it only when it comes again.
-            let first = store.store(entry(150_000), for: key)
-            #expect(first == (policy == .lru), "\(policy)")
-            #expect((store.lookup(key, requestHeaders: [:], now: now) == nil) == (policy == .s3fifo))
-            #expect(store.statistics.notAdmitted == (policy == .s3fifo ? 1 : 0))
-            if policy == .s3fifo { #expect(store.statistics.bytes == 0 && store.statistics.entries == 0) }
-            #expect(store.store(entry(150_000), for: key))
-            #expect(store.lookup(key, requestHeaders: [:], now: now) != nil)
-            // Smaller ones are stored at once, and the refused one left nothing in the tag index.
-            #expect(store.store(entry(50_000), for: CacheKey(value: "h/small", path: "/small")))
-        }
     }
 }
 

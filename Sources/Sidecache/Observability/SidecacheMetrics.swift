@@ -75,7 +75,6 @@ final class SidecacheMetrics: Sendable {
         policyCounters = [
             "promotions": CoreMetrics.Counter(label: "sidecache_cache_promotions_total", factory: factory),
             "ghost_hits": CoreMetrics.Counter(label: "sidecache_cache_ghost_hits_total", factory: factory),
-            "not_admitted": CoreMetrics.Counter(label: "sidecache_cache_not_admitted_total", factory: factory),
             "evicted_small": CoreMetrics.Counter(label: "sidecache_cache_queue_evictions_total", dimensions: [("queue", "small")], factory: factory),
             "evicted_main": CoreMetrics.Counter(label: "sidecache_cache_queue_evictions_total", dimensions: [("queue", "main")], factory: factory),
         ]
@@ -207,7 +206,7 @@ final class SidecacheMetrics: Sendable {
         queueKeys.small.set(cache.smallKeys)
         queueKeys.main.set(cache.mainKeys)
         ghostKeys.set(cache.ghostKeys)
-        let totals = ["promotions": cache.promotions, "ghost_hits": cache.ghostHits, "not_admitted": cache.notAdmitted,
+        let totals = ["promotions": cache.promotions, "ghost_hits": cache.ghostHits,
                       "evicted_small": cache.evictedFromSmall, "evicted_main": cache.evictedFromMain]
         let added = policySeen.withLockedValue { seen -> [String: Int] in
             var added: [String: Int] = [:]

@@ -21,7 +21,7 @@ extension ProxyRuntime {
                     "main": ["keys": cache.mainKeys, "bytes": cache.mainBytes, "evicted_keys": cache.evictedFromMain],
                     "ghost": ["keys": cache.ghostKeys],
                 ] as [String: Any],
-                "promotions": cache.promotions, "ghost_hits": cache.ghostHits, "not_admitted": cache.notAdmitted,
+                "promotions": cache.promotions, "ghost_hits": cache.ghostHits,
             ] as [String: Any],
             "totals": Self.json(total),
             "routes": routes.mapValues(Self.json),
