@@ -213,10 +213,10 @@ public final class MemoryStore: Sendable {
     }
 
     /// Stores a response, replacing the variant with the same Vary values. Returns false when the
-    /// entry is larger than `maxObjectBytes` (it is then not stored).
+    /// entry is larger than `maxObjectBytes` or than a shard (see `fits`); it is then not stored.
     @discardableResult
     public func store(_ entry: CachedResponse, for key: CacheKey) -> Bool {
-        guard fits(entry) else { return false }
+        guard Self.fits(entry, extra: Self.keyBytes(key), limits: currentLimits, shards: shards.count) else { return false }
         shard(for: key.value).withLockedValue { s in
             let existing = s.table.peek(key.value)
             var set = existing ?? VariantSet(variants: [], path: key.path, keyBytes: Self.keyBytes(key))
@@ -243,10 +243,17 @@ public final class MemoryStore: Sendable {
         return true
     }
 
-    /// Whether the entry is small enough to be stored (`maxObjectBytes`, heads aside).
+    /// Whether the entry is small enough to be stored: `maxObjectBytes` (heads aside), and no
+    /// more than one shard holds. Each shard has 1/16 of `maxBytes`; an entry larger than that
+    /// could not stay, and storing it first pushed out everything else in its shard. (With the
+    /// defaults, 256 MiB and 8 MiB objects, a shard holds 16 MiB and this never bites.)
     public func fits(_ entry: CachedResponse) -> Bool {
-        let limits = currentLimits
-        return entry.cost <= limits.maxObjectBytes + 4096 && entry.body.readableBytes <= limits.maxObjectBytes
+        Self.fits(entry, extra: 0, limits: currentLimits, shards: shards.count)
+    }
+
+    private static func fits(_ entry: CachedResponse, extra: Int, limits: Limits, shards: Int) -> Bool {
+        entry.cost <= limits.maxObjectBytes + 4096 && entry.body.readableBytes <= limits.maxObjectBytes
+            && entry.cost + extra <= limits.maxBytes / shards
     }
 
     /// Puts `new` in place of `old` if `old` (this very object) is still stored under the key: an

@@ -39,6 +39,17 @@ import Testing
         #expect(store.statistics.entries == 0)
     }
 
+    @Test func anObjectLargerThanAShardIsNotStoredAndPushesNothingOut() {
+        // 16 shards of 100,000 bytes: 150,000 is under max_object_bytes but over a shard.
+        let store = MemoryStore(limits: .init(maxBytes: 1_600_000, maxObjectBytes: 500_000))
+        for i in 0..<200 { store.store(entry(bytes: 1000), for: key("/small/\(i)")) }
+        let before = store.statistics
+        #expect(!store.fits(entry(bytes: 150_000)) && store.fits(entry(bytes: 90_000)))
+        #expect(!store.store(entry(bytes: 150_000), for: key("/big")))
+        #expect(store.statistics.entries == before.entries && store.statistics.evictions == before.evictions)
+        #expect(store.store(entry(bytes: 90_000), for: key("/fits")))
+    }
+
     @Test func floodOfDistinctKeysStaysBounded() {
         let store = MemoryStore(limits: .init(maxBytes: 1 << 20, maxObjectBytes: 1 << 20))
         for i in 0..<20_000 { store.store(entry(bytes: 100), for: key("/k/\(i)")) }
