@@ -155,7 +155,8 @@ public struct SuccessorModel<Key: Hashable & Sendable, Session: Hashable & Senda
             t.successors.append(Successor(key: next, count: 1))
         } else if let weakest = t.successors.indices.min(by: { t.successors[$0].count < t.successors[$1].count }) {
             // No inherited count: an inherited one would make a key seen once as likely as the
-            // one it replaced, and precision fell by half with it on the apache log.
+            // one it replaced, and precision fell by half with it in an offline model of the
+            // apache log replay.
             t.successors[weakest] = Successor(key: next, count: 1)
         }
         transitions[previous] = t
