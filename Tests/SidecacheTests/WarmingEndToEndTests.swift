@@ -237,6 +237,33 @@ import Testing
         }
     }
 
+    @Test func aPurgeReWarmsKeysDownToHalfTheirRoutesMinRate() async throws {
+        let version = NIOLockedValueBox(1)
+        // min_rate 0.1/s: k1 (10 requests) and k0 (4) both become hot, then go unasked.
+        try await withProxy(extra: Self.warming, routes: Self.routes(), Self.origin(version)) { origin, proxy in
+            for _ in 0..<10 { _ = try await get(proxy.port, "/api/items/k1") }
+            for _ in 0..<4 { _ = try await get(proxy.port, "/api/items/k0") }
+            func rates() async throws -> [String: Double] {
+                let stats = try AdminTests.json(try await get(try #require(proxy.adminPort), "/stats"))
+                let hot = (stats["warming"] as? [String: Any])?["hot_keys"] as? [[String: Any]] ?? []
+                return Dictionary(hot.compactMap { h in (h["key"] as? String).map { ($0, h["rate_per_second"] as? Double ?? 0) } }, uniquingKeysWith: max)
+            }
+            func rate(_ id: String, _ all: [String: Double]) -> Double { all.first { $0.key.contains("/api/items/\(id)") }?.value ?? 0 }
+            // Let the rates decay until k1 reads between half of min_rate and min_rate; k0 is
+            // then under half of it.
+            var all = try await rates()
+            for _ in 0..<60 where rate("k1", all) >= 0.1 {
+                proxy.monotonic.advance(.seconds(2))
+                all = try await rates()
+            }
+            #expect(rate("k1", all) >= 0.05 && rate("k1", all) < 0.1 && rate("k0", all) < 0.05, "\(all)")
+            try await Self.purge(proxy, #"{"tags": ["items"]}"#)
+            #expect(await eventually { Self.prefetches(origin, "/api/items/k1").count == 1 })
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(Self.prefetches(origin, "/api/items/k0").isEmpty)
+        }
+    }
+
     @Test func aRouteCanRefreshAheadWithoutReWarming() async throws {
         let version = NIOLockedValueBox(1)
         try await withProxy(extra: Self.warming, routes: Self.routes("{ min_rate: 0.1/s, refresh_ahead: 10%, rewarm_after_purge: false }"),

@@ -744,8 +744,8 @@ final class Warmer: Sendable {
 
     // MARK: Purges
 
-    /// A purge here removed or marked entries: the hot keys it matched on routes that re-warm are
-    /// fetched again in the background (`rewarm`), so the next client finds a fresh entry. Clients
+    /// A purge here removed or marked entries: the hot keys it matched on routes that re-warm (with
+    /// the hysteresis of refresh chains, `keepHotShare`) are fetched again in the background (`rewarm`), so the next client finds a fresh entry. Clients
     /// that come before a fetch starts fill the key themselves, and the fetch is then skipped.
     func invalidated(_ targets: [InvalidationMessage.Target], at now: CacheInstant) {
         let tests: [(Recipe) -> Bool] = targets.map { target in
@@ -765,7 +765,9 @@ final class Warmer: Sendable {
             shard.withLockedValue { s in
                 for recipe in s.recipes.values where matches(recipe) {
                     let rate = s.hot.rate(of: HashedKey(recipe.key.value), at: t)
-                    guard let warm = recipe.route.warm, warm.rewarmAfterPurge, rate >= warm.minRate else { continue }
+                    // Hot down to half of `min_rate`, as for a key in a refresh chain: a rate read
+                    // from a few requests swings by half either way.
+                    guard let warm = recipe.route.warm, warm.rewarmAfterPurge, rate >= warm.minRate * Self.keepHotShare else { continue }
                     jobs.append((Job(key: recipe.key, route: recipe.route, head: recipe.head, uri: recipe.uri, entry: nil, since: now), rate))
                 }
             }
