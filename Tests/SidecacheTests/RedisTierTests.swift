@@ -78,7 +78,7 @@ import Testing
 
     @Test func aStaleWhileRevalidateRefreshTakesTheCopyAnotherInstanceRefreshedFromL2() async throws {
         let reply: TestOrigin.Responder = { r in
-            let fields = [("ETag", "\"v1\""), ("Cache-Control", "max-age=2, stale-while-revalidate=30")]
+            let fields = [("ETag", "\"v1\""), ("Cache-Control", "max-age=60, stale-while-revalidate=30")]
             return r.headers.first(name: "if-none-match") == "\"v1\"" ? OriginReply(status: .notModified, headers: fields) : .ok(Self.item, fields)
         }
         // The origin-rules route keeps the origin's own lifetime and stale window.
@@ -86,8 +86,10 @@ import Testing
             #expect(try await get(a.port, "/origin/7").xCache == "MISS")
             try await Self.waitForL2(redis, keyContaining: "/origin/7")
             #expect(try await get(b.port, "/origin/7").xCache == "HIT")
-            a.clock.advance(seconds: 3)
-            b.clock.advance(seconds: 3)
+            // Each instance's clock stands where it was when it started (B's a little later than
+            // A's): a lifetime of 60 s keeps that gap from making A's copy stale on B.
+            a.clock.advance(seconds: 61)
+            b.clock.advance(seconds: 61)
             // Both copies are stale now. A serves its copy stale and refreshes it at the origin.
             #expect(try await get(a.port, "/origin/7").xCache == "STALE")
             let refreshedOnA = await eventually { (try? await get(a.port, "/origin/7").xCache) == "HIT" }
