@@ -69,7 +69,8 @@ public struct SuccessorModel<Key: Hashable & Sendable, Session: Hashable & Senda
         var recent: [Asked] = []
         var predicted: [Asked] = []
 
-        var lastAt: Int64 { recent.last?.at ?? predicted.last?.at ?? .min }
+        /// A remembered session has asked for at least one key.
+        var lastAt: Int64 { recent.last?.at ?? .min }
     }
 
     public let window: Int64

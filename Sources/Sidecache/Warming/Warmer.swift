@@ -544,6 +544,10 @@ final class Warmer: Sendable {
     /// would otherwise drop out of its chain about every other lifetime and make a client wait.
     static let keepHotShare = 0.5
 
+    /// The rate down to which a key already known hot stays hot on `warm`'s route: in a refresh
+    /// chain, and for a re-warm after a purge.
+    static func keptHotRate(_ warm: SidecacheConfiguration.Warm) -> Double { warm.minRate * keepHotShare }
+
     /// A refresh (or a re-warm, or a warm start) stored the entry of a hot key: the next refresh
     /// is set for the start of the entry's window at once. Left to the next hit, a key asked about once
     /// a lifetime would often see none in time, and its next client would wait for the origin.
@@ -555,7 +559,7 @@ final class Warmer: Sendable {
         let lifetime = Double(entry.terms.freshnessLifetime.milliseconds) / 1000
         let age = Double(entry.age(at: now).milliseconds) / 1000
         let window = RefreshAhead(fraction: fraction).window(lifetime: lifetime, jitter: RefreshAhead.jitter(for: UInt64(bitPattern: Int64(hot.hash))))
-        setRefresh(hot: hot, age: age, lifetime: lifetime, window: window, minRate: warm.minRate * Self.keepHotShare) {
+        setRefresh(hot: hot, age: age, lifetime: lifetime, window: window, minRate: Self.keptHotRate(warm)) {
             Job(key: job.key, route: job.route, head: job.head, uri: job.uri, entry: entry, since: entry.responseTime)
         }
     }
@@ -744,9 +748,10 @@ final class Warmer: Sendable {
 
     // MARK: Purges
 
-    /// A purge here removed or marked entries: the hot keys it matched on routes that re-warm (with
-    /// the hysteresis of refresh chains, `keepHotShare`) are fetched again in the background (`rewarm`), so the next client finds a fresh entry. Clients
-    /// that come before a fetch starts fill the key themselves, and the fetch is then skipped.
+    /// A purge here removed or marked entries: the hot keys it matched on routes that re-warm
+    /// (hot down to `keptHotRate`, as in a refresh chain) are fetched again in the background
+    /// (`rewarm`), so the next client finds a fresh entry. Clients that come before a fetch
+    /// starts fill the key themselves, and the fetch is then skipped.
     func invalidated(_ targets: [InvalidationMessage.Target], at now: CacheInstant) {
         let tests: [(Recipe) -> Bool] = targets.map { target in
             switch target {
@@ -765,9 +770,7 @@ final class Warmer: Sendable {
             shard.withLockedValue { s in
                 for recipe in s.recipes.values where matches(recipe) {
                     let rate = s.hot.rate(of: HashedKey(recipe.key.value), at: t)
-                    // Hot down to half of `min_rate`, as for a key in a refresh chain: a rate read
-                    // from a few requests swings by half either way.
-                    guard let warm = recipe.route.warm, warm.rewarmAfterPurge, rate >= warm.minRate * Self.keepHotShare else { continue }
+                    guard let warm = recipe.route.warm, warm.rewarmAfterPurge, rate >= Self.keptHotRate(warm) else { continue }
                     jobs.append((Job(key: recipe.key, route: recipe.route, head: recipe.head, uri: recipe.uri, entry: nil, since: now), rate))
                 }
             }
